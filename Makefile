@@ -1,0 +1,36 @@
+# The two commands of the README: `make run` and `make test`. Each one builds what it needs.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test lint typecheck unit venv clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+## The main job: the plan for node worker1 of the embedded example cluster, from an empty table.
+run: $(STAMP)
+	$(BIN)/ipvsctl diff --manifests examples/cluster --node worker1 --current-save examples/empty.save; \
+	  rc=$$?; [ $$rc -le 1 ] || exit $$rc
+
+lint: $(STAMP)
+	$(BIN)/ruff check ipvsctl tests bench
+	$(BIN)/ruff format --check ipvsctl tests bench
+	$(BIN)/lint-imports
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+unit: $(STAMP)
+	$(BIN)/pytest -q -m "not kernel and not apiserver"
+
+test: lint typecheck unit
+
+clean:
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis

@@ -1,0 +1,64 @@
+"""The project's own error hierarchy: every failure a user can see names what it is about."""
+
+from __future__ import annotations
+
+
+class IpvsctlError(Exception):
+    """Base of every error ipvsctl raises on purpose."""
+
+
+class ManifestError(IpvsctlError):
+    """A manifest file or one object in it cannot be read.
+
+    ``source`` is the file (or ``-``), ``obj`` the object (``Kind ns/name``) and
+    ``field`` the dotted path of the offending field, when known.
+    """
+
+    def __init__(self, message: str, *, source: str = "", obj: str = "", field: str = "") -> None:
+        self.message = message
+        self.source = source
+        self.obj = obj
+        self.field = field
+        super().__init__(self.describe())
+
+    def describe(self) -> str:
+        where = ": ".join(part for part in (self.source, self.obj) if part)
+        what = f"{self.field}: {self.message}" if self.field else self.message
+        return f"{where}: {what}" if where else what
+
+
+class ObjectError(ManifestError):
+    """One Kubernetes object is malformed or invalid; the others are unaffected."""
+
+
+class SaveFormatError(IpvsctlError):
+    """A line of ``ipvsadm -Sn`` save output cannot be parsed."""
+
+    def __init__(self, message: str, *, line_number: int, line: str, source: str = "") -> None:
+        self.message = message
+        self.line_number = line_number
+        self.line = line
+        self.source = source
+        where = f"{source}:{line_number}" if source else f"line {line_number}"
+        super().__init__(f"{where}: {message}: {line.strip()!r}")
+
+
+class UsageError(IpvsctlError):
+    """A command-line flag or its value is invalid."""
+
+    def __init__(self, message: str, *, flag: str) -> None:
+        self.flag = flag
+        super().__init__(f"{flag}: {message}")
+
+
+class BackendError(IpvsctlError):
+    """The kernel (or the fake kernel) refused or failed an operation."""
+
+    def __init__(self, message: str, *, target: str = "", errno: int = 0) -> None:
+        self.target = target
+        self.errno = errno
+        super().__init__(f"{target}: {message}" if target else message)
+
+
+class DriftError(BackendError):
+    """The kernel table changed under us (EEXIST/ESRCH/ENOENT): re-read and re-plan."""

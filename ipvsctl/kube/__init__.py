@@ -1,0 +1,1 @@
+"""Kubernetes edge: raw JSON/YAML objects → typed views; manifest loading."""

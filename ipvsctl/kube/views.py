@@ -1,0 +1,124 @@
+"""Small typed views of the Kubernetes objects the agent reads (Service, EndpointSlice, Node).
+
+The views hold exactly what translation needs, already type-checked and with
+addresses in canonical form. Building them from raw JSON is the job of
+``ipvsctl.kube.parse``; semantic rules (timeouts, annotations, policies) belong
+to ``ipvsctl.translate``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from ipvsctl.model import Protocol
+
+__all__ = [
+    "EndpointSliceView",
+    "EndpointView",
+    "NodeView",
+    "ObjectRef",
+    "ServicePortView",
+    "ServiceView",
+    "SlicePortView",
+]
+
+SERVICE_NAME_LABEL = "kubernetes.io/service-name"
+SERVICE_PROXY_NAME_LABEL = "service.kubernetes.io/service-proxy-name"
+HOSTNAME_TOPOLOGY_KEY = "kubernetes.io/hostname"
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class ObjectRef:
+    """``namespace/name`` of a namespaced object (namespace empty for cluster-scoped ones)."""
+
+    namespace: str
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.namespace}/{self.name}" if self.namespace else self.name
+
+
+@dataclass(frozen=True, slots=True)
+class ServicePortView:
+    """One entry of ``spec.ports``."""
+
+    name: str
+    protocol: Protocol  # TCP, UDP or SCTP
+    port: int
+    node_port: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceView:
+    """A core/v1 Service, reduced to what the proxy reads.
+
+    ``cluster_ips`` is ``spec.clusterIPs`` (or ``[spec.clusterIP]``), canonical, and
+    ``("None",)`` for a headless Service. ``creation_timestamp`` is the raw RFC 3339
+    string (it sorts chronologically), empty when absent.
+    """
+
+    ref: ObjectRef
+    uid: str = ""
+    creation_timestamp: str = ""
+    type: str = "ClusterIP"  # ClusterIP | NodePort | LoadBalancer | ExternalName
+    cluster_ips: tuple[str, ...] = ()
+    ports: tuple[ServicePortView, ...] = ()
+    external_ips: tuple[str, ...] = ()
+    load_balancer_ips: tuple[str, ...] = ()  # status.loadBalancer.ingress[].ip
+    session_affinity: str = "None"  # None | ClientIP
+    affinity_timeout: int | None = None  # spec.sessionAffinityConfig.clientIP.timeoutSeconds, as given
+    external_traffic_policy: str = "Cluster"  # Cluster | Local
+    internal_traffic_policy: str = "Cluster"  # Cluster | Local
+    health_check_node_port: int | None = None
+    labels: Mapping[str, str] = field(default_factory=dict)
+    annotations: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def is_headless(self) -> bool:
+        """``clusterIP: None``."""
+        return self.cluster_ips == ("None",)
+
+
+@dataclass(frozen=True, slots=True)
+class SlicePortView:
+    """One entry of an EndpointSlice's ``ports`` (name empty when unnamed)."""
+
+    name: str
+    protocol: Protocol
+    port: int
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointView:
+    """One endpoint: its first address and its conditions with API defaults already applied.
+
+    ``ready`` unset → True; ``serving`` unset → ``ready``; ``terminating`` unset → False.
+    ``node_name`` comes from ``nodeName`` or, in v1beta1, ``topology["kubernetes.io/hostname"]``.
+    """
+
+    address: str
+    ready: bool = True
+    serving: bool = True
+    terminating: bool = False
+    node_name: str = ""
+    target: ObjectRef | None = None  # targetRef (usually the Pod)
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointSliceView:
+    """A discovery.k8s.io EndpointSlice (v1 or v1beta1). FQDN slices never become views."""
+
+    ref: ObjectRef
+    service_name: str  # label kubernetes.io/service-name
+    address_type: str  # IPv4 | IPv6
+    ports: tuple[SlicePortView, ...] = ()
+    endpoints: tuple[EndpointView, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class NodeView:
+    """A core/v1 Node: its name and InternalIP/ExternalIP addresses (canonical, in API order)."""
+
+    name: str
+    addresses: tuple[str, ...] = ()
