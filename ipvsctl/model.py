@@ -7,6 +7,7 @@ views, save-file parser, netlink decoder) and never re-parsed in the core.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
@@ -33,6 +34,7 @@ __all__ = [
     "canonical_ip",
     "family_of",
     "max_prefix",
+    "packed_address",
 ]
 
 # Schedulers the Linux kernel ships as ip_vs_<name> modules.
@@ -48,6 +50,9 @@ class Protocol(StrEnum):
     UDP = "udp"
     SCTP = "sctp"
     FWMARK = "fwmark"
+
+
+_PROTOCOL_ORDER = {protocol: index for index, protocol in enumerate(Protocol)}
 
 
 class Forwarding(StrEnum):
@@ -113,8 +118,7 @@ class ServiceKey:
 
     def sort_key(self) -> tuple[int, int, bytes, int]:
         """Total order across families and protocols (ipaddress objects do not compare across families)."""
-        packed = ipaddress.ip_address(self.address).packed
-        return (self.family, list(Protocol).index(self.protocol), packed, self.port)
+        return (self.family, _PROTOCOL_ORDER[self.protocol], packed_address(self.address), self.port)
 
 
 def join_host_port(address: str, port: int) -> str:
@@ -201,8 +205,14 @@ class VirtualService:
         return {real.key: real for real in self.reals}
 
 
+@functools.lru_cache(maxsize=1 << 17)
+def packed_address(address: str) -> bytes:
+    """Network-order bytes of a canonical address (cached: sorting runs on hot paths)."""
+    return ipaddress.ip_address(address).packed
+
+
 def _real_sort_key(real: RealServer) -> tuple[int, bytes, int]:
-    return (family_of(real.address), ipaddress.ip_address(real.address).packed, real.port)
+    return (family_of(real.address), packed_address(real.address), real.port)
 
 
 @dataclass(frozen=True, slots=True)
@@ -334,10 +344,5 @@ class DeleteRealServer:
 
 
 Operation = (
-    AddVirtualService
-    | EditVirtualService
-    | DeleteVirtualService
-    | AddRealServer
-    | EditRealServer
-    | DeleteRealServer
+    AddVirtualService | EditVirtualService | DeleteVirtualService | AddRealServer | EditRealServer | DeleteRealServer
 )
