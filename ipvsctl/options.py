@@ -1,0 +1,77 @@
+"""Command-line values → core settings, with errors that name the flag (pure)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import netaddr
+
+from ipvsctl.errors import UsageError
+from ipvsctl.model import DEFAULT_SCHEDULERS, canonical_ip, max_prefix
+from ipvsctl.translate import Policy
+
+__all__ = ["parse_cidrs", "parse_node_ips", "parse_port_range", "parse_prefix", "policy_from_flags"]
+
+
+def parse_port_range(text: str, *, flag: str = "--node-port-range") -> tuple[int, int]:
+    """``30000-32767`` → (30000, 32767)."""
+    low_text, sep, high_text = text.partition("-")
+    if not sep or not low_text.strip().isdigit() or not high_text.strip().isdigit():
+        raise UsageError(f"{text!r} is not a port range like 30000-32767", flag=flag)
+    low, high = int(low_text), int(high_text)
+    if not 1 <= low <= high <= 65535:
+        raise UsageError(f"{text!r} must satisfy 1 <= low <= high <= 65535", flag=flag)
+    return low, high
+
+
+def parse_cidrs(values: Sequence[str], *, flag: str) -> netaddr.IPSet:
+    """CIDRs (or single addresses) → an IPSet."""
+    networks = []
+    for value in values:
+        try:
+            networks.append(netaddr.IPNetwork(value.strip(), implicit_prefix=False))
+        except (netaddr.AddrFormatError, ValueError, TypeError):
+            raise UsageError(f"{value!r} is not a CIDR like 192.0.2.0/24", flag=flag) from None
+    return netaddr.IPSet(networks)
+
+
+def parse_node_ips(values: Sequence[str], *, flag: str = "--node-ip") -> tuple[str, ...]:
+    """Node IPs → canonical, deduplicated, in the order given."""
+    seen: dict[str, None] = {}
+    for value in values:
+        try:
+            seen[canonical_ip(value)] = None
+        except ValueError:
+            raise UsageError(f"{value!r} is not an IP address", flag=flag) from None
+    return tuple(seen)
+
+
+def parse_prefix(value: int, *, family: int, flag: str) -> int:
+    """A persistence prefix length valid for its family."""
+    limit = max_prefix(family)
+    if not 1 <= value <= limit:
+        raise UsageError(f"{value} is outside 1..{limit}", flag=flag)
+    return value
+
+
+def policy_from_flags(
+    *,
+    scheduler: str,
+    netmask_v4: int,
+    netmask_v6: int,
+    node_port_range: str,
+    external_ip_cidrs: Sequence[str] | None,
+) -> Policy:
+    """The translation policy the flags describe (``external_ip_cidrs`` None: every externalIP honoured)."""
+    if scheduler not in DEFAULT_SCHEDULERS:
+        choices = " ".join(sorted(DEFAULT_SCHEDULERS))
+        raise UsageError(f"unknown scheduler {scheduler!r} (known: {choices})", flag="--scheduler")
+    return Policy(
+        default_scheduler=scheduler,
+        netmask_v4=parse_prefix(netmask_v4, family=4, flag="--persistence-netmask-v4"),
+        netmask_v6=parse_prefix(netmask_v6, family=6, flag="--persistence-netmask-v6"),
+        node_port_range=parse_port_range(node_port_range),
+        external_ip_cidrs=(
+            None if external_ip_cidrs is None else parse_cidrs(external_ip_cidrs, flag="--external-ip-cidr")
+        ),
+    )
