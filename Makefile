@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit venv clean
+.PHONY: run test lint typecheck unit venv clean docs
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,3 +34,7 @@ test: lint typecheck unit
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis
+
+## Regenerate the CLI reference from the typer app (tests/test_docs.py keeps it in sync).
+docs: $(STAMP)
+	$(BIN)/python -m typer ipvsctl.cli utils docs --name ipvsctl --title "ipvsctl CLI reference" --output docs/cli.md

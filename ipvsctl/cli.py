@@ -65,26 +65,38 @@ ManifestsOpt = Annotated[
     typer.Option(
         "--manifests",
         "-f",
+        metavar="PATH",
         help="YAML/JSON file or directory of Services, EndpointSlices and Nodes (repeatable; - for stdin).",
     ),
 ]
-NodeOpt = Annotated[str, typer.Option("--node", help="Name of the node whose table is computed.")]
+NodeOpt = Annotated[str, typer.Option("--node", metavar="NAME", help="Name of the node whose table is computed.")]
 NodeIpOpt = Annotated[
     list[str] | None,
-    typer.Option("--node-ip", help="Node IP for NodePort VIPs (repeatable); default: the Node's addresses."),
+    typer.Option(
+        "--node-ip", metavar="IP", help="Node IP for NodePort VIPs (repeatable); default: the Node's addresses."
+    ),
 ]
-SchedulerOpt = Annotated[str, typer.Option("--scheduler", help="Default IPVS scheduler.")]
+SchedulerOpt = Annotated[str, typer.Option("--scheduler", metavar="NAME", help="Default IPVS scheduler.")]
 NetmaskV4Opt = Annotated[
-    int, typer.Option("--persistence-netmask-v4", help="Default ClientIP persistence prefix length for IPv4.")
+    int,
+    typer.Option(
+        "--persistence-netmask-v4", metavar="PREFIX", help="Default ClientIP persistence prefix length for IPv4."
+    ),
 ]
 NetmaskV6Opt = Annotated[
-    int, typer.Option("--persistence-netmask-v6", help="Default ClientIP persistence prefix length for IPv6.")
+    int,
+    typer.Option(
+        "--persistence-netmask-v6", metavar="PREFIX", help="Default ClientIP persistence prefix length for IPv6."
+    ),
 ]
-NodePortRangeOpt = Annotated[str, typer.Option("--node-port-range", help="NodePort range of the cluster.")]
+NodePortRangeOpt = Annotated[
+    str, typer.Option("--node-port-range", metavar="LOW-HIGH", help="NodePort range of the cluster.")
+]
 ExternalCidrOpt = Annotated[
     list[str] | None,
     typer.Option(
         "--external-ip-cidr",
+        metavar="CIDR",
         help="CIDR in which spec.externalIPs are honoured (repeatable; default none, see CVE-2020-8554).",
     ),
 ]
@@ -98,11 +110,15 @@ def diff(
     node_ip: NodeIpOpt = None,
     current_save: Annotated[
         str | None,
-        typer.Option("--current-save", help="Current table as `ipvsadm -Sn` output (file, or - for stdin)."),
+        typer.Option(
+            "--current-save", metavar="FILE", help="Current table as `ipvsadm -Sn` output (file, or - for stdin)."
+        ),
     ] = None,
     owned_cidr: Annotated[
         list[str] | None,
-        typer.Option("--owned-cidr", help="CIDR of VIPs the agent owns beyond the desired ones (repeatable)."),
+        typer.Option(
+            "--owned-cidr", metavar="CIDR", help="CIDR of VIPs the agent owns beyond the desired ones (repeatable)."
+        ),
     ] = None,
     output: Annotated[DiffFormat, typer.Option("--output", "-o", help="Output format.")] = DiffFormat.TEXT,
     scheduler: SchedulerOpt = "rr",

@@ -29,7 +29,7 @@ def parse_cidrs(values: Sequence[str], *, flag: str) -> netaddr.IPSet:
     networks = []
     for value in values:
         try:
-            networks.append(netaddr.IPNetwork(value.strip(), implicit_prefix=False))
+            networks.append(netaddr.IPNetwork(value.strip()))
         except (netaddr.AddrFormatError, ValueError, TypeError):
             raise UsageError(f"{value!r} is not a CIDR like 192.0.2.0/24", flag=flag) from None
     return netaddr.IPSet(networks)
