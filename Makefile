@@ -20,8 +20,8 @@ run: $(STAMP)
 	  rc=$$?; [ $$rc -le 1 ] || exit $$rc
 
 lint: $(STAMP)
-	$(BIN)/ruff check ipvsctl tests bench
-	$(BIN)/ruff format --check ipvsctl tests bench
+	$(BIN)/ruff check ipvsctl tests $(wildcard bench lab tools)
+	$(BIN)/ruff format --check ipvsctl tests $(wildcard bench lab tools)
 	$(BIN)/lint-imports
 
 typecheck: $(STAMP)
