@@ -40,6 +40,7 @@ __all__ = [
     "Notice",
     "Policy",
     "Rejection",
+    "ServiceMessage",
     "ServiceResult",
     "Translation",
     "group_slices",
@@ -79,8 +80,8 @@ class Policy:
 
 
 @dataclass(frozen=True, slots=True)
-class Rejection:
-    """Why a Service (or one of its VIPs, for a conflict) is not programmed."""
+class ServiceMessage:
+    """Something said about one Service, at one field."""
 
     service: ObjectRef
     field: str
@@ -91,15 +92,13 @@ class Rejection:
 
 
 @dataclass(frozen=True, slots=True)
-class Notice:
+class Rejection(ServiceMessage):
+    """Why a Service (or one of its VIPs, for a conflict) is not programmed."""
+
+
+@dataclass(frozen=True, slots=True)
+class Notice(ServiceMessage):
     """Something an operator should know about a Service that is still programmed."""
-
-    service: ObjectRef
-    field: str
-    message: str
-
-    def __str__(self) -> str:
-        return f"Service {self.service}: {self.field}: {self.message}"
 
 
 @dataclass(frozen=True, slots=True)
