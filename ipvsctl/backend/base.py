@@ -1,0 +1,136 @@
+"""The one interface to an IPVS table: the ``Backend`` protocol and the values it speaks.
+
+Two implementations: ``ipvsctl.backend.netlink`` (the kernel, over generic netlink) and
+``ipvsctl.backend.memory`` (a stateful fake with the kernel's error behaviour). One
+contract suite (``tests/contract``) checks both.
+"""
+
+from __future__ import annotations
+
+import errno as errno_codes
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from ipvsctl.model import ConnectionCounts, Operation, RealServerKey, ServiceKey, Table
+
+__all__ = [
+    "DRIFT_ERRNOS",
+    "ApplyReport",
+    "Backend",
+    "KernelState",
+    "OperationFailure",
+    "RealServerStats",
+    "apply_in_order",
+]
+
+# Errors that mean "the table is not what we planned against": re-read and re-plan.
+DRIFT_ERRNOS = frozenset({errno_codes.EEXIST, errno_codes.ESRCH, errno_codes.ENOENT})
+
+
+@dataclass(frozen=True, slots=True)
+class RealServerStats:
+    """Traffic counters of one real server (since it was added)."""
+
+    connections: int = 0
+    packets_in: int = 0
+    packets_out: int = 0
+    bytes_in: int = 0
+    bytes_out: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class KernelState:
+    """What a backend reads: the table, per-real-server connection counts and stats, bound VIPs."""
+
+    table: Table
+    connections: Mapping[tuple[ServiceKey, RealServerKey], ConnectionCounts] = field(default_factory=dict)
+    stats: Mapping[tuple[ServiceKey, RealServerKey], RealServerStats] = field(default_factory=dict)
+    bound_addresses: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class OperationFailure:
+    """One operation the backend could not apply, with the kernel's errno and words."""
+
+    operation: Operation
+    errno: int
+    message: str
+
+    @property
+    def is_drift(self) -> bool:
+        """True when the table changed under us (EEXIST/ESRCH/ENOENT): re-read and re-plan."""
+        return self.errno in DRIFT_ERRNOS
+
+    def __str__(self) -> str:
+        return f"{type(self.operation).__name__} {self.operation.key}: {self.message} (errno {self.errno})"
+
+
+@dataclass(frozen=True, slots=True)
+class ApplyReport:
+    """The outcome of applying operations: how many went in and which failed.
+
+    After a failure on a virtual service, the later operations on that same service are
+    skipped (they would fail for the same reason) and counted in ``skipped``.
+    """
+
+    applied: int = 0
+    skipped: int = 0
+    failures: tuple[OperationFailure, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        """True when every operation was applied."""
+        return not self.failures and not self.skipped
+
+    @property
+    def drifted(self) -> bool:
+        """True when some failure means the table drifted from what was planned against."""
+        return any(failure.is_drift for failure in self.failures)
+
+
+async def apply_in_order(
+    operations: Sequence[Operation], attempt: Callable[[Operation], Awaitable[OperationFailure | None]]
+) -> ApplyReport:
+    """Attempt each operation in order, skipping the later ones on a service after its failure (ApplyReport's rule)."""
+    applied = skipped = 0
+    failures: list[OperationFailure] = []
+    failed: set[ServiceKey] = set()
+    for operation in operations:
+        if operation.key in failed:
+            skipped += 1
+            continue
+        failure = await attempt(operation)
+        if failure is None:
+            applied += 1
+        else:
+            failures.append(failure)
+            failed.add(operation.key)
+    return ApplyReport(applied=applied, skipped=skipped, failures=tuple(failures))
+
+
+class Backend(Protocol):
+    """An IPVS table the agent can read and change, plus the interface its VIPs are bound to."""
+
+    async def read(self) -> KernelState:
+        """The whole table with connection counts, stats and the addresses bound to the agent's interface."""
+        ...
+
+    async def apply(self, operations: Sequence[Operation]) -> ApplyReport:
+        """Apply operations in order; per-operation failures are reported, not raised.
+
+        Raises BackendError only when the backend itself is unusable (socket gone, no IPVS).
+        """
+        ...
+
+    async def bind_addresses(self, addresses: Collection[str]) -> None:
+        """Make the agent's interface hold exactly ``addresses`` (add missing ones, remove the rest)."""
+        ...
+
+    async def remove_interface(self) -> None:
+        """Delete the agent's interface and every address on it (``ipvsctl cleanup``)."""
+        ...
+
+    async def close(self) -> None:
+        """Release sockets."""
+        ...

@@ -1,0 +1,227 @@
+"""A stateful fake of the kernel's IPVS table: the same table semantics and the same errnos, in memory.
+
+Owns the fake kernel's state: the table, the connection counts and stats tests set, the addresses on
+the fake interface, and the log of the operations it accepted. Tests simulate drift by replacing
+``table``. Refusals follow the order of checks of the kernel's ``ip_vs_ctl.c`` (measured in the kernel
+lab), so an operation that breaks two rules fails with the errno the kernel gives; operations the
+netlink client cannot encode are refused first, by the checks the netlink backend runs too.
+"""
+
+from __future__ import annotations
+
+import errno
+import ipaddress
+import os
+from collections.abc import Collection, Sequence
+from dataclasses import replace
+
+from ipvsctl.backend.base import ApplyReport, KernelState, OperationFailure, RealServerStats, apply_in_order
+from ipvsctl.backend.netlink_codec import Refusal, encoding_problem
+from ipvsctl.errors import BackendError
+from ipvsctl.model import (
+    DEFAULT_SCHEDULERS,
+    AddRealServer,
+    AddVirtualService,
+    ConnectionCounts,
+    DeleteRealServer,
+    DeleteVirtualService,
+    EditRealServer,
+    EditVirtualService,
+    Forwarding,
+    Operation,
+    RealServer,
+    RealServerKey,
+    ServiceKey,
+    Table,
+    VirtualService,
+    canonical_ip,
+    family_of,
+)
+
+__all__ = ["DEFAULT_PERSISTENCE_ENGINES", "MemoryBackend"]
+
+DEFAULT_PERSISTENCE_ENGINES = frozenset({"sip"})  # the only one Linux ships (ip_vs_pe_sip)
+NO_SCHEDULER = "none"  # the kernel takes "none" as "no scheduler module"
+
+_RealRef = tuple[ServiceKey, RealServerKey]
+
+
+class MemoryBackend:
+    """The Backend protocol over an in-memory table that refuses what the kernel refuses."""
+
+    def __init__(
+        self,
+        *,
+        table: Table | None = None,
+        schedulers: Collection[str] = DEFAULT_SCHEDULERS,
+        persistence_engines: Collection[str] = DEFAULT_PERSISTENCE_ENGINES,
+        bound_addresses: Collection[str] = (),
+    ) -> None:
+        self._services: dict[ServiceKey, VirtualService] = dict(table.services) if table is not None else {}
+        self._schedulers = frozenset(schedulers) | {NO_SCHEDULER}
+        self._persistence_engines = frozenset(persistence_engines)
+        self._bound = {canonical_ip(address) for address in bound_addresses}
+        self._connections: dict[_RealRef, ConnectionCounts] = {}
+        self._stats: dict[_RealRef, RealServerStats] = {}
+        self.interface_present = bool(self._bound)
+        self.closed = False
+        self.operations_applied: list[Operation] = []
+        """Every operation the fake accepted, in order (refused and skipped ones are in the ApplyReport)."""
+
+    # --- test controls -----------------------------------------------------------------------------
+
+    @property
+    def table(self) -> Table:
+        """The fake kernel's table now."""
+        return Table(dict(self._services))
+
+    @table.setter
+    def table(self, table: Table) -> None:
+        """Replace the table behind the agent's back (drift); counts of vanished real servers are dropped."""
+        self._services = dict(table.services)
+        present = {(service.key, real.key) for service in self._services.values() for real in service.reals}
+        for counters in (self._connections, self._stats):
+            for ref in set(counters) - present:
+                del counters[ref]
+
+    def set_connections(self, *, service: ServiceKey, real: RealServerKey, active: int, inactive: int = 0) -> None:
+        """Set the connection counts the fake kernel reports for one real server."""
+        self._connections[self._present(service, real)] = ConnectionCounts(active=active, inactive=inactive)
+
+    def set_stats(self, *, service: ServiceKey, real: RealServerKey, stats: RealServerStats) -> None:
+        """Set the traffic counters the fake kernel reports for one real server."""
+        self._stats[self._present(service, real)] = stats
+
+    def _present(self, service: ServiceKey, real: RealServerKey) -> _RealRef:
+        found = self._services.get(service)
+        if found is None or real not in found.real_map():
+            raise ValueError(f"no real server {real} in virtual service {service}")
+        return (service, real)
+
+    # --- the Backend protocol ---------------------------------------------------------------------
+
+    async def read(self) -> KernelState:
+        """The table, counts (zero unless set) and stats of every real server, and the bound addresses."""
+        self._check_open()
+        refs = [(service.key, real.key) for service in self._services.values() for real in service.reals]
+        return KernelState(
+            table=self.table,
+            connections={ref: self._connections.get(ref, ConnectionCounts(active=0, inactive=0)) for ref in refs},
+            stats={ref: self._stats.get(ref, RealServerStats()) for ref in refs},
+            bound_addresses=frozenset(self._bound),
+        )
+
+    async def apply(self, operations: Sequence[Operation]) -> ApplyReport:
+        """Apply operations in order, refusing each as the kernel would; skip a service's rest after a failure."""
+        self._check_open()
+        return await apply_in_order(operations, self._attempt)
+
+    async def bind_addresses(self, addresses: Collection[str]) -> None:
+        """Make the fake interface hold exactly ``addresses`` (creating it if needed)."""
+        self._check_open()
+        wanted: set[str] = set()
+        for address in addresses:
+            try:
+                wanted.add(canonical_ip(address))
+            except ValueError:
+                raise BackendError("not an IP address", target=address, errno=errno.EINVAL) from None
+        self.interface_present = True
+        self._bound = wanted
+
+    async def remove_interface(self) -> None:
+        """Delete the fake interface and its addresses (no error if it is absent)."""
+        self._check_open()
+        self.interface_present = False
+        self._bound = set()
+
+    async def close(self) -> None:
+        """Mark the fake closed: later calls raise BackendError, as a closed socket would."""
+        self.closed = True
+
+    def _check_open(self) -> None:
+        if self.closed:
+            raise BackendError("backend closed", target="memory")
+
+    # --- the fake kernel --------------------------------------------------------------------------
+
+    async def _attempt(self, operation: Operation) -> OperationFailure | None:
+        refusal = encoding_problem(operation) or self._refusal(operation)
+        if refusal is not None:
+            return OperationFailure(operation, refusal.errno, refusal.message)
+        self._perform(operation)
+        self.operations_applied.append(operation)
+        return None
+
+    def _refusal(self, operation: Operation) -> Refusal | None:
+        """What the kernel answers to an operation it refuses, checked in ip_vs_ctl.c's order."""
+        existing = self._services.get(operation.key)
+        match operation:
+            case AddVirtualService(service=service):
+                return _refused(errno.EEXIST) if existing is not None else self._settings_refusal(service)
+            case EditVirtualService(service=service):
+                return _refused(errno.ESRCH) if existing is None else self._settings_refusal(service)
+            case DeleteVirtualService():
+                return _refused(errno.ESRCH) if existing is None else None
+            case AddRealServer() | EditRealServer() | DeleteRealServer():
+                if existing is None:
+                    return _refused(errno.ESRCH)
+                return _real_refusal(operation, existing)
+
+    def _settings_refusal(self, service: VirtualService) -> Refusal | None:
+        if service.scheduler not in self._schedulers:
+            return _refused(errno.ENOENT)
+        if service.pe_name and service.pe_name not in self._persistence_engines:
+            return _refused(errno.ENOENT)
+        if service.key.family == 6 and service.persistence is not None and service.persistence.netmask < 1:
+            return _refused(errno.EINVAL)
+        return None
+
+    def _perform(self, operation: Operation) -> None:
+        key = operation.key
+        match operation:
+            case AddVirtualService(service=service):
+                self._services[key] = service.settings()
+            case EditVirtualService(service=service):
+                self._services[key] = replace(service, reals=self._services[key].reals)
+            case DeleteVirtualService():
+                for real in self._services.pop(key).reals:
+                    self._forget(key, real.key)
+            case AddRealServer(real=real) | EditRealServer(real=real) | DeleteRealServer(real=real):
+                old = self._services[key]
+                others = tuple(r for r in old.reals if r.key != real.key)
+                kept = () if isinstance(operation, DeleteRealServer) else (real,)
+                self._services[key] = replace(old, reals=others + kept)
+                if isinstance(operation, DeleteRealServer):
+                    self._forget(key, real.key)
+
+    def _forget(self, service: ServiceKey, real: RealServerKey) -> None:
+        self._connections.pop((service, real), None)
+        self._stats.pop((service, real), None)
+
+
+def _refused(code: int) -> Refusal:
+    return Refusal(code, os.strerror(code))
+
+
+def _real_refusal(
+    operation: AddRealServer | EditRealServer | DeleteRealServer, service: VirtualService
+) -> Refusal | None:
+    real = operation.real
+    exists = real.key in service.real_map()
+    if isinstance(operation, DeleteRealServer):
+        return None if exists else _refused(errno.ENOENT)
+    if family_of(real.address) != service.key.family and real.forwarding is not Forwarding.TUNNEL:
+        return _refused(errno.EINVAL)  # mixed families work only through a tunnel
+    if real.lower_threshold > real.upper_threshold:
+        return _refused(errno.ERANGE)
+    if isinstance(operation, EditRealServer):
+        return None if exists else _refused(errno.ENOENT)
+    if exists:
+        return _refused(errno.EEXIST)
+    return None if _is_unicast(real) else _refused(errno.EINVAL)
+
+
+def _is_unicast(real: RealServer) -> bool:
+    address = ipaddress.ip_address(real.address)
+    limited_broadcast = address == ipaddress.IPv4Address("255.255.255.255")
+    return not (address.is_multicast or address.is_unspecified or limited_broadcast)
