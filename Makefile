@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit venv clean docs
+.PHONY: run test lint typecheck unit kernel apiserver-test venv clean docs
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,7 +30,17 @@ typecheck: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest -q -m "not kernel and not apiserver"
 
-test: lint typecheck unit
+## Kernel tests in the QEMU lab (real IPVS). 77 = QEMU cannot be installed here: skip; anything else counts.
+kernel: $(STAMP)
+	bash lab/setup.sh && $(PYTHON) lab/run.py -- $(BIN)/pytest -q -p no:hypothesispytest -m "kernel and not slow" tests/kernel tests/contract; \
+	  rc=$$?; if [ $$rc -eq 77 ]; then echo "kernel lab: QEMU unavailable, kernel tests skipped"; exit 0; fi; exit $$rc
+
+## Tests against a real kube-apiserver v1.20 + etcd on loopback (first run builds kube-apiserver, ~5 min, then cached).
+apiserver-test: $(STAMP)
+	IPVSCTL_REQUIRE_APISERVER=1 $(BIN)/pytest -q -m apiserver tests/apiserver
+
+# unit runs before kernel: the host run writes the bytecode caches the read-only guest reuses.
+test: lint typecheck unit kernel apiserver-test
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis

@@ -204,7 +204,6 @@ def test_rejected_service_reported_others_planned(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "phrase"),
     [
-        pytest.param([], "--current-save: reading the live kernel table is not available yet", id="no-current"),
         pytest.param(["--current-save", "/nonexistent/x.save"], "--current-save: cannot read", id="unreadable-save"),
         pytest.param(["--node-ip", "192.0.2.300"], "--node-ip: '192.0.2.300' is not an IP address", id="bad-node-ip"),
         pytest.param(["--owned-cidr", "10.0.0.0/33"], "--owned-cidr: '10.0.0.0/33' is not a CIDR", id="bad-owned"),
@@ -219,11 +218,20 @@ def test_rejected_service_reported_others_planned(tmp_path: Path) -> None:
 def test_bad_flags_exit_two_naming_the_flag(args: list[str], phrase: str) -> None:
     """A bad flag value exits 2 with an error naming the flag; nothing is printed to stdout."""
     base = ["--manifests", CLUSTER, "--node", "worker1"]
-    if "--current-save" not in args and args:
+    if "--current-save" not in args:
         base += ["--current-save", EMPTY]
     code, out, err = diff(*base, *args)
     assert code == 2
     assert phrase in err
+    assert out == ""
+
+
+@pytest.mark.skipif(Path("/proc/net/ip_vs").exists(), reason="this kernel has IPVS: diff would read it")
+def test_live_diff_without_ipvs_says_so() -> None:
+    """Without --current-save on a kernel without IPVS, diff exits 2 saying the kernel has no IPVS."""
+    code, out, err = diff("--manifests", CLUSTER, "--node", "worker1")
+    assert code == 2
+    assert "no IPVS in this kernel" in err
     assert out == ""
 
 

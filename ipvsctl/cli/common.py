@@ -1,0 +1,167 @@
+"""Options and steps the commands share: flags → policy, manifests → desired table, live ownership."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Annotated
+
+import typer
+
+from ipvsctl.errors import UsageError
+from ipvsctl.kube.manifests import ManifestSet, load_manifests
+from ipvsctl.kube.views import ObjectRef
+from ipvsctl.model import ServiceKey
+from ipvsctl.options import parse_cidrs, parse_node_ips, parse_port_range, policy_from_flags
+from ipvsctl.plan import Ownership
+from ipvsctl.report import Problem
+from ipvsctl.translate import NodeContext, Translation, translate
+
+__all__ = [
+    "DEFAULT_INTERFACE",
+    "Desired",
+    "ExternalCidrOpt",
+    "InterfaceOpt",
+    "ManifestsOpt",
+    "NetmaskV4Opt",
+    "NetmaskV6Opt",
+    "NodeIpOpt",
+    "NodeOpt",
+    "NodePortRangeOpt",
+    "OptionalManifestsOpt",
+    "OptionalNodeOpt",
+    "OwnedCidrOpt",
+    "SchedulerOpt",
+    "load_desired",
+    "naming",
+    "node_context",
+    "ownership_from_flags",
+]
+
+ManifestsOpt = Annotated[
+    list[str],
+    typer.Option(
+        "--manifests",
+        "-f",
+        metavar="PATH",
+        help="YAML/JSON file or directory of Services, EndpointSlices and Nodes (repeatable; - for stdin).",
+    ),
+]
+OptionalManifestsOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--manifests", "-f", metavar="PATH", help="Manifests to name VIPs and real servers by Service and Pod."
+    ),
+]
+NodeOpt = Annotated[str, typer.Option("--node", metavar="NAME", help="Name of the node whose table is computed.")]
+OptionalNodeOpt = Annotated[
+    str | None, typer.Option("--node", metavar="NAME", help="This node's name (its Node object gives node IPs).")
+]
+NodeIpOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--node-ip", metavar="IP", help="Node IP for NodePort VIPs (repeatable); default: the Node's addresses."
+    ),
+]
+SchedulerOpt = Annotated[str, typer.Option("--scheduler", metavar="NAME", help="Default IPVS scheduler.")]
+NetmaskV4Opt = Annotated[
+    int,
+    typer.Option(
+        "--persistence-netmask-v4", metavar="PREFIX", help="Default ClientIP persistence prefix length for IPv4."
+    ),
+]
+NetmaskV6Opt = Annotated[
+    int,
+    typer.Option(
+        "--persistence-netmask-v6", metavar="PREFIX", help="Default ClientIP persistence prefix length for IPv6."
+    ),
+]
+NodePortRangeOpt = Annotated[
+    str, typer.Option("--node-port-range", metavar="LOW-HIGH", help="NodePort range of the cluster.")
+]
+ExternalCidrOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--external-ip-cidr",
+        metavar="CIDR",
+        help="CIDR in which spec.externalIPs are honoured (repeatable; default none, see CVE-2020-8554).",
+    ),
+]
+OwnedCidrOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--owned-cidr", metavar="CIDR", help="CIDR of VIPs the agent owns beyond the desired ones (repeatable)."
+    ),
+]
+InterfaceOpt = Annotated[
+    str, typer.Option("--interface", metavar="NAME", help="Dummy interface that holds the agent's VIPs.")
+]
+DEFAULT_INTERFACE = "ipvs0"
+
+
+@dataclass(frozen=True, slots=True)
+class Desired:
+    """The desired table of a node and what explains it."""
+
+    node: NodeContext
+    translation: Translation
+    problems: tuple[Problem, ...]
+
+    @property
+    def vip_addresses(self) -> frozenset[str]:
+        """Addresses the agent binds to its interface: every desired VIP that is not a node IP."""
+        node_ips = set(self.node.addresses)
+        return frozenset(vs.key.address for vs in self.translation.table if vs.key.address not in node_ips)
+
+
+def load_desired(
+    *,
+    manifests: Sequence[str],
+    node: str,
+    node_ips: Sequence[str],
+    scheduler: str,
+    netmask_v4: int,
+    netmask_v6: int,
+    node_port_range: str,
+    external_ip_cidrs: Sequence[str],
+) -> Desired:
+    """Manifests + flags → the node's desired table; object errors and rejections become problems."""
+    policy = policy_from_flags(
+        scheduler=scheduler,
+        netmask_v4=netmask_v4,
+        netmask_v6=netmask_v6,
+        node_port_range=node_port_range,
+        external_ip_cidrs=external_ip_cidrs,
+    )
+    loaded = load_manifests(manifests)
+    context = node_context(loaded, node=node, node_ips=node_ips)
+    translation = translate(loaded.services, loaded.slices, node=context, policy=policy)
+    problems = [Problem(f"{e.source}: {e.obj}" if e.source else e.obj, e.field, e.message) for e in loaded.errors]
+    problems += [Problem(f"Service {r.service}", r.field, r.message) for r in translation.rejections]
+    return Desired(node=context, translation=translation, problems=tuple(problems))
+
+
+def node_context(loaded: ManifestSet, *, node: str, node_ips: Sequence[str]) -> NodeContext:
+    """The node's IPs: ``--node-ip`` values, else its Node object's addresses."""
+    if node_ips:
+        return NodeContext(node, parse_node_ips(node_ips))
+    for candidate in loaded.nodes:
+        if candidate.name == node:
+            return NodeContext(node, candidate.addresses)
+    raise UsageError(f"node {node!r} is not in the manifests: add its Node object or pass --node-ip", flag="--node")
+
+
+def ownership_from_flags(*, node_ips: Sequence[str], owned_cidrs: Sequence[str], node_port_range: str) -> Ownership:
+    """Ownership from flags (the agent's interface addresses are added when the table is read)."""
+    return Ownership(
+        cidrs=parse_cidrs(owned_cidrs, flag="--owned-cidr") if owned_cidrs else None,
+        node_addresses=frozenset(node_ips),
+        node_port_range=parse_port_range(node_port_range),
+    )
+
+
+def naming(desired: Desired | None) -> tuple[dict[ServiceKey, ObjectRef], dict[str, ObjectRef]]:
+    """Service owners of VIPs and Pods of real server addresses, when manifests were given."""
+    if desired is None:
+        return {}, {}
+    return dict(desired.translation.owners), dict(desired.translation.pods)

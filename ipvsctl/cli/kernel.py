@@ -1,0 +1,261 @@
+"""Commands on the live kernel: ``apply`` (one-shot reconcile), ``show``, ``affinity`` and ``cleanup``."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ipvsctl.affinity import find_pins, parse_pin_filter, pins_json, pins_text
+from ipvsctl.backend.base import KernelState, OperationFailure
+from ipvsctl.backend.sysctl import STARTUP_SYSCTLS, apply_sysctls
+from ipvsctl.cli.app import EXIT_ERROR, app, fail
+from ipvsctl.cli.backends import open_backend
+from ipvsctl.cli.common import (
+    DEFAULT_INTERFACE,
+    Desired,
+    ExternalCidrOpt,
+    InterfaceOpt,
+    ManifestsOpt,
+    NetmaskV4Opt,
+    NetmaskV6Opt,
+    NodeIpOpt,
+    NodeOpt,
+    NodePortRangeOpt,
+    OptionalManifestsOpt,
+    OptionalNodeOpt,
+    OwnedCidrOpt,
+    SchedulerOpt,
+    load_desired,
+    naming,
+    ownership_from_flags,
+)
+from ipvsctl.conntable import parse_connections
+from ipvsctl.errors import IpvsctlError, UsageError
+from ipvsctl.model import DeleteVirtualService, Operation
+from ipvsctl.options import parse_node_ips
+from ipvsctl.plan import Ownership
+from ipvsctl.reconcile import SyncResult, sync
+from ipvsctl.report import PlanContext, Problem, plan_json, plan_text
+from ipvsctl.show import show_json, show_text
+
+__all__ = ["affinity", "apply", "cleanup", "show"]
+
+
+class Format(StrEnum):
+    """Output formats of the kernel commands."""
+
+    TEXT = "text"
+    JSON = "json"
+
+
+OutputOpt = Annotated[Format, typer.Option("--output", "-o", help="Output format.")]
+NoSysctlOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--no-sysctl",
+        metavar="NAME",
+        help="Do not set this start-up sysctl (repeatable): " + ", ".join(STARTUP_SYSCTLS),
+    ),
+]
+
+
+@app.command()
+def apply(
+    *,
+    manifests: ManifestsOpt,
+    node: NodeOpt,
+    node_ip: NodeIpOpt = None,
+    owned_cidr: OwnedCidrOpt = None,
+    output: OutputOpt = Format.TEXT,
+    scheduler: SchedulerOpt = "rr",
+    netmask_v4: NetmaskV4Opt = 32,
+    netmask_v6: NetmaskV6Opt = 128,
+    node_port_range: NodePortRangeOpt = "30000-32767",
+    external_ip_cidr: ExternalCidrOpt = None,
+    interface: InterfaceOpt = DEFAULT_INTERFACE,
+    no_sysctl: NoSysctlOpt = None,
+) -> None:
+    """Reconcile this node's IPVS table with the manifests once, and print what was done."""
+    try:
+        desired = load_desired(
+            manifests=manifests,
+            node=node,
+            node_ips=node_ip or [],
+            scheduler=scheduler,
+            netmask_v4=netmask_v4,
+            netmask_v6=netmask_v6,
+            node_port_range=node_port_range,
+            external_ip_cidrs=external_ip_cidr or [],
+        )
+        ownership = ownership_from_flags(
+            node_ips=desired.node.addresses, owned_cidrs=owned_cidr or [], node_port_range=node_port_range
+        )
+        skipped = set(no_sysctl or [])
+        unknown = skipped - set(STARTUP_SYSCTLS)
+        if unknown:
+            raise UsageError(f"not a start-up sysctl: {', '.join(sorted(unknown))}", flag="--no-sysctl")
+        apply_sysctls(settings={k: v for k, v in STARTUP_SYSCTLS.items() if k not in skipped})
+        result = asyncio.run(_apply(desired, ownership=ownership, interface=interface))
+    except IpvsctlError as error:
+        fail(error)
+    _print_applied(result, desired=desired, node=node, output=output)
+    if result.failures or desired.problems:
+        raise typer.Exit(EXIT_ERROR)
+
+
+async def _apply(desired: Desired, *, ownership: Ownership, interface: str) -> SyncResult:
+    async with open_backend(interface=interface) as backend:
+        return await sync(backend, desired.translation.table, ownership=ownership, bind=desired.vip_addresses)
+
+
+def _print_applied(result: SyncResult, *, desired: Desired, node: str, output: Format) -> None:
+    translation = desired.translation
+    failures = [Problem(str(f.operation.key), type(f.operation).__name__, f.message) for f in result.failures]
+    context = PlanContext(
+        node=node, owners=translation.owners, pods=translation.pods, errors=[*desired.problems, *failures]
+    )
+    if output is Format.JSON:
+        document = plan_json(result.operations, context)
+        document["schema"] = "ipvsctl.apply/v1"
+        document["attempts"] = result.attempts
+        typer.echo(json.dumps(document, indent=2))
+        return
+    text = plan_text(result.operations, context).replace("changes pending", "changes applied")
+    typer.echo(text, nl=False)
+    for problem in context.errors:
+        typer.echo(f"error: {problem}", err=True)
+
+
+@app.command()
+def show(
+    *,
+    manifests: OptionalManifestsOpt = None,
+    node: OptionalNodeOpt = None,
+    node_ip: NodeIpOpt = None,
+    owned_cidr: OwnedCidrOpt = None,
+    node_port_range: NodePortRangeOpt = "30000-32767",
+    interface: InterfaceOpt = DEFAULT_INTERFACE,
+    output: OutputOpt = Format.TEXT,
+) -> None:
+    """The agent's part of the kernel table: VIPs, real servers, connections, draining servers."""
+    try:
+        desired = _optional_desired(manifests=manifests, node=node, node_ip=node_ip or [])
+        node_ips = desired.node.addresses if desired else parse_node_ips(node_ip or [])
+        ownership = ownership_from_flags(
+            node_ips=node_ips, owned_cidrs=owned_cidr or [], node_port_range=node_port_range
+        )
+        state = asyncio.run(_read(interface=interface))
+    except IpvsctlError as error:
+        fail(error)
+    owned = ownership.with_addresses(state.bound_addresses)
+    if desired is not None:
+        owned = owned.with_addresses(vs.key.address for vs in desired.translation.table)
+    owners, pods = naming(desired)
+    if output is Format.JSON:
+        typer.echo(json.dumps(show_json(state, owned=owned.owns, owners=owners, pods=pods), indent=2))
+    else:
+        typer.echo(show_text(state, owned=owned.owns, owners=owners, pods=pods), nl=False)
+
+
+def _optional_desired(*, manifests: list[str] | None, node: str | None, node_ip: list[str]) -> Desired | None:
+    if not manifests:
+        return None
+    if node is None:
+        raise UsageError("is required with --manifests (names come from this node's view)", flag="--node")
+    return load_desired(
+        manifests=manifests,
+        node=node,
+        node_ips=node_ip,
+        scheduler="rr",
+        netmask_v4=32,
+        netmask_v6=128,
+        node_port_range="30000-32767",
+        external_ip_cidrs=["0.0.0.0/0", "::/0"],
+    )
+
+
+async def _read(*, interface: str) -> KernelState:
+    async with open_backend(interface=interface) as backend:
+        return await backend.read()
+
+
+@app.command()
+def affinity(
+    *,
+    client: Annotated[str | None, typer.Option("--client", metavar="IP", help="Where is this client pinned?")] = None,
+    vip: Annotated[str | None, typer.Option("--vip", metavar="IP:PORT", help="Only this virtual service.")] = None,
+    service: Annotated[
+        str | None, typer.Option("--service", metavar="NS/NAME", help="Only this Service (needs --manifests).")
+    ] = None,
+    manifests: OptionalManifestsOpt = None,
+    node: OptionalNodeOpt = None,
+    node_ip: NodeIpOpt = None,
+    conn_file: Annotated[
+        Path, typer.Option("--conn-file", metavar="FILE", help="The kernel's connection table.")
+    ] = Path("/proc/net/ip_vs_conn"),
+    interface: InterfaceOpt = DEFAULT_INTERFACE,
+    output: OutputOpt = Format.TEXT,
+) -> None:
+    """The persistence table: which client network is pinned to which real server, and for how long."""
+    try:
+        where = parse_pin_filter(client=client, vip=vip, service=service)
+        if service is not None and not manifests:
+            raise UsageError("needs --manifests to know which VIPs belong to the Service", flag="--service")
+        desired = _optional_desired(manifests=manifests, node=node, node_ip=node_ip or [])
+        try:
+            text = conn_file.read_text()
+        except OSError as error:
+            raise UsageError(f"cannot read {conn_file}: {error.strerror}", flag="--conn-file") from None
+        connections = parse_connections(text, source=str(conn_file))
+        state = asyncio.run(_read(interface=interface))
+    except IpvsctlError as error:
+        fail(error)
+    owners, pods = naming(desired)
+    pins = find_pins(connections, table=state.table, owners=owners, pods=pods, where=where)
+    if output is Format.JSON:
+        typer.echo(json.dumps(pins_json(pins), indent=2))
+    else:
+        typer.echo(pins_text(pins), nl=False)
+
+
+@app.command()
+def cleanup(
+    *,
+    node_ip: NodeIpOpt = None,
+    node_port_range: NodePortRangeOpt = "30000-32767",
+    owned_cidr: OwnedCidrOpt = None,
+    interface: InterfaceOpt = DEFAULT_INTERFACE,
+    output: OutputOpt = Format.TEXT,
+) -> None:
+    """Remove what the agent owns (services on its interface's VIPs and node ports, and the interface)."""
+    try:
+        ownership = ownership_from_flags(
+            node_ips=parse_node_ips(node_ip or []), owned_cidrs=owned_cidr or [], node_port_range=node_port_range
+        )
+        operations, failures = asyncio.run(_cleanup(ownership=ownership, interface=interface))
+    except IpvsctlError as error:
+        fail(error)
+    context = PlanContext(node="(this node)", errors=[Problem(str(f.operation.key), "", f.message) for f in failures])
+    if output is Format.JSON:
+        typer.echo(json.dumps(plan_json(operations, context), indent=2))
+    else:
+        typer.echo(plan_text(operations, context).replace("changes pending", "changes applied"), nl=False)
+    if failures:
+        raise typer.Exit(EXIT_ERROR)
+
+
+async def _cleanup(*, ownership: Ownership, interface: str) -> tuple[list[Operation], list[OperationFailure]]:
+    async with open_backend(interface=interface) as backend:
+        state = await backend.read()
+        owned = ownership.with_addresses(state.bound_addresses)
+        operations: list[Operation] = [
+            DeleteVirtualService(service.settings()) for service in state.table if owned.owns(service.key)
+        ]
+        report = await backend.apply(operations)
+        await backend.remove_interface()
+    return operations, list(report.failures)

@@ -1,0 +1,129 @@
+"""One sync of a backend to a desired table: read → plan → apply → bind VIPs, re-planning after drift.
+
+Shared by ``ipvsctl apply`` (one shot) and the agent (every change and every resync).
+The ``DrainTracker`` remembers since when each real server has been draining, so that a
+drain ends at zero connections or after the maximum drain time, whichever comes first.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Collection, Iterable
+from dataclasses import dataclass, field
+
+from ipvsctl.backend.base import ApplyReport, Backend, KernelState, OperationFailure
+from ipvsctl.model import DeleteRealServer, DeleteVirtualService, Operation, RealServerKey, ServiceKey, Table
+from ipvsctl.plan import Ownership, plan
+
+__all__ = ["DrainTracker", "SyncResult", "sync"]
+
+DrainKey = tuple[ServiceKey, RealServerKey]
+
+
+@dataclass(slots=True)
+class DrainTracker:
+    """Since when each owned real server at weight 0 (and not desired) has been draining."""
+
+    max_drain_seconds: float = 900.0
+    clock: Callable[[], float] = time.monotonic
+    started: dict[DrainKey, float] = field(default_factory=dict)
+
+    def observe(self, *, current: Table, desired: Table, ownership: Ownership) -> None:
+        """Start the clock for owned servers now draining; forget those that are gone or wanted again."""
+        now = self.clock()
+        draining: set[DrainKey] = set()
+        for service in current:
+            if service.key not in desired and not ownership.owns(service.key):
+                continue
+            wanted = desired.get(service.key)
+            wanted_keys = wanted.real_map() if wanted is not None else {}
+            for real in service.reals:
+                if real.weight == 0 and real.key not in wanted_keys:
+                    draining.add((service.key, real.key))
+        for key in list(self.started):
+            if key not in draining:
+                del self.started[key]
+        for key in draining:
+            self.started.setdefault(key, now)
+
+    def deleted(self, operations: Iterable[Operation]) -> None:
+        """Forget servers that the operations deleted (alone or with their service)."""
+        for operation in operations:
+            if isinstance(operation, DeleteRealServer):
+                self.started.pop((operation.service, operation.real.key), None)
+            elif isinstance(operation, DeleteVirtualService):
+                for key in [key for key in self.started if key[0] == operation.key]:
+                    del self.started[key]
+
+    def expired(self) -> frozenset[DrainKey]:
+        """Servers whose drain has lasted the maximum time."""
+        now = self.clock()
+        return frozenset(key for key, since in self.started.items() if now - since >= self.max_drain_seconds)
+
+    def __len__(self) -> int:
+        return len(self.started)
+
+
+@dataclass(frozen=True, slots=True)
+class SyncResult:
+    """What one sync did."""
+
+    operations: tuple[Operation, ...] = ()
+    failures: tuple[OperationFailure, ...] = ()
+    attempts: int = 1
+    state: KernelState | None = None  # the state the last plan was made against
+
+    @property
+    def ok(self) -> bool:
+        """True when every planned operation was applied."""
+        return not self.failures
+
+
+async def sync(
+    backend: Backend,
+    desired: Table,
+    *,
+    ownership: Ownership,
+    bind: Collection[str],
+    drains: DrainTracker | None = None,
+    only: Collection[ServiceKey] | None = None,
+    max_attempts: int = 3,
+) -> SyncResult:
+    """Bring the backend's owned table to ``desired`` and bind exactly ``bind`` to the agent's interface.
+
+    Ownership grows by the addresses currently bound to the agent's interface (VIPs it
+    programmed earlier). After a drift failure (EEXIST/ESRCH/ENOENT) the table is re-read
+    and re-planned, up to ``max_attempts`` times. VIPs are re-bound after the services
+    change, so a stale VIP stays owned until its service is gone.
+    """
+    done: list[Operation] = []
+    report = ApplyReport()
+    state: KernelState | None = None
+    attempts = 0
+    while attempts < max_attempts:
+        attempts += 1
+        state = await backend.read()
+        owned = ownership.with_addresses(state.bound_addresses)
+        expired: frozenset[DrainKey] = frozenset()
+        if drains is not None:
+            drains.observe(current=state.table, desired=desired, ownership=owned)
+            expired = drains.expired()
+        operations = plan(
+            state.table,
+            desired,
+            ownership=owned,
+            connections=state.connections,
+            expired_drains=expired,
+            only=only,
+        )
+        if not operations:
+            report = ApplyReport()
+            break
+        report = await backend.apply(operations)
+        done.extend(operations)
+        if drains is not None:
+            drains.deleted(operations)
+        if not report.drifted:
+            break
+    await backend.bind_addresses(bind)
+    return SyncResult(operations=tuple(done), failures=report.failures, attempts=attempts, state=state)

@@ -1,0 +1,128 @@
+"""One sync: read → plan → apply → bind, re-planning after drift; drains end at zero or at their deadline."""
+
+from __future__ import annotations
+
+from ipvsctl.backend.base import KernelState
+from ipvsctl.backend.memory import MemoryBackend
+from ipvsctl.model import Protocol, RealServer, ServiceKey, Table, VirtualService
+from ipvsctl.plan import Ownership
+from ipvsctl.reconcile import DrainTracker, sync
+
+VIP = ServiceKey(Protocol.TCP, "203.0.113.10", 80)
+OLD_VIP = ServiceKey(Protocol.TCP, "203.0.113.99", 80)
+FOREIGN = ServiceKey(Protocol.TCP, "192.0.2.200", 443)
+R1 = RealServer("198.51.100.10", 8080)
+R2 = RealServer("198.51.100.20", 8080)
+
+
+def table(*services: VirtualService) -> Table:
+    return Table.of(services)
+
+
+class FakeClock:
+    """A clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_sync_from_empty_reaches_desired_and_binds() -> None:
+    """From an empty kernel the table becomes the desired one and the VIPs are bound."""
+    backend = MemoryBackend()
+    desired = table(VirtualService(VIP, reals=(R1, R2)))
+    result = await sync(backend, desired, ownership=Ownership(), bind={VIP.address})
+    state = await backend.read()
+    assert result.ok
+    assert state.table == desired
+    assert state.bound_addresses == {VIP.address}
+
+
+async def test_stale_vip_on_interface_is_deleted_then_unbound() -> None:
+    """A service on a VIP bound to the agent's interface is owned: deleted, and its address unbound."""
+    backend = MemoryBackend(table=table(VirtualService(OLD_VIP, reals=(R1,))), bound_addresses=[OLD_VIP.address])
+    await sync(backend, table(VirtualService(VIP)), ownership=Ownership(), bind={VIP.address})
+    state = await backend.read()
+    assert OLD_VIP not in state.table
+    assert state.bound_addresses == {VIP.address}
+
+
+async def test_foreign_service_survives_sync() -> None:
+    """A service outside the owned set is left as it is."""
+    foreign = VirtualService(FOREIGN, scheduler="wlc", reals=(R1,))
+    backend = MemoryBackend(table=table(foreign))
+    await sync(backend, table(VirtualService(VIP)), ownership=Ownership(), bind={VIP.address})
+    assert (await backend.read()).table.get(FOREIGN) == foreign
+
+
+class DriftingBackend(MemoryBackend):
+    """Someone adds the service between our read and our apply, once."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads = 0
+
+    async def read(self) -> KernelState:
+        state = await super().read()
+        self.reads += 1
+        if self.reads == 1:
+            self.table = table(VirtualService(VIP, scheduler="wlc"))
+        return state
+
+
+async def test_drift_is_replanned() -> None:
+    """An EEXIST after drift makes sync re-read and re-plan, and it still converges."""
+    backend = DriftingBackend()
+    desired = table(VirtualService(VIP, reals=(R1,)))
+    result = await sync(backend, desired, ownership=Ownership(), bind={VIP.address})
+    assert result.attempts == 2
+    assert result.ok
+    assert (await backend.read()).table == desired
+
+
+async def test_drain_waits_for_connections() -> None:
+    """A removed TCP real server with connections stays at weight 0."""
+    backend = MemoryBackend(table=table(VirtualService(VIP, reals=(R1, R2))), bound_addresses=[VIP.address])
+    backend.set_connections(service=VIP, real=R2.key, active=2)
+    await sync(backend, table(VirtualService(VIP, reals=(R1,))), ownership=Ownership(), bind={VIP.address})
+    reals = (await backend.read()).table.services[VIP].real_map()
+    assert reals[R2.key].weight == 0
+
+
+async def test_drain_ends_when_connections_end() -> None:
+    """Once its connections are gone, the next sync deletes the drained server."""
+    backend = MemoryBackend(table=table(VirtualService(VIP, reals=(R1, R2))), bound_addresses=[VIP.address])
+    backend.set_connections(service=VIP, real=R2.key, active=2)
+    desired = table(VirtualService(VIP, reals=(R1,)))
+    await sync(backend, desired, ownership=Ownership(), bind={VIP.address})
+    backend.set_connections(service=VIP, real=R2.key, active=0)
+    await sync(backend, desired, ownership=Ownership(), bind={VIP.address})
+    assert (await backend.read()).table == desired
+
+
+async def test_drain_ends_at_its_deadline() -> None:
+    """A drain past the maximum drain time is deleted despite live connections."""
+    clock = FakeClock()
+    drains = DrainTracker(max_drain_seconds=60, clock=clock)
+    backend = MemoryBackend(table=table(VirtualService(VIP, reals=(R1, R2))), bound_addresses=[VIP.address])
+    backend.set_connections(service=VIP, real=R2.key, active=5)
+    desired = table(VirtualService(VIP, reals=(R1,)))
+    await sync(backend, desired, ownership=Ownership(), bind={VIP.address}, drains=drains)
+    await sync(backend, desired, ownership=Ownership(), bind={VIP.address}, drains=drains)
+    assert R2.key in (await backend.read()).table.services[VIP].real_map()
+    clock.now += 61
+    await sync(backend, desired, ownership=Ownership(), bind={VIP.address}, drains=drains)
+    assert (await backend.read()).table == desired
+    assert len(drains) == 0
+
+
+def test_drain_tracker_forgets_server_wanted_again() -> None:
+    """A draining server that is desired again leaves the tracker."""
+    drains = DrainTracker(max_drain_seconds=60, clock=FakeClock())
+    current = table(VirtualService(VIP, reals=(R1.with_weight(0),)))
+    drains.observe(current=current, desired=table(VirtualService(VIP)), ownership=Ownership())
+    assert len(drains) == 1
+    drains.observe(current=current, desired=table(VirtualService(VIP, reals=(R1,))), ownership=Ownership())
+    assert len(drains) == 0
