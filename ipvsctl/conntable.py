@@ -35,7 +35,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
-from ipvsctl.errors import IpvsctlError
+from ipvsctl.errors import ConnTableError
 from ipvsctl.model import Protocol, ServiceKey, canonical_ip, family_of, packed_address
 
 __all__ = [
@@ -55,18 +55,6 @@ _IPV4 = re.compile(r"[0-9A-Fa-f]{8}")
 _IPV6 = re.compile(r"[0-9A-Fa-f]{4}(?::[0-9A-Fa-f]{4}){7}")
 _PORT = re.compile(r"[0-9A-Fa-f]{4}")
 _SECONDS = re.compile(r"[0-9]+")
-
-
-class ConnTableError(IpvsctlError):
-    """A line of ``/proc/net/ip_vs_conn`` (or ``ip_vs_conn_sync``) text cannot be parsed."""
-
-    def __init__(self, message: str, *, line_number: int, line: str, source: str = "") -> None:
-        self.message = message
-        self.line_number = line_number
-        self.line = line
-        self.source = source
-        where = f"{source}:{line_number}" if source else f"line {line_number}"
-        super().__init__(f"{where}: {message}: {line.strip()!r}")
 
 
 class ConnectionProtocol(StrEnum):

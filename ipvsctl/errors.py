@@ -31,8 +31,8 @@ class ObjectError(ManifestError):
     """One Kubernetes object is malformed or invalid; the others are unaffected."""
 
 
-class SaveFormatError(IpvsctlError):
-    """A line of ``ipvsadm -Sn`` save output cannot be parsed."""
+class LineFormatError(IpvsctlError):
+    """A line of a line-oriented text format cannot be parsed; names the source and line number."""
 
     def __init__(self, message: str, *, line_number: int, line: str, source: str = "") -> None:
         self.message = message
@@ -41,6 +41,14 @@ class SaveFormatError(IpvsctlError):
         self.source = source
         where = f"{source}:{line_number}" if source else f"line {line_number}"
         super().__init__(f"{where}: {message}: {line.strip()!r}")
+
+
+class SaveFormatError(LineFormatError):
+    """A line of ``ipvsadm -Sn`` save output cannot be parsed."""
+
+
+class ConnTableError(LineFormatError):
+    """A line of ``/proc/net/ip_vs_conn`` (or ``ip_vs_conn_sync``) text cannot be parsed."""
 
 
 class UsageError(IpvsctlError):

@@ -32,6 +32,7 @@ __all__ = [
     "OptionalNodeOpt",
     "OwnedCidrOpt",
     "SchedulerOpt",
+    "desired_and_ownership",
     "load_desired",
     "naming",
     "node_context",
@@ -139,6 +140,35 @@ def load_desired(
     problems = [Problem(f"{e.source}: {e.obj}" if e.source else e.obj, e.field, e.message) for e in loaded.errors]
     problems += [Problem(f"Service {r.service}", r.field, r.message) for r in translation.rejections]
     return Desired(node=context, translation=translation, problems=tuple(problems))
+
+
+def desired_and_ownership(
+    *,
+    manifests: Sequence[str],
+    node: str,
+    node_ips: Sequence[str],
+    owned_cidrs: Sequence[str],
+    scheduler: str,
+    netmask_v4: int,
+    netmask_v6: int,
+    node_port_range: str,
+    external_ip_cidrs: Sequence[str],
+) -> tuple[Desired, Ownership]:
+    """What ``diff`` and ``apply`` both start from: the desired table and what the agent owns."""
+    desired = load_desired(
+        manifests=manifests,
+        node=node,
+        node_ips=node_ips,
+        scheduler=scheduler,
+        netmask_v4=netmask_v4,
+        netmask_v6=netmask_v6,
+        node_port_range=node_port_range,
+        external_ip_cidrs=external_ip_cidrs,
+    )
+    ownership = ownership_from_flags(
+        node_ips=desired.node.addresses, owned_cidrs=owned_cidrs, node_port_range=node_port_range
+    )
+    return desired, ownership
 
 
 def node_context(loaded: ManifestSet, *, node: str, node_ips: Sequence[str]) -> NodeContext:

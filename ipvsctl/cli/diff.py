@@ -29,8 +29,7 @@ from ipvsctl.cli.common import (
     NodePortRangeOpt,
     OwnedCidrOpt,
     SchedulerOpt,
-    load_desired,
-    ownership_from_flags,
+    desired_and_ownership,
 )
 from ipvsctl.errors import IpvsctlError, UsageError
 from ipvsctl.ipvsadm import parse_save, render_restore
@@ -74,18 +73,16 @@ def diff(
 ) -> None:
     """Show what the agent would change on NODE: exit 0 in sync, 1 changes pending, 2 error."""
     try:
-        desired = load_desired(
+        desired, ownership = desired_and_ownership(
             manifests=manifests,
             node=node,
             node_ips=node_ip or [],
+            owned_cidrs=owned_cidr or [],
             scheduler=scheduler,
             netmask_v4=netmask_v4,
             netmask_v6=netmask_v6,
             node_port_range=node_port_range,
             external_ip_cidrs=external_ip_cidr or [],
-        )
-        ownership = ownership_from_flags(
-            node_ips=desired.node.addresses, owned_cidrs=owned_cidr or [], node_port_range=node_port_range
         )
         if current_save is None:
             current, ownership = asyncio.run(_read_live(interface=interface, ownership=ownership))

@@ -30,6 +30,7 @@ from ipvsctl.cli.common import (
     OptionalNodeOpt,
     OwnedCidrOpt,
     SchedulerOpt,
+    desired_and_ownership,
     load_desired,
     naming,
     ownership_from_flags,
@@ -82,18 +83,16 @@ def apply(
 ) -> None:
     """Reconcile this node's IPVS table with the manifests once, and print what was done."""
     try:
-        desired = load_desired(
+        desired, ownership = desired_and_ownership(
             manifests=manifests,
             node=node,
             node_ips=node_ip or [],
+            owned_cidrs=owned_cidr or [],
             scheduler=scheduler,
             netmask_v4=netmask_v4,
             netmask_v6=netmask_v6,
             node_port_range=node_port_range,
             external_ip_cidrs=external_ip_cidr or [],
-        )
-        ownership = ownership_from_flags(
-            node_ips=desired.node.addresses, owned_cidrs=owned_cidr or [], node_port_range=node_port_range
         )
         skipped = set(no_sysctl or [])
         unknown = skipped - set(STARTUP_SYSCTLS)
