@@ -32,7 +32,7 @@ unit: $(STAMP)
 
 ## Kernel tests in the QEMU lab (real IPVS). 77 = QEMU cannot be installed here: skip; anything else counts.
 kernel: $(STAMP)
-	bash lab/setup.sh && $(PYTHON) lab/run.py -- $(BIN)/pytest -q -p no:hypothesispytest -m "kernel and not slow" tests/kernel tests/contract; \
+	$(BIN)/python -m compileall -q ipvsctl tests >/dev/null; bash lab/setup.sh && $(PYTHON) lab/run.py -- $(BIN)/pytest -q -p no:hypothesispytest -m "kernel and not slow" tests/kernel tests/contract; \
 	  rc=$$?; if [ $$rc -eq 77 ]; then echo "kernel lab: QEMU unavailable, kernel tests skipped"; exit 0; fi; exit $$rc
 
 ## Tests against a real kube-apiserver v1.20 + etcd on loopback (first run builds kube-apiserver, ~5 min, then cached).

@@ -41,6 +41,7 @@ __all__ = [
     "Ownership",
     "PlanError",
     "apply_operations",
+    "desired_vips",
     "plan",
 ]
 
@@ -83,6 +84,11 @@ class Ownership:
         return replace(self, addresses=self.addresses | frozenset(addresses))
 
 
+def desired_vips(desired: Table, *, ownership: Ownership) -> set[str]:
+    """Desired VIP addresses that the agent owns outright: not node IPs (only their node ports are ours)."""
+    return {vs.key.address for vs in desired.services.values() if vs.key.address not in ownership.node_addresses}
+
+
 def plan(
     current: Table,
     desired: Table,
@@ -98,7 +104,7 @@ def plan(
     servers whose maximum drain time has passed: deleted whatever their connections.
     ``only`` limits the plan to those keys (an incremental sync of one Service's VIPs).
     """
-    owned = ownership.with_addresses(vs.key.address for vs in desired.services.values())
+    owned = ownership.with_addresses(desired_vips(desired, ownership=ownership))
     if only is None:
         keys: Iterable[ServiceKey] = set(current.services) | set(desired.services)
     else:

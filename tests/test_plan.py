@@ -167,6 +167,14 @@ def test_node_ip_outside_node_port_range_is_foreign() -> None:
     assert plan(table(vs(ServiceKey(Protocol.TCP, "192.0.2.11", 22), R1)), table(), ownership=ownership) == ()
 
 
+def test_node_port_does_not_claim_the_whole_node_ip() -> None:
+    """Wanting a NodePort on a node IP does not make a hand-made service on its port 22 ours."""
+    ownership = Ownership(node_addresses=frozenset({"192.0.2.11"}))
+    ssh = vs(ServiceKey(Protocol.TCP, "192.0.2.11", 22), R1)
+    node_port = vs(ServiceKey(Protocol.TCP, "192.0.2.11", 30443), R1)
+    assert plan(table(ssh, node_port), table(node_port), ownership=ownership) == ()
+
+
 def test_fwmark_services_are_never_owned() -> None:
     """Firewall-mark services are foreign even inside an owned CIDR."""
     ownership = Ownership(cidrs=netaddr.IPSet(["0.0.0.0/0"]))

@@ -39,7 +39,7 @@ from ipvsctl.conntable import parse_connections
 from ipvsctl.errors import IpvsctlError, UsageError
 from ipvsctl.model import DeleteVirtualService, Operation
 from ipvsctl.options import parse_node_ips
-from ipvsctl.plan import Ownership
+from ipvsctl.plan import Ownership, desired_vips
 from ipvsctl.reconcile import SyncResult, sync
 from ipvsctl.report import PlanContext, Problem, plan_json, plan_text
 from ipvsctl.show import show_json, show_text
@@ -153,7 +153,7 @@ def show(
         fail(error)
     owned = ownership.with_addresses(state.bound_addresses)
     if desired is not None:
-        owned = owned.with_addresses(vs.key.address for vs in desired.translation.table)
+        owned = owned.with_addresses(desired_vips(desired.translation.table, ownership=ownership))
     owners, pods = naming(desired)
     if output is Format.JSON:
         typer.echo(json.dumps(show_json(state, owned=owned.owns, owners=owners, pods=pods), indent=2))
