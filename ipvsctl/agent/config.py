@@ -1,0 +1,138 @@
+"""The agent's settings, checked once: flags → ``AgentConfig`` (errors name the flag)."""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import netaddr
+
+from ipvsctl.agent.http import Bind
+from ipvsctl.backend.sysctl import STARTUP_SYSCTLS
+from ipvsctl.errors import UsageError
+from ipvsctl.model import canonical_ip
+from ipvsctl.options import policy_from_flags
+from ipvsctl.translate import Policy
+
+__all__ = ["LOG_FORMATS", "AgentConfig", "agent_config", "parse_bind", "startup_sysctls"]
+
+LOG_FORMATS = ("auto", "json", "console")
+LOG_LEVELS = ("debug", "info", "warning", "error")
+NODE_NAME_ENV = "NODE_NAME"
+# Probes come from the kubelet and scrapes from Prometheus, both off-host: every address.
+DEFAULT_HEALTH_BIND = Bind("0.0.0.0", 10256)  # noqa: S104
+DEFAULT_METRICS_BIND = Bind("0.0.0.0", 10249)  # noqa: S104
+
+
+@dataclass(frozen=True, slots=True)
+class AgentConfig:
+    """Everything ``ipvsctl agent`` was told."""
+
+    node_name: str
+    # No externalIP is honoured unless allowed (CVE-2020-8554).
+    policy: Policy = field(default_factory=lambda: Policy(external_ip_cidrs=netaddr.IPSet()))
+    kubeconfig: str | None = None  # None: the pod's service account
+    interface: str = "ipvs0"
+    min_sync_interval: float = 1.0
+    resync_interval: float = 30.0
+    max_drain_seconds: float = 900.0
+    health_bind: Bind = DEFAULT_HEALTH_BIND
+    metrics_bind: Bind = DEFAULT_METRICS_BIND
+    health_check_address: str = "0.0.0.0"  # noqa: S104 (cloud load balancers probe from off-host)
+    log_format: str = "auto"
+    log_level: str = "info"
+    sysctls: Mapping[str, str] = field(default_factory=lambda: dict(STARTUP_SYSCTLS))
+    backend: str = "netlink"
+
+
+def parse_bind(text: str, *, flag: str) -> Bind:
+    """``host:port`` or ``[v6]:port`` → Bind."""
+    host, sep, port_text = text.rpartition(":")
+    host = host.removeprefix("[").removesuffix("]")
+    if not sep or not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+        raise UsageError(f"{text!r} is not host:port (like 0.0.0.0:10256)", flag=flag)
+    try:
+        host = canonical_ip(host)
+    except ValueError:
+        raise UsageError(f"{host!r} is not an IP address", flag=flag) from None
+    return Bind(host, int(port_text))
+
+
+def startup_sysctls(skipped: Sequence[str]) -> dict[str, str]:
+    """The start-up sysctls less those ``--no-sysctl`` names."""
+    unknown = set(skipped) - set(STARTUP_SYSCTLS)
+    if unknown:
+        raise UsageError(f"not a start-up sysctl: {', '.join(sorted(unknown))}", flag="--no-sysctl")
+    return {name: value for name, value in STARTUP_SYSCTLS.items() if name not in skipped}
+
+
+def _seconds(value: float, *, flag: str, minimum: float = 0.0) -> float:
+    if not math.isfinite(value) or value < minimum:
+        raise UsageError(f"{value} must be a number of seconds >= {minimum}", flag=flag)
+    return value
+
+
+def agent_config(
+    *,
+    node_name: str | None,
+    kubeconfig: str | None = None,
+    interface: str = "ipvs0",
+    scheduler: str = "rr",
+    netmask_v4: int = 32,
+    netmask_v6: int = 128,
+    node_port_range: str = "30000-32767",
+    external_ip_cidrs: Sequence[str] = (),
+    min_sync_interval: float = 1.0,
+    resync_interval: float = 30.0,
+    max_drain_seconds: float = 900.0,
+    health_bind: str = "0.0.0.0:10256",
+    metrics_bind: str = "0.0.0.0:10249",
+    health_check_address: str = "0.0.0.0",  # noqa: S104 (load balancers probe from off-host)
+    log_format: str = "auto",
+    log_level: str = "info",
+    no_sysctl: Sequence[str] = (),
+    backend: str = "netlink",
+    environ: Mapping[str, str] = os.environ,
+) -> AgentConfig:
+    """Check every flag and build the config; UsageError names the first bad one."""
+    name = node_name or environ.get(NODE_NAME_ENV, "")
+    if not name:
+        raise UsageError(f"is required (or set {NODE_NAME_ENV}, e.g. from the downward API)", flag="--node-name")
+    if log_format not in LOG_FORMATS:
+        raise UsageError(f"must be one of {', '.join(LOG_FORMATS)}", flag="--log-format")
+    if log_level.lower() not in LOG_LEVELS:
+        raise UsageError(f"must be one of {', '.join(LOG_LEVELS)}", flag="--log-level")
+    if backend not in ("netlink", "memory"):
+        raise UsageError("must be netlink or memory", flag="--backend")
+    try:
+        check_address = canonical_ip(health_check_address)
+    except ValueError:
+        raise UsageError(f"{health_check_address!r} is not an IP address", flag="--health-check-address") from None
+    resync = _seconds(resync_interval, flag="--resync-interval", minimum=1.0)
+    min_sync = _seconds(min_sync_interval, flag="--min-sync-interval")
+    if min_sync > resync:
+        raise UsageError(f"{min_sync} is longer than --resync-interval {resync}", flag="--min-sync-interval")
+    return AgentConfig(
+        node_name=name,
+        policy=policy_from_flags(
+            scheduler=scheduler,
+            netmask_v4=netmask_v4,
+            netmask_v6=netmask_v6,
+            node_port_range=node_port_range,
+            external_ip_cidrs=external_ip_cidrs,
+        ),
+        kubeconfig=kubeconfig,
+        interface=interface,
+        min_sync_interval=min_sync,
+        resync_interval=resync,
+        max_drain_seconds=_seconds(max_drain_seconds, flag="--max-drain-seconds"),
+        health_bind=parse_bind(health_bind, flag="--health-bind"),
+        metrics_bind=parse_bind(metrics_bind, flag="--metrics-bind"),
+        health_check_address=check_address,
+        log_format=log_format,
+        log_level=log_level.lower(),
+        sysctls=startup_sysctls(no_sysctl),
+        backend=backend,
+    )

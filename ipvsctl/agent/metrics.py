@@ -1,0 +1,105 @@
+"""The agent's Prometheus metrics, in a registry of its own (several agents can live in one test process).
+
+Names are documented in docs/agent.md; every one starts with ``ipvsctl_``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.process_collector import ProcessCollector
+
+from ipvsctl.model import Operation
+from ipvsctl.report import op_name
+
+__all__ = ["ERROR_SOURCES", "AgentMetrics"]
+
+# Where an error counted in ipvsctl_errors_total came from.
+ERROR_SOURCES = ("backend", "operation", "watch", "object", "event", "health_check")
+_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
+
+
+class AgentMetrics:
+    """Every metric the agent exports."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        ProcessCollector(registry=self.registry)
+        registry = self.registry
+        self.sync_duration = Histogram(
+            "ipvsctl_sync_duration_seconds",
+            "Duration of one sync (read, plan, apply, bind), by kind (full or incremental).",
+            ["kind"],
+            registry=registry,
+            buckets=_LATENCY_BUCKETS,
+        )
+        self.syncs = Counter(
+            "ipvsctl_syncs_total",
+            "Syncs run, by kind and result (ok or failed).",
+            ["kind", "result"],
+            registry=registry,
+        )
+        self.operations = Counter(
+            "ipvsctl_operations_applied_total", "IPVS operations applied, by kind.", ["op"], registry=registry
+        )
+        self.errors = Counter(
+            "ipvsctl_errors_total",
+            "Errors, by source: " + ", ".join(ERROR_SOURCES) + ".",
+            ["source"],
+            registry=registry,
+        )
+        self.virtual_services = Gauge(
+            "ipvsctl_owned_virtual_services", "Virtual services the agent programs.", registry=registry
+        )
+        self.real_servers = Gauge("ipvsctl_owned_real_servers", "Real servers the agent programs.", registry=registry)
+        self.services = Gauge(
+            "ipvsctl_services",
+            "Kubernetes Services by state (programmed, rejected, skipped).",
+            ["state"],
+            registry=registry,
+        )
+        self.event_latency = Histogram(
+            "ipvsctl_event_to_kernel_seconds",
+            "From a watch event's arrival to its change being in the kernel table.",
+            registry=registry,
+            buckets=_LATENCY_BUCKETS,
+        )
+        self.no_local_endpoints = Gauge(
+            "ipvsctl_services_without_local_endpoints",
+            "externalTrafficPolicy Local Services with external VIPs and no usable endpoint on this node.",
+            registry=registry,
+        )
+        self.drain_queue = Gauge(
+            "ipvsctl_drain_queue_size", "Real servers draining (weight 0, waiting for connections).", registry=registry
+        )
+        self.watch_restarts = Counter(
+            "ipvsctl_watch_restarts_total",
+            "Watch restarts by resource and reason (expired, error, closed).",
+            ["resource", "reason"],
+            registry=registry,
+        )
+        self.health_check_servers = Gauge(
+            "ipvsctl_health_check_servers", "healthCheckNodePort servers listening.", registry=registry
+        )
+        self.ready = Gauge("ipvsctl_ready", "1 when /readyz answers ready.", registry=registry)
+        self.last_sync = Gauge(
+            "ipvsctl_last_successful_sync_timestamp_seconds",
+            "Unix time of the last successful sync.",
+            registry=registry,
+        )
+        for source in ERROR_SOURCES:
+            self.errors.labels(source=source)
+
+    def count_operations(self, operations: Iterable[Operation]) -> None:
+        """Count applied operations by their stable kind name."""
+        for operation in operations:
+            self.operations.labels(op=op_name(operation)).inc()
+
+    def error(self, source: str) -> None:
+        """Count one error of ``source`` (one of ERROR_SOURCES)."""
+        self.errors.labels(source=source).inc()
+
+    def exposition(self) -> bytes:
+        """The text exposition format of every metric."""
+        return generate_latest(self.registry)

@@ -1,0 +1,167 @@
+"""The node agent put together: cache, translation, sync loop, Events, health checks, metrics — and the API.
+
+``NodeAgent`` wires the parts that need no apiserver (tests drive them through ``handlers``);
+``NodeAgent.run`` adds the watchers (Services, EndpointSlices v1 or v1beta1, this Node) and the
+HTTP endpoints, and runs every task under a ``Supervisor`` until ``stop`` is set. Stopping
+leaves the kernel table as it is: traffic keeps flowing while the agent restarts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import structlog
+from kubernetes_asyncio.client.api_client import ApiClient
+
+from ipvsctl.agent.cache import ClusterCache, Invalid, ObjectHandler, Subject, all_listed
+from ipvsctl.agent.clock import Clock, MonotonicClock
+from ipvsctl.agent.config import AgentConfig
+from ipvsctl.agent.events import INVALID_OBJECT, EventRecorder, EventSink
+from ipvsctl.agent.healthcheck import HealthCheckServers
+from ipvsctl.agent.http import serve_endpoints
+from ipvsctl.agent.metrics import AgentMetrics
+from ipvsctl.agent.runner import SyncRunner
+from ipvsctl.agent.status import AgentStatus
+from ipvsctl.agent.supervisor import Supervisor
+from ipvsctl.agent.syncer import Syncer
+from ipvsctl.agent.watch import Watcher
+from ipvsctl.backend.base import Backend
+from ipvsctl.kube.client import NODES, SERVICES, Resource, slice_resource
+from ipvsctl.reconcile import DrainTracker
+
+__all__ = ["KINDS", "NodeAgent"]
+
+KINDS = ("Service", "EndpointSlice", "Node")
+OBJECT = "object"  # the Event topic of malformed objects
+
+
+class NodeAgent:
+    """One node's agent: everything between the watch events and the backend."""
+
+    def __init__(
+        self,
+        *,
+        config: AgentConfig,
+        backend: Backend,
+        event_sink: EventSink,
+        clock: Clock | None = None,
+    ) -> None:
+        self.config = config
+        self.backend = backend
+        self.clock: Clock = clock or MonotonicClock()
+        self.metrics = AgentMetrics()
+        self.status = AgentStatus(clock=self.clock, stall_after=max(120.0, 4 * config.resync_interval))
+        self.cache = ClusterCache(node_name=config.node_name)
+        self.recorder = EventRecorder(
+            sink=event_sink, node_name=config.node_name, clock=self.clock, on_error=lambda: self.metrics.error("event")
+        )
+        self.health_checks = HealthCheckServers(
+            address=config.health_check_address, on_error=lambda: self.metrics.error("health_check")
+        )
+        self.drains = DrainTracker(max_drain_seconds=config.max_drain_seconds, clock=self.clock.now)
+        self.syncer = Syncer(
+            cache=self.cache,
+            backend=backend,
+            policy=config.policy,
+            drains=self.drains,
+            recorder=self.recorder,
+            health_checks=self.health_checks,
+            metrics=self.metrics,
+        )
+        self.runner = SyncRunner(
+            syncer=self.syncer,
+            clock=self.clock,
+            status=self.status,
+            metrics=self.metrics,
+            listed=lambda: all_listed(self.handlers.values()),
+            min_interval=config.min_sync_interval,
+            resync_interval=config.resync_interval,
+        )
+        self.handlers = {
+            kind: ObjectHandler(
+                kind=kind,
+                cache=self.cache,
+                on_change=self.runner.mark,
+                on_invalid=self._invalid,
+                on_valid=self._valid,
+            )
+            for kind in KINDS
+        }
+        self.ports: dict[str, int] = {}  # bound HTTP ports by path, once serving
+        self._log = structlog.get_logger("ipvsctl.agent")
+
+    def _invalid(self, invalid: Invalid) -> None:
+        self.metrics.error("object")
+        self.recorder.set(invalid.subject, topic=OBJECT, problems=[(INVALID_OBJECT, str(invalid.error))])
+
+    def _valid(self, subject: Subject) -> None:
+        self.recorder.set(subject, topic=OBJECT, problems=())
+
+    def _connection(self, name: str, up: bool) -> None:
+        was = self.status.connected.get(name)
+        self.status.connected[name] = up
+        if was != up:
+            (self._log.info if up else self._log.warning)("api_connected" if up else "api_disconnected", watch=name)
+        self.metrics.ready.set(1 if self.status.ready else 0)
+
+    def watchers(self, api: ApiClient) -> list[Watcher]:
+        """The three list + watch loops (their connections start out down)."""
+
+        async def services() -> Resource:
+            return SERVICES
+
+        async def nodes() -> Resource:
+            return NODES
+
+        async def slices() -> Resource:
+            return await slice_resource(api)
+
+        plan = [
+            ("services", services, "Service", None),
+            ("endpointslices", slices, "EndpointSlice", None),
+            ("node", nodes, "Node", f"metadata.name={self.config.node_name}"),
+        ]
+        for name, *_ in plan:
+            self.status.connected.setdefault(name, False)
+        return [
+            Watcher(
+                name=name,
+                api=api,
+                resource=resource,
+                handler=self.handlers[kind],
+                clock=self.clock,
+                metrics=self.metrics,
+                on_connection=self._connection,
+                field_selector=selector,
+            )
+            for name, resource, kind, selector in plan
+        ]
+
+    async def run(self, api: ApiClient, *, stop: asyncio.Event) -> None:
+        """Watch, sync, serve probes and metrics until ``stop`` is set; TaskFailedError if a task dies."""
+        config = self.config
+        supervisor = Supervisor()
+        self._log.info(
+            "agent_started",
+            node=config.node_name,
+            min_sync_interval_s=config.min_sync_interval,
+            resync_interval_s=config.resync_interval,
+        )
+        async with serve_endpoints(
+            health=config.health_bind,
+            metrics_bind=config.metrics_bind,
+            healthz=self.status.liveness,
+            readyz=self.status.readiness,
+            metrics=self.metrics,
+        ) as ports:
+            self.ports = ports
+            try:
+                for watcher in self.watchers(api):
+                    supervisor.spawn(f"watch-{watcher.name}", watcher.run())
+                supervisor.spawn("sync", self.runner.run())
+                supervisor.spawn("events", self.recorder.run())
+                await supervisor.run_until(stop)
+            finally:
+                await supervisor.cancel_all()
+                await self.health_checks.close()
+                self._log.info("agent_stopped", node=config.node_name, syncs=self.runner.sync_count)

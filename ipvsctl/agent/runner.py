@@ -1,0 +1,165 @@
+"""When to sync: behind the "listed" gate, coalesced to at most one sync per minimum interval, resynced periodically.
+
+- Nothing touches the kernel until every watcher has finished its first list (a partial view
+  would delete what it has not seen yet).
+- The first change after a quiet spell is synced at once; changes arriving within
+  ``min_interval`` of the last sync's start wait for the interval and go together.
+- A full resync runs every ``resync_interval`` (and when a drain reaches its maximum time);
+  it repairs drift and deletes drained real servers.
+- A failed sync keeps its work pending and is retried as a full sync after a growing delay;
+  new changes are still synced as they come (one bad VIP does not hold up the others).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterator
+
+import structlog
+
+from ipvsctl.agent.clock import Clock, backoff, wait_for_event
+from ipvsctl.agent.metrics import AgentMetrics
+from ipvsctl.agent.status import AgentStatus
+from ipvsctl.agent.syncer import Syncer, SyncOutcome
+from ipvsctl.kube.views import ObjectRef
+
+__all__ = ["SyncRunner"]
+
+
+class SyncRunner:
+    """Collects changed Services from the watchers and runs the Syncer on the schedule above."""
+
+    def __init__(
+        self,
+        *,
+        syncer: Syncer,
+        clock: Clock,
+        status: AgentStatus,
+        metrics: AgentMetrics,
+        listed: Callable[[], bool],
+        min_interval: float = 1.0,
+        resync_interval: float = 30.0,
+    ) -> None:
+        self.syncer = syncer
+        self.clock = clock
+        self.status = status
+        self.metrics = metrics
+        self.min_interval = min_interval
+        self.resync_interval = resync_interval
+        self._listed = listed
+        self._gate = asyncio.Event()
+        self._wake = asyncio.Event()
+        self._pending: dict[ObjectRef, float] = {}  # Service → when its first untranslated change arrived
+        self._unsynced: dict[ObjectRef, float] = {}  # translated, but the sync failed: for the latency metric
+        self._last_start: float | None = None
+        self._last_full_start: float | None = None
+        self._next_full = 0.0
+        self._followup_at: float | None = None  # an incremental sync for keys the last one left pending
+        self.sync_count = 0
+        self._retries: Iterator[float] | None = None
+        self.outcomes: list[SyncOutcome] = []  # every sync's outcome, newest last (bounded)
+        self._log = structlog.get_logger("ipvsctl.agent.runner")
+
+    def mark(self, refs: set[ObjectRef]) -> None:
+        """Services changed (from a watch event or a relist); opens the gate once every list is in."""
+        now = self.clock.now()
+        for ref in refs:
+            self._pending.setdefault(ref, now)
+        if not self._gate.is_set() and self._listed():
+            self._gate.set()
+        if refs or self._gate.is_set():
+            self._wake.set()
+
+    async def run(self) -> None:
+        """Sync forever (cancel to stop; a sync in progress is cancelled with it)."""
+        await self._gate.wait()
+        self._log.info("initial_lists_done", services=len(self.syncer.cache.services))
+        while True:
+            await self._wait_for_work()
+            await self._respect_min_interval()
+            await self.run_once(full=self.clock.now() >= self._deadline())
+
+    async def run_once(self, *, full: bool) -> SyncOutcome:
+        """Translate pending Services and apply; record the outcome everywhere it is reported."""
+        start = self.clock.now()
+        wall_start = time.perf_counter()
+        self._last_start = start
+        if full:
+            self._last_full_start = start
+        self.status.sync_started = start
+        taken = self._pending
+        self._pending = {}
+        try:
+            await self.syncer.translate(taken)
+            outcome = await self.syncer.apply(full=full)
+        finally:
+            self.status.sync_started = None
+        self.sync_count += 1
+        end = self.clock.now()
+        kind = "full" if full else "incremental"
+        self.metrics.sync_duration.labels(kind=kind).observe(time.perf_counter() - wall_start)
+        self.metrics.syncs.labels(kind=kind, result="ok" if outcome.ok else "failed").inc()
+        self.status.last_sync_end = end
+        self.status.last_sync_ok = outcome.ok
+        self._followup_at = start + self.min_interval if outcome.drains_started else None
+        if outcome.ok:
+            self._retries = None
+            self.status.initial_sync_done = True
+            self.metrics.last_sync.set(time.time())
+            for since in {**taken, **self._unsynced}.values():
+                self.metrics.event_latency.observe(max(end - since, 0.0))
+            self._unsynced = {}
+            if full:
+                self._next_full = start + self.resync_interval
+                self.syncer.recorder.refresh()
+                await self.syncer.health_checks.retry()
+        else:
+            # The keys stay pending in the Syncer; the retry is a full sync after a growing delay.
+            self._unsynced = {**taken, **self._unsynced}
+            self._retries = self._retries or backoff(first=max(self.min_interval, 0.5), cap=self.resync_interval)
+            self._next_full = end + next(self._retries)
+        self.metrics.ready.set(1 if self.status.ready else 0)
+        log = self._log.info if outcome.operations or not outcome.ok else self._log.debug
+        log(
+            "sync_done" if outcome.ok else "sync_failed",
+            full=full,
+            services=len(taken),
+            keys=outcome.keys,
+            operations=outcome.operations,
+            duration_s=round(end - start, 6),
+            **({"error": outcome.error} if outcome.error else {}),
+        )
+        self.outcomes = [*self.outcomes[-99:], outcome]
+        return outcome
+
+    def _deadline(self) -> float:
+        """When the next full sync is due: the resync (or retry) time, or the earliest drain expiry."""
+        due = self._next_full
+        started = self.syncer.drains.started
+        if started:
+            expiry = min(started.values()) + self.syncer.drains.max_drain_seconds
+            # An expiry a full sync has already seen is that sync's to act on, not a reason to loop.
+            if self._last_full_start is None or expiry > self._last_full_start:
+                due = min(due, expiry)
+        return due
+
+    async def _wait_for_work(self) -> None:
+        while True:
+            self._wake.clear()
+            now = self.clock.now()
+            if self._pending or now >= self._deadline():
+                return
+            due = self._deadline()
+            if self._followup_at is not None:
+                if now >= self._followup_at:
+                    return
+                due = min(due, self._followup_at)
+            await wait_for_event(self._wake, within=due - now, clock=self.clock)
+
+    async def _respect_min_interval(self) -> None:
+        if self._last_start is None:
+            return
+        wait = self._last_start + self.min_interval - self.clock.now()
+        if wait > 0:
+            await self.clock.sleep(wait)

@@ -1,0 +1,221 @@
+"""One step of the agent: translate the Services that changed, then bring the kernel to the desired table.
+
+``translate`` re-runs ``translate_service`` for the given Services only, settles conflicts
+(``DesiredState``), reports problems as Events and updates healthCheckNodePort servers. ``apply``
+runs ``reconcile.sync`` limited (``only=``) to the VIP keys those Services had or have now — or,
+for a full resync, over the whole table, which repairs drift and ends drains. Keys stay pending
+until an apply succeeds.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import structlog
+
+from ipvsctl.agent.cache import ClusterCache, Subject
+from ipvsctl.agent.desired import DesiredState
+from ipvsctl.agent.events import EventRecorder, Problem
+from ipvsctl.agent.healthcheck import HealthCheckServers, health_check_port
+from ipvsctl.agent.metrics import AgentMetrics
+from ipvsctl.backend.base import Backend
+from ipvsctl.errors import BackendError
+from ipvsctl.kube.views import ObjectRef
+from ipvsctl.model import EditRealServer, ServiceKey
+from ipvsctl.plan import Ownership
+from ipvsctl.reconcile import DrainTracker, sync
+from ipvsctl.report import op_name
+from ipvsctl.translate import NodeContext, Notice, Policy, ServiceResult, translate_service
+
+__all__ = ["SyncOutcome", "Syncer"]
+
+TRANSLATION = "translation"  # the Event topic of rejections and notices
+
+
+@dataclass(frozen=True, slots=True)
+class SyncOutcome:
+    """What one apply did."""
+
+    ok: bool
+    full: bool
+    operations: int = 0
+    keys: int = 0  # VIP keys planned (a full sync counts the whole table)
+    drains_started: int = 0  # real servers set to weight 0 by this sync
+    error: str = ""
+
+
+def notice_reason(notice: Notice) -> str | None:
+    """The Event reason of a notice; None for those that are not Event-worthy."""
+    if notice.field.startswith("spec.externalIPs"):
+        return "IpvsctlExternalIPIgnored"
+    if notice.field.startswith("metadata.annotations"):
+        return "IpvsctlUnknownAnnotation"
+    if notice.field == "spec.externalTrafficPolicy":
+        return None  # changes with every endpoint on every node: the no-local-endpoints metric says it
+    return "IpvsctlNotice"
+
+
+class Syncer:
+    """Translation results, the desired table and the kernel, kept in step."""
+
+    def __init__(
+        self,
+        *,
+        cache: ClusterCache,
+        backend: Backend,
+        policy: Policy,
+        drains: DrainTracker,
+        recorder: EventRecorder,
+        health_checks: HealthCheckServers,
+        metrics: AgentMetrics,
+    ) -> None:
+        self.cache = cache
+        self.backend = backend
+        self.policy = policy
+        self.drains = drains
+        self.recorder = recorder
+        self.health_checks = health_checks
+        self.metrics = metrics
+        self.desired = DesiredState()
+        self.pending_keys: set[ServiceKey] = set()
+        self._subjects: dict[ObjectRef, Subject] = {}
+        self._states: dict[ObjectRef, str] = {}
+        self._state_counts: Counter[str] = Counter()
+        self._no_local: set[ObjectRef] = set()
+        self._synced_node_ips: frozenset[str] = frozenset()
+        self._log = structlog.get_logger("ipvsctl.agent.sync")
+
+    @property
+    def node(self) -> NodeContext:
+        """This node's name and addresses (none until its Node is known)."""
+        node = self.cache.node
+        return NodeContext(self.cache.node_name, node.addresses if node is not None else ())
+
+    async def translate(self, refs: Iterable[ObjectRef]) -> None:
+        """Translate these Services again (a missing one is removed) and remember the VIP keys to plan."""
+        node = self.node
+        touched: set[ObjectRef] = set()
+        for ref in refs:
+            view = self.cache.services.get(ref)
+            result = None
+            if view is not None:
+                result = translate_service(view, self.cache.slices_for(ref), node=node, policy=self.policy)
+            change = self.desired.update(ref, result)
+            self.pending_keys |= change.keys
+            touched |= change.services
+            touched.add(ref)
+        for ref in sorted(touched):
+            await self._report(ref)
+        self._update_gauges()
+
+    async def apply(self, *, full: bool) -> SyncOutcome:
+        """Plan and apply the pending keys (every key when ``full``) and bind the VIPs; never raises BackendError."""
+        only = None if full else set(self.pending_keys)
+        node_ips = frozenset(self.node.addresses)
+        # Node ports on addresses the node just lost are still ours to delete, until a sync succeeds.
+        ownership = Ownership(
+            node_addresses=node_ips | self._synced_node_ips, node_port_range=self.policy.node_port_range
+        )
+        try:
+            result = await sync(
+                self.backend,
+                self.desired.table,
+                ownership=ownership,
+                bind=self.desired.addresses() - node_ips,
+                drains=self.drains,
+                only=only,
+            )
+        except BackendError as error:
+            self.metrics.error("backend")
+            self._log.error("sync_failed", full=full, error=str(error))
+            return SyncOutcome(ok=False, full=full, error=str(error))
+        finally:
+            self.metrics.drain_queue.set(len(self.drains))
+        # Operations on a key that failed may or may not have gone in; count only the certain ones.
+        failed = {failure.operation.key for failure in result.failures}
+        applied = [op for op in result.operations if op.key not in failed]
+        self.metrics.count_operations(applied)
+        for operation in applied:
+            self._log.debug("operation_applied", op=op_name(operation), vip=str(operation.key))
+        for failure in result.failures:
+            self.metrics.error("operation")
+            self._log.error(
+                "operation_failed",
+                op=op_name(failure.operation),
+                vip=str(failure.operation.key),
+                service=str(self.desired.owners.get(failure.operation.key, "")),
+                errno=failure.errno,
+                error=failure.message,
+            )
+        planned = len(self.desired.services) if only is None else len(only)
+        drained = {op.key for op in applied if isinstance(op, EditRealServer) and op.drain}
+        if result.ok:
+            self.pending_keys -= only if only is not None else set(self.pending_keys)
+            self._synced_node_ips = node_ips
+            self.metrics.virtual_services.set(len(self.desired.services))
+            self.metrics.real_servers.set(self.desired.real_servers)
+        # The drain clock starts when a sync sees weight 0: plan these keys again soon.
+        self.pending_keys |= drained
+        return SyncOutcome(
+            ok=result.ok,
+            full=full,
+            operations=len(applied),
+            keys=planned,
+            drains_started=len(drained),
+            error="; ".join(str(f) for f in result.failures),
+        )
+
+    async def _report(self, ref: ObjectRef) -> None:
+        """Events, health-check server and gauges of one Service after its translation changed."""
+        view = self.cache.services.get(ref)
+        result = self.desired.results.get(ref)
+        if view is None or result is None:
+            subject = self._subjects.pop(ref, None)
+            if subject is not None:
+                self.recorder.forget(subject)
+            self._set_state(ref, None)
+            self._no_local.discard(ref)
+            await self.health_checks.update(ref, port=None, local_endpoints=0)
+            return
+        subject = Subject("Service", ref, uid=view.uid)
+        old_subject = self._subjects.get(ref)
+        if old_subject is not None and old_subject != subject:
+            self.recorder.forget(old_subject)  # deleted and created again under the same name
+        self._subjects[ref] = subject
+        self.recorder.set(subject, topic=TRANSLATION, problems=self._problems(ref, result))
+        self._set_state(ref, _state(result, rejected=bool(self.desired.rejections(ref))))
+        local = view.external_traffic_policy == "Local" and bool(result.services) and result.local_endpoints == 0
+        (self._no_local.add if local else self._no_local.discard)(ref)
+        await self.health_checks.update(
+            ref, port=health_check_port(view) if not result.skipped else None, local_endpoints=result.local_endpoints
+        )
+
+    def _problems(self, ref: ObjectRef, result: ServiceResult) -> list[Problem]:
+        problems = [("IpvsctlRejected", f"{r.field}: {r.message}") for r in self.desired.rejections(ref)]
+        for notice in result.notices:
+            reason = notice_reason(notice)
+            if reason is not None:
+                problems.append((reason, f"{notice.field}: {notice.message}"))
+        return problems
+
+    def _set_state(self, ref: ObjectRef, state: str | None) -> None:
+        old = self._states.pop(ref, None)
+        if old is not None:
+            self._state_counts[old] -= 1
+        if state is not None:
+            self._states[ref] = state
+            self._state_counts[state] += 1
+
+    def _update_gauges(self) -> None:
+        for state in ("programmed", "rejected", "skipped"):
+            self.metrics.services.labels(state=state).set(self._state_counts[state])
+        self.metrics.no_local_endpoints.set(len(self._no_local))
+        self.metrics.health_check_servers.set(len(self.health_checks.listening))
+
+
+def _state(result: ServiceResult, *, rejected: bool) -> str:
+    if result.skipped:
+        return "skipped"
+    return "rejected" if rejected else "programmed"

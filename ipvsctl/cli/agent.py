@@ -1,0 +1,168 @@
+"""``ipvsctl agent``: the node agent, until SIGTERM (which leaves the kernel table in place)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import AsyncIterator
+from enum import StrEnum
+from typing import TYPE_CHECKING, Annotated
+
+import structlog
+import typer
+
+from ipvsctl.cli.app import EXIT_ERROR, app, fail
+from ipvsctl.cli.backends import open_backend
+from ipvsctl.cli.common import (
+    DEFAULT_INTERFACE,
+    ExternalCidrOpt,
+    InterfaceOpt,
+    NetmaskV4Opt,
+    NetmaskV6Opt,
+    NodePortRangeOpt,
+    SchedulerOpt,
+)
+from ipvsctl.cli.kernel import NoSysctlOpt
+from ipvsctl.errors import IpvsctlError
+
+if TYPE_CHECKING:
+    from ipvsctl.agent.config import AgentConfig
+    from ipvsctl.backend.base import Backend
+
+__all__ = ["agent"]
+
+
+class LogFormat(StrEnum):
+    """Log formats: auto is JSON when stdout is not a terminal."""
+
+    AUTO = "auto"
+    JSON = "json"
+    CONSOLE = "console"
+
+
+class BackendKind(StrEnum):
+    """Where the table lives: the kernel, or memory (tests and dry runs)."""
+
+    NETLINK = "netlink"
+    MEMORY = "memory"
+
+
+@app.command()
+def agent(
+    *,
+    kubeconfig: Annotated[
+        str | None,
+        typer.Option("--kubeconfig", metavar="PATH", help="Kubeconfig file; default: the pod's service account."),
+    ] = None,
+    node_name: Annotated[
+        str | None,
+        typer.Option("--node-name", metavar="NAME", envvar="NODE_NAME", help="This node's name (env NODE_NAME)."),
+    ] = None,
+    interface: InterfaceOpt = DEFAULT_INTERFACE,
+    scheduler: SchedulerOpt = "rr",
+    netmask_v4: NetmaskV4Opt = 32,
+    netmask_v6: NetmaskV6Opt = 128,
+    node_port_range: NodePortRangeOpt = "30000-32767",
+    external_ip_cidr: ExternalCidrOpt = None,
+    min_sync_interval: Annotated[
+        float, typer.Option("--min-sync-interval", metavar="SECONDS", help="Least time between two syncs.")
+    ] = 1.0,
+    resync_interval: Annotated[
+        float, typer.Option("--resync-interval", metavar="SECONDS", help="Full resync period (repairs drift).")
+    ] = 30.0,
+    max_drain_seconds: Annotated[
+        float,
+        typer.Option("--max-drain-seconds", metavar="SECONDS", help="A draining real server is deleted after this."),
+    ] = 900.0,
+    health_bind: Annotated[
+        str, typer.Option("--health-bind", metavar="HOST:PORT", help="Where /healthz and /readyz are served.")
+    ] = "0.0.0.0:10256",
+    metrics_bind: Annotated[
+        str, typer.Option("--metrics-bind", metavar="HOST:PORT", help="Where /metrics is served.")
+    ] = "0.0.0.0:10249",
+    health_check_address: Annotated[
+        str,
+        typer.Option("--health-check-address", metavar="IP", help="Address the healthCheckNodePort servers use."),
+    ] = "0.0.0.0",  # noqa: S104 (cloud load balancers probe from off-host)
+    log_format: Annotated[
+        LogFormat, typer.Option("--log-format", help="Log format (auto: JSON when stdout is not a TTY).")
+    ] = LogFormat.AUTO,
+    log_level: Annotated[
+        str, typer.Option("--log-level", metavar="LEVEL", help="debug, info, warning or error.")
+    ] = "info",
+    no_sysctl: NoSysctlOpt = None,
+    backend: Annotated[
+        BackendKind, typer.Option("--backend", help="netlink: the kernel; memory: an in-memory table (dry runs).")
+    ] = BackendKind.NETLINK,
+) -> None:
+    """Run the node agent: keep this node's IPVS table equal to the cluster's Services and EndpointSlices."""
+    # Imported here: the other commands never pay for kubernetes-asyncio, aiohttp and prometheus-client.
+    from ipvsctl.agent import agent_config  # noqa: PLC0415
+    from ipvsctl.agent.logs import configure_logging  # noqa: PLC0415
+    from ipvsctl.agent.supervisor import TaskFailedError  # noqa: PLC0415
+
+    try:
+        config = agent_config(
+            node_name=node_name,
+            kubeconfig=kubeconfig,
+            interface=interface,
+            scheduler=scheduler,
+            netmask_v4=netmask_v4,
+            netmask_v6=netmask_v6,
+            node_port_range=node_port_range,
+            external_ip_cidrs=external_ip_cidr or [],
+            min_sync_interval=min_sync_interval,
+            resync_interval=resync_interval,
+            max_drain_seconds=max_drain_seconds,
+            health_bind=health_bind,
+            metrics_bind=metrics_bind,
+            health_check_address=health_check_address,
+            log_format=log_format.value,
+            log_level=log_level,
+            no_sysctl=no_sysctl or [],
+            backend=backend.value,
+        )
+    except IpvsctlError as error:
+        fail(error)
+    configure_logging(log_format=config.log_format, level=config.log_level)
+    log = structlog.get_logger("ipvsctl.agent")
+    try:
+        asyncio.run(run(config))
+    except TaskFailedError:
+        raise typer.Exit(EXIT_ERROR) from None
+    except IpvsctlError as error:
+        log.error("agent_failed", error=str(error))  # noqa: TRY400 (our own error: its message is the story)
+        raise typer.Exit(EXIT_ERROR) from None
+
+
+async def run(config: AgentConfig) -> None:
+    """Apply start-up sysctls (kernel backend), connect, and run the agent until SIGTERM or SIGINT."""
+    from ipvsctl.agent import NodeAgent  # noqa: PLC0415 (see agent())
+    from ipvsctl.agent.events import ApiEventSink  # noqa: PLC0415
+    from ipvsctl.backend.sysctl import apply_sysctls  # noqa: PLC0415
+    from ipvsctl.kube.client import connect  # noqa: PLC0415
+
+    if config.backend == BackendKind.NETLINK:
+        for change in apply_sysctls(settings=config.sysctls):
+            structlog.get_logger("ipvsctl.agent").info(
+                "sysctl_set", name=change.name, previous=change.previous, value=change.value
+            )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    async with _backend(config) as table, connect(config.kubeconfig) as api:
+        node_agent = NodeAgent(config=config, backend=table, event_sink=ApiEventSink(api))
+        await node_agent.run(api, stop=stop)
+
+
+@contextlib.asynccontextmanager
+async def _backend(config: AgentConfig) -> AsyncIterator[Backend]:
+    from ipvsctl.backend.memory import MemoryBackend  # noqa: PLC0415 (see agent())
+
+    if config.backend == BackendKind.MEMORY:
+        yield MemoryBackend()
+        return
+    async with open_backend(interface=config.interface) as backend:
+        yield backend

@@ -1,0 +1,131 @@
+"""What the agent serves: healthCheckNodePort servers, /healthz, /readyz and /metrics, on loopback."""
+
+from __future__ import annotations
+
+import json
+import socket
+from typing import Any
+
+import aiohttp
+
+from ipvsctl.agent.http import serve_endpoints
+from tests.agent.conftest import StartAgent
+from tests.agent.fakes import FakeClock, endpoint_slice, list_everything, service, settle
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+async def get(port: int, path: str = "/") -> tuple[int, Any]:
+    async with aiohttp.ClientSession() as session, session.get(f"http://127.0.0.1:{port}{path}") as response:
+        text = await response.text()
+        try:
+            return response.status, json.loads(text)
+        except ValueError:
+            return response.status, text
+
+
+def local_lb(port: int, **spec: Any) -> dict[str, Any]:
+    return service(
+        "lb",
+        cluster_ip="10.0.0.50",
+        type="LoadBalancer",
+        externalTrafficPolicy="Local",
+        healthCheckNodePort=port,
+        ports=[{"port": 80, "protocol": "TCP", "nodePort": 30080}],
+        **spec,
+    )
+
+
+def lb_slice(*endpoints: tuple[str, str]) -> dict[str, Any]:
+    return endpoint_slice("lb-1", service="lb", endpoints=endpoints)
+
+
+async def test_health_check_port_answers_200_with_local_endpoints(start_agent: StartAgent) -> None:
+    """Two endpoints on this node: 200 and localEndpoints 2, whatever the path."""
+    port = free_port()
+    agent = start_agent()
+    list_everything(
+        agent, services=[local_lb(port)], slices=[lb_slice(("10.1.0.1", "worker1"), ("10.1.0.2", "worker1"))]
+    )
+    await settle()
+    assert await get(port, "/healthz") == (
+        200,
+        {"service": {"namespace": "default", "name": "lb"}, "localEndpoints": 2},
+    )
+
+
+async def test_health_check_port_answers_503_without_local_endpoints(start_agent: StartAgent, clock: FakeClock) -> None:
+    """Endpoints only on other nodes: 503 with localEndpoints 0; the count follows the slice."""
+    port = free_port()
+    agent = start_agent()
+    list_everything(agent, services=[local_lb(port)], slices=[lb_slice(("10.1.0.1", "worker2"))])
+    await settle()
+    assert (await get(port))[0] == 503
+    agent.handlers["EndpointSlice"].upsert(lb_slice(("10.1.0.1", "worker2"), ("10.1.0.3", "worker1")))
+    await clock.advance(1.0)
+    assert (await get(port))[1]["localEndpoints"] == 1
+
+
+async def test_health_check_server_stops_with_its_service(start_agent: StartAgent, clock: FakeClock) -> None:
+    """Deleting the Service closes its port; a Cluster-policy Service never gets one."""
+    port = free_port()
+    agent = start_agent()
+    list_everything(agent, services=[local_lb(port)])
+    await settle()
+    assert agent.health_checks.listening == {port: agent.cache.services[next(iter(agent.cache.services))].ref}
+    agent.handlers["Service"].delete(local_lb(port))
+    await clock.advance(1.0)
+    assert agent.health_checks.listening == {}
+    try:
+        status = (await get(port))[0]
+    except aiohttp.ClientConnectionError:
+        status = 0
+    assert status == 0
+
+
+async def test_health_check_port_move_follows_the_service(start_agent: StartAgent, clock: FakeClock) -> None:
+    """A new healthCheckNodePort: the old port closes, the new one answers."""
+    old, new = free_port(), free_port()
+    agent = start_agent()
+    list_everything(agent, services=[local_lb(old)])
+    await settle()
+    agent.handlers["Service"].upsert(local_lb(new))
+    await clock.advance(1.0)
+    assert list(agent.health_checks.listening) == [new]
+    assert (await get(new))[1]["service"]["name"] == "lb"
+
+
+async def test_probes_and_metrics_are_served(start_agent: StartAgent) -> None:
+    """/readyz is 503 before the first sync and 200 after; /healthz is 200; /metrics has the agent's metrics."""
+    agent = start_agent()
+    config = agent.config
+    async with serve_endpoints(
+        health=config.health_bind,
+        metrics_bind=config.metrics_bind,
+        healthz=agent.status.liveness,
+        readyz=agent.status.readiness,
+        metrics=agent.metrics,
+    ) as ports:
+        before = await get(ports["/readyz"], "/readyz")
+        list_everything(agent, services=[service("web", cluster_ip="10.0.0.10")])
+        await settle()
+        after = await get(ports["/readyz"], "/readyz")
+        alive = await get(ports["/healthz"], "/healthz")
+        metrics = (await get(ports["/metrics"], "/metrics"))[1]
+    assert (before[0], before[1]["initialSync"], after[0], alive[0]) == (503, False, 200, 200)
+    assert 'ipvsctl_operations_applied_total{op="add-service"} 1.0' in metrics
+    assert "ipvsctl_ready 1.0" in metrics
+
+
+async def test_liveness_fails_when_a_sync_hangs(start_agent: StartAgent, clock: FakeClock) -> None:
+    """A sync that has not finished after stall_after seconds makes /healthz fail."""
+    agent = start_agent()
+    agent.status.sync_started = clock.now()
+    assert agent.status.liveness().ok
+    await clock.advance(agent.status.stall_after + 1)
+    assert not agent.status.liveness().ok
