@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Annotated
@@ -22,6 +23,7 @@ __all__ = [
     "Desired",
     "ExternalCidrOpt",
     "InterfaceOpt",
+    "KubeconfigOpt",
     "ManifestsOpt",
     "NetmaskV4Opt",
     "NetmaskV6Opt",
@@ -40,12 +42,20 @@ __all__ = [
 ]
 
 ManifestsOpt = Annotated[
-    list[str],
+    list[str] | None,
     typer.Option(
         "--manifests",
         "-f",
         metavar="PATH",
         help="YAML/JSON file or directory of Services, EndpointSlices and Nodes (repeatable; - for stdin).",
+    ),
+]
+KubeconfigOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--kubeconfig",
+        metavar="FILE",
+        help="Read Services, EndpointSlices and the Node from this cluster instead of --manifests.",
     ),
 ]
 OptionalManifestsOpt = Annotated[
@@ -115,9 +125,23 @@ class Desired:
         return frozenset(vs.key.address for vs in self.translation.table if vs.key.address not in node_ips)
 
 
+def load_objects(*, manifests: Sequence[str] | None, kubeconfig: str | None, node: str | None) -> ManifestSet:
+    """Objects from manifests or from a live cluster (exactly one of the two)."""
+    if manifests and kubeconfig is not None:
+        raise UsageError("give either --manifests or --kubeconfig, not both", flag="--kubeconfig")
+    if kubeconfig is not None:
+        from ipvsctl.kube.client import load_cluster  # noqa: PLC0415 (kubernetes-asyncio is slow to import)
+
+        return asyncio.run(load_cluster(kubeconfig, node_name=node))
+    if not manifests:
+        raise UsageError("is required (or --kubeconfig to read the cluster)", flag="--manifests")
+    return load_manifests(manifests)
+
+
 def load_desired(
     *,
-    manifests: Sequence[str],
+    manifests: Sequence[str] | None,
+    kubeconfig: str | None = None,
     node: str,
     node_ips: Sequence[str],
     scheduler: str,
@@ -134,7 +158,7 @@ def load_desired(
         node_port_range=node_port_range,
         external_ip_cidrs=external_ip_cidrs,
     )
-    loaded = load_manifests(manifests)
+    loaded = load_objects(manifests=manifests, kubeconfig=kubeconfig, node=node)
     context = node_context(loaded, node=node, node_ips=node_ips)
     translation = translate(loaded.services, loaded.slices, node=context, policy=policy)
     problems = [Problem(f"{e.source}: {e.obj}" if e.source else e.obj, e.field, e.message) for e in loaded.errors]
@@ -144,7 +168,8 @@ def load_desired(
 
 def desired_and_ownership(
     *,
-    manifests: Sequence[str],
+    manifests: Sequence[str] | None,
+    kubeconfig: str | None,
     node: str,
     node_ips: Sequence[str],
     owned_cidrs: Sequence[str],
@@ -157,6 +182,7 @@ def desired_and_ownership(
     """What ``diff`` and ``apply`` both start from: the desired table and what the agent owns."""
     desired = load_desired(
         manifests=manifests,
+        kubeconfig=kubeconfig,
         node=node,
         node_ips=node_ips,
         scheduler=scheduler,
@@ -178,7 +204,7 @@ def node_context(loaded: ManifestSet, *, node: str, node_ips: Sequence[str]) -> 
     for candidate in loaded.nodes:
         if candidate.name == node:
             return NodeContext(node, candidate.addresses)
-    raise UsageError(f"node {node!r} is not in the manifests: add its Node object or pass --node-ip", flag="--node")
+    raise UsageError(f"node {node!r} is not in the manifests or cluster: add its Node or pass --node-ip", flag="--node")
 
 
 def ownership_from_flags(*, node_ips: Sequence[str], owned_cidrs: Sequence[str], node_port_range: str) -> Ownership:

@@ -21,6 +21,7 @@ from ipvsctl.cli.common import (
     DEFAULT_INTERFACE,
     ExternalCidrOpt,
     InterfaceOpt,
+    KubeconfigOpt,
     ManifestsOpt,
     NetmaskV4Opt,
     NetmaskV6Opt,
@@ -51,7 +52,8 @@ class DiffFormat(StrEnum):
 @app.command()
 def diff(
     *,
-    manifests: ManifestsOpt,
+    manifests: ManifestsOpt = None,
+    kubeconfig: KubeconfigOpt = None,
     node: NodeOpt,
     node_ip: NodeIpOpt = None,
     current_save: Annotated[
@@ -75,6 +77,7 @@ def diff(
     try:
         desired, ownership = desired_and_ownership(
             manifests=manifests,
+            kubeconfig=kubeconfig,
             node=node,
             node_ips=node_ip or [],
             owned_cidrs=owned_cidr or [],

@@ -20,6 +20,7 @@ from ipvsctl.cli.common import (
     Desired,
     ExternalCidrOpt,
     InterfaceOpt,
+    KubeconfigOpt,
     ManifestsOpt,
     NetmaskV4Opt,
     NetmaskV6Opt,
@@ -68,7 +69,8 @@ NoSysctlOpt = Annotated[
 @app.command()
 def apply(
     *,
-    manifests: ManifestsOpt,
+    manifests: ManifestsOpt = None,
+    kubeconfig: KubeconfigOpt = None,
     node: NodeOpt,
     node_ip: NodeIpOpt = None,
     owned_cidr: OwnedCidrOpt = None,
@@ -85,6 +87,7 @@ def apply(
     try:
         desired, ownership = desired_and_ownership(
             manifests=manifests,
+            kubeconfig=kubeconfig,
             node=node,
             node_ips=node_ip or [],
             owned_cidrs=owned_cidr or [],
@@ -134,6 +137,7 @@ def _print_applied(result: SyncResult, *, desired: Desired, node: str, output: F
 def show(
     *,
     manifests: OptionalManifestsOpt = None,
+    kubeconfig: KubeconfigOpt = None,
     node: OptionalNodeOpt = None,
     node_ip: NodeIpOpt = None,
     owned_cidr: OwnedCidrOpt = None,
@@ -143,7 +147,7 @@ def show(
 ) -> None:
     """The agent's part of the kernel table: VIPs, real servers, connections, draining servers."""
     try:
-        desired = _optional_desired(manifests=manifests, node=node, node_ip=node_ip or [])
+        desired = _optional_desired(manifests=manifests, kubeconfig=kubeconfig, node=node, node_ip=node_ip or [])
         node_ips = desired.node.addresses if desired else parse_node_ips(node_ip or [])
         ownership = ownership_from_flags(
             node_ips=node_ips, owned_cidrs=owned_cidr or [], node_port_range=node_port_range
@@ -161,13 +165,18 @@ def show(
         typer.echo(show_text(state, owned=owned.owns, owners=owners, pods=pods), nl=False)
 
 
-def _optional_desired(*, manifests: list[str] | None, node: str | None, node_ip: list[str]) -> Desired | None:
-    if not manifests:
+def _optional_desired(
+    *, manifests: list[str] | None, kubeconfig: str | None, node: str | None, node_ip: list[str]
+) -> Desired | None:
+    if not manifests and kubeconfig is None:
         return None
     if node is None:
-        raise UsageError("is required with --manifests (names come from this node's view)", flag="--node")
+        raise UsageError(
+            "is required with --manifests or --kubeconfig (names come from this node's view)", flag="--node"
+        )
     return load_desired(
         manifests=manifests,
+        kubeconfig=kubeconfig,
         node=node,
         node_ips=node_ip,
         scheduler="rr",
@@ -192,6 +201,7 @@ def affinity(
         str | None, typer.Option("--service", metavar="NS/NAME", help="Only this Service (needs --manifests).")
     ] = None,
     manifests: OptionalManifestsOpt = None,
+    kubeconfig: KubeconfigOpt = None,
     node: OptionalNodeOpt = None,
     node_ip: NodeIpOpt = None,
     conn_file: Annotated[
@@ -203,9 +213,9 @@ def affinity(
     """The persistence table: which client network is pinned to which real server, and for how long."""
     try:
         where = parse_pin_filter(client=client, vip=vip, service=service)
-        if service is not None and not manifests:
-            raise UsageError("needs --manifests to know which VIPs belong to the Service", flag="--service")
-        desired = _optional_desired(manifests=manifests, node=node, node_ip=node_ip or [])
+        if service is not None and not manifests and kubeconfig is None:
+            raise UsageError("needs --manifests or --kubeconfig to know the Service's VIPs", flag="--service")
+        desired = _optional_desired(manifests=manifests, kubeconfig=kubeconfig, node=node, node_ip=node_ip or [])
         try:
             text = conn_file.read_text()
         except OSError as error:
