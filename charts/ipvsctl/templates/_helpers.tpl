@@ -1,0 +1,127 @@
+{{/* Names, labels and the small computed values the templates share. */}}
+
+{{- define "ipvsctl.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "ipvsctl.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "ipvsctl.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "ipvsctl.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "ipvsctl.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{ include "ipvsctl.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/component: node-agent
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{- define "ipvsctl.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "ipvsctl.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{- define "ipvsctl.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+{{- end }}
+
+{{/* "ADDRESS:PORT" for a bind flag, with IPv6 addresses in brackets. Argument: (list address port). */}}
+{{- define "ipvsctl.hostPort" -}}
+{{- $address := index . 0 }}
+{{- $port := index . 1 | int }}
+{{- if contains ":" $address }}
+{{- printf "[%s]:%d" $address $port }}
+{{- else }}
+{{- printf "%s:%d" $address $port }}
+{{- end }}
+{{- end }}
+
+{{/*
+The agent's start-up sysctls (ipvsctl/backend/sysctl.py STARTUP_SYSCTLS; a test keeps the two equal), as YAML.
+*/}}
+{{- define "ipvsctl.startupSysctls" -}}
+net.ipv4.vs.conntrack: "1"
+net.ipv4.vs.expire_nodest_conn: "1"
+net.ipv4.vs.expire_quiescent_template: "1"
+net.ipv4.ip_forward: "1"
+{{- end }}
+
+{{/* The sysctls the init container writes, in a stable order, as "name=value" lines. */}}
+{{- define "ipvsctl.initSysctls" -}}
+{{- if eq .Values.sysctls.mode "initContainer" }}
+{{- $all := include "ipvsctl.startupSysctls" . | fromYaml }}
+{{- range $name := keys $all | sortAlpha }}
+{{- if not (has $name $.Values.sysctls.skip) }}
+{{ $name }}={{ get $all $name }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* The modules the init container loads, as space-separated names; empty when modules.load is off. */}}
+{{- define "ipvsctl.modules" -}}
+{{- if .Values.modules.load }}
+{{- append .Values.modules.names (printf "ip_vs_%s" .Values.agent.scheduler) | uniq | join " " }}
+{{- end }}
+{{- end }}
+
+{{/* A number for a flag: whole numbers without a fraction or exponent (900, not 900.0 or 9e+02). */}}
+{{- define "ipvsctl.number" -}}
+{{- if eq (float64 .) (float64 (int64 .)) }}
+{{- int64 . }}
+{{- else }}
+{{- . }}
+{{- end }}
+{{- end }}
+
+{{/* The agent's command-line arguments, as a YAML list (quoted by toYaml where YAML needs it, e.g. "::"). */}}
+{{- define "ipvsctl.agentArgs" -}}
+{{- $agent := .Values.agent }}
+{{- if gt (float64 $agent.minSyncInterval) (float64 $agent.resyncInterval) }}
+{{- fail (printf "agent.minSyncInterval (%v) must not be longer than agent.resyncInterval (%v)" $agent.minSyncInterval $agent.resyncInterval) }}
+{{- end }}
+{{- $args := list "agent"
+  (printf "--interface=%s" $agent.interface)
+  (printf "--scheduler=%s" $agent.scheduler)
+  (printf "--persistence-netmask-v4=%d" ($agent.persistenceNetmaskV4 | int))
+  (printf "--persistence-netmask-v6=%d" ($agent.persistenceNetmaskV6 | int))
+  (printf "--node-port-range=%s" $agent.nodePortRange) }}
+{{- range $agent.externalIPCIDRs }}
+{{- $args = append $args (printf "--external-ip-cidr=%s" .) }}
+{{- end }}
+{{- $args = concat $args (list
+  (printf "--min-sync-interval=%s" (include "ipvsctl.number" $agent.minSyncInterval))
+  (printf "--resync-interval=%s" (include "ipvsctl.number" $agent.resyncInterval))
+  (printf "--max-drain-seconds=%s" (include "ipvsctl.number" $agent.maxDrainSeconds))
+  (printf "--health-bind=%s" (include "ipvsctl.hostPort" (list .Values.health.bindAddress .Values.health.port)))
+  (printf "--metrics-bind=%s" (include "ipvsctl.hostPort" (list .Values.metrics.bindAddress .Values.metrics.port)))
+  (printf "--health-check-address=%s" $agent.healthCheckAddress)
+  (printf "--log-format=%s" .Values.log.format)
+  (printf "--log-level=%s" .Values.log.level)
+  (printf "--backend=%s" $agent.backend)) }}
+{{- range $name, $_ := include "ipvsctl.startupSysctls" . | fromYaml }}
+{{- $args = append $args (printf "--no-sysctl=%s" $name) }}
+{{- end }}
+{{- concat $args $agent.extraArgs | toYaml }}
+{{- end }}

@@ -1,0 +1,108 @@
+"""Each value of the chart reaches the agent as the flag it stands for."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import typer
+from typer.core import TyperGroup
+
+from ipvsctl.agent.config import agent_config
+from ipvsctl.backend.sysctl import STARTUP_SYSCTLS
+from ipvsctl.cli import app
+from tests.chart.render import container, render
+from tests.chart.values import VALUE_SETS
+
+DEFAULT_ARGS = [
+    "agent",
+    "--interface=ipvs0",
+    "--scheduler=rr",
+    "--persistence-netmask-v4=32",
+    "--persistence-netmask-v6=128",
+    "--node-port-range=30000-32767",
+    "--min-sync-interval=1",
+    "--resync-interval=30",
+    "--max-drain-seconds=900",
+    "--health-bind=0.0.0.0:10256",
+    "--metrics-bind=0.0.0.0:10249",
+    "--health-check-address=0.0.0.0",
+    "--log-format=json",
+    "--log-level=info",
+    "--backend=netlink",
+    "--no-sysctl=net.ipv4.ip_forward",
+    "--no-sysctl=net.ipv4.vs.conntrack",
+    "--no-sysctl=net.ipv4.vs.expire_nodest_conn",
+    "--no-sysctl=net.ipv4.vs.expire_quiescent_template",
+]
+
+
+def _args(values: dict[str, Any] | None = None) -> list[str]:
+    agent = container(render(values), "agent")
+    assert agent is not None
+    assert agent["command"] == ["ipvsctl"]
+    args: list[str] = agent["args"]
+    return args
+
+
+def test_default_values_give_the_agents_own_defaults() -> None:
+    """With default values the agent runs with its documented defaults, each spelled out."""
+    assert _args() == DEFAULT_ARGS
+
+
+@pytest.mark.parametrize(
+    ("values", "flags"),
+    [
+        pytest.param({"agent": {"interface": "kube-ipvs1"}}, ["--interface=kube-ipvs1"], id="interface"),
+        pytest.param({"agent": {"scheduler": "mh"}}, ["--scheduler=mh"], id="scheduler"),
+        pytest.param({"agent": {"persistenceNetmaskV4": 24}}, ["--persistence-netmask-v4=24"], id="netmask-v4"),
+        pytest.param({"agent": {"persistenceNetmaskV6": 64}}, ["--persistence-netmask-v6=64"], id="netmask-v6"),
+        pytest.param({"agent": {"nodePortRange": "20000-22767"}}, ["--node-port-range=20000-22767"], id="ports"),
+        pytest.param(
+            {"agent": {"externalIPCIDRs": ["203.0.113.0/24", "2001:db8::/64"]}},
+            ["--external-ip-cidr=203.0.113.0/24", "--external-ip-cidr=2001:db8::/64"],
+            id="external-ip-cidrs",
+        ),
+        pytest.param({"agent": {"minSyncInterval": 0.25}}, ["--min-sync-interval=0.25"], id="min-sync"),
+        pytest.param({"agent": {"resyncInterval": 120}}, ["--resync-interval=120"], id="resync"),
+        pytest.param({"agent": {"resyncInterval": 45.0}}, ["--resync-interval=45"], id="whole-float"),
+        pytest.param({"agent": {"maxDrainSeconds": 0}}, ["--max-drain-seconds=0"], id="no-drain"),
+        pytest.param({"agent": {"maxDrainSeconds": 86400}}, ["--max-drain-seconds=86400"], id="long-drain"),
+        pytest.param({"agent": {"healthCheckAddress": "::"}}, ["--health-check-address=::"], id="hc-address"),
+        pytest.param({"agent": {"backend": "memory"}}, ["--backend=memory"], id="backend"),
+        pytest.param({"health": {"bindAddress": "::", "port": 20256}}, ["--health-bind=[::]:20256"], id="health-v6"),
+        pytest.param(
+            {"metrics": {"bindAddress": "192.0.2.1", "port": 20249}}, ["--metrics-bind=192.0.2.1:20249"], id="metrics"
+        ),
+        pytest.param({"log": {"format": "console"}}, ["--log-format=console"], id="log-format"),
+        pytest.param({"log": {"level": "debug"}}, ["--log-level=debug"], id="log-level"),
+    ],
+)
+def test_value_becomes_its_flag(values: dict[str, Any], flags: list[str]) -> None:
+    """The value appears as its flag (in order, for repeated flags)."""
+    args = _args(values)
+    assert [a for a in args if a.split("=", 1)[0] == flags[0].split("=", 1)[0]] == flags
+
+
+def test_external_ip_cidrs_default_to_none() -> None:
+    """No --external-ip-cidr by default: the externalIP allow-list is closed."""
+    assert not [a for a in _args() if a.startswith("--external-ip-cidr")]
+
+
+def test_extra_args_come_last_and_verbatim() -> None:
+    """agent.extraArgs are appended after the chart's own flags, unchanged."""
+    assert _args({"agent": {"extraArgs": ["--future-flag=a b", "--other"]}})[-2:] == ["--future-flag=a b", "--other"]
+
+
+@pytest.mark.parametrize("values", VALUE_SETS)
+def test_agent_accepts_the_rendered_args(values: dict[str, Any] | None) -> None:
+    """`ipvsctl agent` parses the rendered arguments and its own checks (agent_config) accept them."""
+    root = typer.main.get_command(app)
+    assert isinstance(root, TyperGroup)
+    context = root.commands["agent"].make_context("agent", _args(values)[1:])
+    params = dict(context.params)
+    params["external_ip_cidrs"] = params.pop("external_ip_cidr") or []
+    params["no_sysctl"] = params["no_sysctl"] or []
+    config = agent_config(**params, environ={"NODE_NAME": "node-1"})
+    assert config.sysctls == {}
+    assert set(params["no_sysctl"]) == set(STARTUP_SYSCTLS)

@@ -1,0 +1,112 @@
+"""values.schema.json: helm refuses values the agent or Kubernetes would choke on, before anything is applied."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Collection
+from typing import Any
+
+import pytest
+
+from ipvsctl.agent.config import LOG_FORMATS, LOG_LEVELS
+from ipvsctl.backend.sysctl import STARTUP_SYSCTLS
+from ipvsctl.cli.agent import BackendKind
+from ipvsctl.model import DEFAULT_SCHEDULERS
+from tests.chart.render import CHART, HelmRefusedError, render
+
+REJECTED = [
+    pytest.param({"agent": {"scheduler": "random"}}, "/agent/scheduler", id="unknown-scheduler"),
+    pytest.param({"agent": {"persistenceNetmaskV4": 33}}, "/agent/persistenceNetmaskV4", id="netmask-v4-33"),
+    pytest.param({"agent": {"persistenceNetmaskV4": 0}}, "/agent/persistenceNetmaskV4", id="netmask-v4-0"),
+    pytest.param({"agent": {"persistenceNetmaskV6": 129}}, "/agent/persistenceNetmaskV6", id="netmask-v6-129"),
+    pytest.param({"agent": {"persistenceNetmaskV4": "24"}}, "/agent/persistenceNetmaskV4", id="netmask-string"),
+    pytest.param({"agent": {"nodePortRange": "30000:32767"}}, "/agent/nodePortRange", id="port-range-colon"),
+    pytest.param({"agent": {"nodePortRange": "30000"}}, "/agent/nodePortRange", id="port-range-single"),
+    pytest.param({"agent": {"externalIPCIDRs": ["203.0.113.0"]}}, "/agent/externalIPCIDRs/0", id="cidr-no-prefix"),
+    pytest.param({"agent": {"externalIPCIDRs": ["10.0.0.0/33"]}}, "/agent/externalIPCIDRs/0", id="cidr-v4-33"),
+    pytest.param({"agent": {"externalIPCIDRs": ["300.0.0.0/8"]}}, "/agent/externalIPCIDRs/0", id="cidr-bad-octet"),
+    pytest.param({"agent": {"externalIPCIDRs": ["2001:db8::/129"]}}, "/agent/externalIPCIDRs/0", id="cidr-v6-129"),
+    pytest.param({"agent": {"externalIPCIDRs": "10.0.0.0/8"}}, "/agent/externalIPCIDRs", id="cidrs-not-a-list"),
+    pytest.param({"agent": {"minSyncInterval": -1}}, "/agent/minSyncInterval", id="negative-min-sync"),
+    pytest.param({"agent": {"minSyncInterval": 0}}, "/agent/minSyncInterval", id="zero-min-sync"),
+    pytest.param({"agent": {"resyncInterval": -30}}, "/agent/resyncInterval", id="negative-resync"),
+    pytest.param({"agent": {"resyncInterval": 0.5}}, "/agent/resyncInterval", id="sub-second-resync"),
+    pytest.param({"agent": {"resyncInterval": "30s"}}, "/agent/resyncInterval", id="resync-duration-string"),
+    pytest.param({"agent": {"maxDrainSeconds": -1}}, "/agent/maxDrainSeconds", id="negative-drain"),
+    pytest.param({"agent": {"interface": "a-very-long-interface"}}, "/agent/interface", id="interface-too-long"),
+    pytest.param({"agent": {"backend": "iptables"}}, "/agent/backend", id="unknown-backend"),
+    pytest.param({"agent": {"schedular": "rr"}}, "/agent", id="unknown-agent-key"),
+    pytest.param({"replicas": 3}, "'replicas' not allowed", id="unknown-top-level-key"),
+    pytest.param({"log": {"format": "yaml"}}, "/log/format", id="unknown-log-format"),
+    pytest.param({"log": {"level": "verbose"}}, "/log/level", id="unknown-log-level"),
+    pytest.param({"health": {"port": 70000}}, "/health/port", id="port-out-of-range"),
+    pytest.param({"metrics": {"bindAddress": "localhost"}}, "/metrics/bindAddress", id="bind-not-an-ip"),
+    pytest.param({"metrics": {"monitor": {"kind": "Probe"}}}, "/metrics/monitor/kind", id="unknown-monitor-kind"),
+    pytest.param({"metrics": {"monitor": {"interval": "30"}}}, "/metrics/monitor/interval", id="interval-no-unit"),
+    pytest.param({"image": {"pullPolicy": "Sometimes"}}, "/image/pullPolicy", id="unknown-pull-policy"),
+    pytest.param({"image": {"digest": "sha256:abc"}}, "/image/digest", id="short-digest"),
+    pytest.param({"image": {"tag": "1.0 beta"}}, "/image/tag", id="tag-with-space"),
+    pytest.param({"image": {"registry": "ghcr.io"}}, "/image", id="unknown-image-key"),
+    pytest.param({"sysctls": {"skip": ["net.ipv4.conf.all.rp_filter"]}}, "/sysctls/skip/0", id="unknown-sysctl"),
+    pytest.param({"sysctls": {"mode": "privileged"}}, "/sysctls/mode", id="privileged-sysctl-mode"),
+    pytest.param({"updateStrategy": {"maxUnavailable": 0}}, "/updateStrategy/maxUnavailable", id="unavailable-0"),
+    pytest.param({"dnsPolicy": "None"}, "/dnsPolicy", id="dns-none"),
+    pytest.param({"resources": {"limits": {"memory": "lots"}}}, "/resources/limits/memory", id="bad-quantity"),
+    pytest.param({"podLabels": {"tier": 1}}, "/podLabels/tier", id="label-not-a-string"),
+]
+
+ACCEPTED = [
+    pytest.param({"agent": {"persistenceNetmaskV4": 1, "persistenceNetmaskV6": 1}}, id="netmask-min"),
+    pytest.param({"agent": {"persistenceNetmaskV4": 32, "persistenceNetmaskV6": 128}}, id="netmask-max"),
+    pytest.param({"agent": {"externalIPCIDRs": ["0.0.0.0/0", "::/0", "fd00::1/128"]}}, id="cidr-edges"),
+    pytest.param({"agent": {"maxDrainSeconds": 0, "minSyncInterval": 0.01}}, id="no-drain-fast-sync"),
+    pytest.param({"updateStrategy": {"maxUnavailable": "10%"}}, id="unavailable-percent"),
+    pytest.param({"apiServer": {"host": "api.example.internal"}}, id="api-server-name"),
+    pytest.param({"apiServer": {"host": "fd00::10"}}, id="api-server-v6"),
+    pytest.param({"global": {"imageRegistry": "mirror.example"}}, id="parent-chart-global"),
+]
+
+
+@pytest.mark.parametrize(("values", "where"), REJECTED)
+def test_schema_rejects_bad_value(values: dict[str, Any], where: str) -> None:
+    """helm refuses to render, and its message points at the offending value."""
+    with pytest.raises(HelmRefusedError, match="schema") as refused:
+        render(values)
+    assert where in str(refused.value)
+
+
+@pytest.mark.parametrize("values", ACCEPTED)
+def test_schema_accepts_edge_value(values: dict[str, Any]) -> None:
+    """Values at the edges of what is allowed still render."""
+    assert render(values)
+
+
+def _enum(*path: str) -> list[str]:
+    node = json.loads((CHART / "values.schema.json").read_text())
+    for key in path:
+        node = node["properties"][key]
+    enum: list[str] = node["items"]["enum"] if "items" in node else node["enum"]
+    return enum
+
+
+@pytest.mark.parametrize(
+    ("path", "agents"),
+    [
+        pytest.param(("agent", "scheduler"), DEFAULT_SCHEDULERS, id="schedulers"),
+        pytest.param(("log", "format"), LOG_FORMATS, id="log-formats"),
+        pytest.param(("log", "level"), LOG_LEVELS, id="log-levels"),
+        pytest.param(("agent", "backend"), [kind.value for kind in BackendKind], id="backends"),
+        pytest.param(("sysctls", "skip"), STARTUP_SYSCTLS, id="sysctls"),
+    ],
+)
+def test_schema_choices_are_the_agents(path: tuple[str, ...], agents: Collection[str]) -> None:
+    """Each enum of the schema allows exactly what the agent accepts."""
+    assert sorted(_enum(*path)) == sorted(agents)
+
+
+def test_min_sync_longer_than_resync_is_refused() -> None:
+    """agent.minSyncInterval above agent.resyncInterval fails the render with both values named."""
+    with pytest.raises(
+        HelmRefusedError, match=r"agent.minSyncInterval \(60\) must not be longer than agent.resyncInterval"
+    ):
+        render({"agent": {"minSyncInterval": 60, "resyncInterval": 30}})

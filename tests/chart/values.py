@@ -1,0 +1,55 @@
+"""Sets of chart values shared by the chart tests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+__all__ = ["NON_DEFAULT", "VALUE_SETS"]
+
+# Values far from the defaults: every option that changes what is rendered is on or changed.
+NON_DEFAULT: dict[str, Any] = {
+    "image": {"digest": "sha256:" + "ab" * 32, "pullPolicy": "Always"},
+    "imagePullSecrets": ["registry-credentials"],
+    "agent": {
+        "interface": "kube-ipvs1",
+        "scheduler": "mh",
+        "persistenceNetmaskV4": 24,
+        "persistenceNetmaskV6": 64,
+        "nodePortRange": "20000-22767",
+        "externalIPCIDRs": ["203.0.113.0/24", "2001:db8::/64"],
+        "minSyncInterval": 0.5,
+        "resyncInterval": 120,
+        "maxDrainSeconds": 0,
+        "healthCheckAddress": "::",
+        "backend": "memory",
+        "extraArgs": ["--kubeconfig=/etc/ipvsctl/kubeconfig"],
+    },
+    "apiServer": {"host": "192.0.2.10", "port": 443},
+    "health": {"bindAddress": "::", "port": 20256},
+    "metrics": {"port": 20249, "monitor": {"enabled": True, "labels": {"release": "kube-prometheus-stack"}}},
+    "log": {"format": "console", "level": "debug"},
+    "sysctls": {"skip": ["net.ipv4.ip_forward"]},
+    "modules": {"load": True},
+    "serviceAccount": {"name": "lb-agent", "annotations": {"example.com/owner": "network"}},
+    "dnsPolicy": "Default",
+    "updateStrategy": {"maxUnavailable": "10%"},
+    "podAnnotations": {"example.com/scrape": "false"},
+    "podLabels": {"team": "network"},
+    "affinity": {
+        "nodeAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": {
+                "nodeSelectorTerms": [{"matchExpressions": [{"key": "lb", "operator": "In", "values": ["ipvsctl"]}]}]
+            }
+        }
+    },
+}
+
+VALUE_SETS: list[Any] = [
+    pytest.param(None, id="defaults"),
+    pytest.param(NON_DEFAULT, id="non-default"),
+    pytest.param({"metrics": {"monitor": {"enabled": True, "kind": "PodMonitor"}}}, id="pod-monitor"),
+    pytest.param({"metrics": {"service": {"enabled": True}}}, id="metrics-service"),
+    pytest.param({"sysctls": {"mode": "none"}, "rbac": {"create": False}}, id="no-init-no-rbac"),
+]
