@@ -198,7 +198,8 @@ def affinity(
     client: Annotated[str | None, typer.Option("--client", metavar="IP", help="Where is this client pinned?")] = None,
     vip: Annotated[str | None, typer.Option("--vip", metavar="IP:PORT", help="Only this virtual service.")] = None,
     service: Annotated[
-        str | None, typer.Option("--service", metavar="NS/NAME", help="Only this Service (needs --manifests).")
+        str | None,
+        typer.Option("--service", metavar="NS/NAME", help="Only this Service (needs --manifests or --kubeconfig)."),
     ] = None,
     manifests: OptionalManifestsOpt = None,
     kubeconfig: KubeconfigOpt = None,
