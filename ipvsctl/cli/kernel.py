@@ -237,15 +237,24 @@ def affinity(
 def cleanup(
     *,
     node_ip: NodeIpOpt = None,
+    node: OptionalNodeOpt = None,
+    manifests: OptionalManifestsOpt = None,
+    kubeconfig: KubeconfigOpt = None,
     node_port_range: NodePortRangeOpt = "30000-32767",
     owned_cidr: OwnedCidrOpt = None,
     interface: InterfaceOpt = DEFAULT_INTERFACE,
     output: OutputOpt = Format.TEXT,
 ) -> None:
-    """Remove what the agent owns (services on its interface's VIPs and node ports, and the interface)."""
+    """Remove what the agent owns (services on its interface's VIPs and node ports, and the interface).
+
+    Node IPs (for NodePort entries) come from --node-ip, or from the Node object named by --node in
+    --manifests or the cluster (--kubeconfig); without any of them only the interface's VIPs are removed.
+    """
     try:
+        desired = _optional_desired(manifests=manifests, kubeconfig=kubeconfig, node=node, node_ip=node_ip or [])
+        node_ips = desired.node.addresses if desired else parse_node_ips(node_ip or [])
         ownership = ownership_from_flags(
-            node_ips=parse_node_ips(node_ip or []), owned_cidrs=owned_cidr or [], node_port_range=node_port_range
+            node_ips=node_ips, owned_cidrs=owned_cidr or [], node_port_range=node_port_range
         )
         operations, failures = asyncio.run(_cleanup(ownership=ownership, interface=interface))
     except IpvsctlError as error:

@@ -166,3 +166,15 @@ def test_diff_exits_0_in_sync_after_apply_and_1_after_a_flush(netns: Netns, tmp_
 
     assert in_sync.returncode == 0, in_sync.stdout + in_sync.stderr
     assert flushed.returncode == 1, flushed.stdout + flushed.stderr
+
+
+def test_cleanup_finds_node_ips_from_the_node_object(netns: Netns, tmp_path: Path) -> None:
+    """`cleanup -f MANIFESTS --node NAME` takes node IPs from the Node object and removes our NodePorts too."""
+    agent = _agent(netns, tmp_path, OBJECTS)
+    netns.ipvsadm("-A", "-t", "192.0.2.250:443", "-s", "wlc")
+    foreign = saved_rules(netns)
+    agent.apply()
+
+    agent.cleanup("-f", str(agent.manifests), "--node", agent.node_name)
+
+    assert saved_rules(netns) == foreign
