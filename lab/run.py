@@ -169,9 +169,28 @@ class Newc:
         return bytes(self._data)
 
 
-def init_script(*, modules: Sequence[str], results: Path, kernel: Kernel) -> str:
+def keep_under_tmp(cwd: Path) -> str:
+    """Shell lines that keep a project under the host's /tmp visible once the guest's /tmp is a tmpfs.
+
+    A fresh clone (CI's, say) may live in /tmp: the host's /tmp is bound aside before the tmpfs goes
+    over it, and the project's directory is bound back at its own path.
+    """
+    try:
+        inside = cwd.relative_to("/tmp")  # noqa: S108  the host path being preserved, not a temp file
+    except ValueError:
+        return ""
+    host_tmp = "/host/run/lab-host-tmp"
+    target = shlex.quote(f"/host/tmp/{inside}")
+    return (
+        f"mkdir -p {host_tmp} && mount -o bind /host/tmp {host_tmp} || fail 'keep host /tmp'\n"
+        f"KEEP_PROJECT='mkdir -p {target} && mount -o bind {shlex.quote(f'{host_tmp}/{inside}')} {target}'\n"
+    )
+
+
+def init_script(*, modules: Sequence[str], results: Path, kernel: Kernel, cwd: Path) -> str:
     """Return the initrd's /init: load 9p, mount the host root, chroot into it and run the guest script."""
     guest = results / GUEST_SCRIPT
+    keep = keep_under_tmp(cwd)
     insmods = "\n".join(f"insmod /lib/modules/{name} || fail 'insmod {name}'" for name in modules)
     return f"""#!/bin/busybox sh
 /bin/busybox --install -s
@@ -192,7 +211,10 @@ ln -sf /proc/self/fd/0 /host/dev/stdin
 ln -sf /proc/self/fd/1 /host/dev/stdout
 ln -sf /proc/self/fd/2 /host/dev/stderr
 mount -t tmpfs -o mode=0755 run /host/run || fail 'mount /run'
-mount -t tmpfs -o mode=1777 tmp /host/tmp || fail 'mount /tmp'
+KEEP_PROJECT=true
+{keep}mount -t tmpfs -o mode=1777 tmp /host/tmp || fail 'mount /tmp'
+eval "$KEEP_PROJECT" || fail 'keep the project under /tmp'
+mkdir -p {shlex.quote(f"/host{results}")} 2>/dev/null
 mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000 results {shlex.quote(f"/host{results}")} \\
     || fail 'mount results'
 # The kernel runs its module loader outside the chroot: hand the request to modprobe inside it.
@@ -251,7 +273,7 @@ def guest_env(extra: Sequence[str], results: Path) -> dict[str, str]:
     return env
 
 
-def build_initrd(kernel: Kernel, results: Path) -> bytes:
+def build_initrd(kernel: Kernel, results: Path, *, cwd: Path) -> bytes:
     """Return an initrd holding busybox, the 9p modules, /init and the modprobe helper."""
     if not BUSYBOX.is_file():
         raise LabError(f"{BUSYBOX} is missing: run `bash lab/setup.sh` (busybox-static)")
@@ -264,7 +286,7 @@ def build_initrd(kernel: Kernel, results: Path) -> bytes:
     for module in modules:
         archive.file(f"lib/modules/{module.name}", module.read_bytes())
     archive.file("sbin/lab-modprobe", modprobe_helper(kernel).encode(), executable=True)
-    script = init_script(modules=[module.name for module in modules], results=results, kernel=kernel)
+    script = init_script(modules=[module.name for module in modules], results=results, kernel=kernel, cwd=cwd)
     archive.file("init", script.encode(), executable=True)
     return archive.finish()
 
@@ -411,7 +433,7 @@ def run_lab(args: argparse.Namespace, results: Path) -> int | None:
         script = guest_script(command=args.command, cwd=Path.cwd(), results=results, kernel=kernel, env=env)
         (results / GUEST_SCRIPT).write_text(script)
         initrd = Path(scratch) / "initrd.cpio"
-        initrd.write_bytes(build_initrd(kernel, results))
+        initrd.write_bytes(build_initrd(kernel, results, cwd=Path.cwd()))
         command = qemu_command(kernel=kernel, initrd=initrd, results=results, memory_mb=args.memory)
         return boot(command, timeout=args.timeout, results=results)
 
