@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit kernel apiserver-test venv clean docs helm
+.PHONY: run test lint typecheck unit kernel apiserver-test venv clean docs helm bench
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -52,3 +52,8 @@ clean:
 ## Regenerate the CLI reference from the typer app (tests/test_docs.py keeps it in sync).
 docs: $(STAMP)
 	$(BIN)/python -m typer ipvsctl.cli utils docs --name ipvsctl --title "ipvsctl CLI reference" --output docs/cli.md
+
+## Host benchmarks of issue 6 (workloads 3 and 4); JSON results in bench/results/ (git-ignored). Not part of make test.
+bench: $(STAMP)
+	$(BIN)/python -m bench.core
+	$(BIN)/python -m bench.latency
