@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from ipvsctl.backend.base import KernelState
 from ipvsctl.backend.memory import MemoryBackend
 from ipvsctl.model import Protocol, RealServer, ServiceKey, Table, VirtualService
@@ -126,3 +128,33 @@ def test_drain_tracker_forgets_server_wanted_again() -> None:
     assert len(drains) == 1
     drains.observe(current=current, desired=table(VirtualService(VIP, reals=(R1,))), ownership=Ownership())
     assert len(drains) == 0
+
+
+class CountingBackend(MemoryBackend):
+    """Counts bind_addresses calls."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.binds = 0
+
+    async def bind_addresses(self, addresses: Collection[str]) -> None:
+        self.binds += 1
+        await super().bind_addresses(addresses)
+
+
+async def test_unchanged_vips_are_not_rebound() -> None:
+    """A sync whose VIP set is already bound does not re-bind it."""
+    backend = CountingBackend()
+    desired = table(VirtualService(VIP, reals=(R1,)))
+    await sync(backend, desired, ownership=Ownership(), bind={VIP.address})
+    await sync(backend, desired, ownership=Ownership(), bind={VIP.address})
+    assert backend.binds == 1
+
+
+async def test_changed_vips_are_rebound() -> None:
+    """A sync with a new VIP set binds it."""
+    backend = CountingBackend()
+    await sync(backend, table(VirtualService(VIP)), ownership=Ownership(), bind={VIP.address})
+    await sync(backend, table(VirtualService(OLD_VIP)), ownership=Ownership(), bind={OLD_VIP.address})
+    assert backend.binds == 2
+    assert (await backend.read()).bound_addresses == {OLD_VIP.address}
