@@ -296,16 +296,31 @@ class _IdentityHandler(BaseHTTPRequestHandler):
         """Stay quiet: the console is the test's."""
 
 
+def start_serving(server: socketserver.BaseServer, *, name: str) -> threading.Thread:
+    """Run a socketserver's loop in a daemon thread named ``name``."""
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2}, name=name, daemon=True)
+    thread.start()
+    return thread
+
+
+def stop_serving(server: socketserver.TCPServer, thread: threading.Thread) -> None:
+    """Stop a server started by ``start_serving`` and close its listening socket (bounded waits)."""
+    stopping = threading.Thread(target=server.shutdown, name=f"{thread.name}-shutdown", daemon=True)
+    stopping.start()
+    with contextlib.suppress(OSError):  # wakes serve_forever now rather than at its next poll
+        server.socket.shutdown(socket.SHUT_RDWR)
+    stopping.join(timeout=10)
+    thread.join(timeout=10)
+    server.server_close()
+
+
 class HttpServer:
     """An HTTP server in a namespace, on every address of it (IPv4 and IPv6), answering with its identity."""
 
     def __init__(self, netns: Netns, *, identity: str, port: int = 80) -> None:
         with netns.entered():
             self._server = _IdentityHTTPServer(port, identity)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.2}, name=f"http-{identity}", daemon=True
-        )
-        self._thread.start()
+        self._thread = start_serving(self._server, name=f"http-{identity}")
         self._stopper = threading.Timer(SERVER_LIFETIME, self._server.shutdown)
         self._stopper.daemon = True
         self._stopper.start()
@@ -313,13 +328,7 @@ class HttpServer:
     def close(self) -> None:
         """Stop serving and close the listening socket."""
         self._stopper.cancel()
-        stopping = threading.Thread(target=self._server.shutdown, name="http-shutdown", daemon=True)
-        stopping.start()
-        with contextlib.suppress(OSError):  # wakes serve_forever now rather than at its next poll
-            self._server.socket.shutdown(socket.SHUT_RDWR)
-        stopping.join(timeout=10)
-        self._thread.join(timeout=10)
-        self._server.server_close()
+        stop_serving(self._server, self._thread)
 
 
 class UdpEchoServer:

@@ -9,7 +9,6 @@ outlives any number of CLI runs, without guessing a sleep).
 
 from __future__ import annotations
 
-import contextlib
 import http.client
 import json
 import os
@@ -28,7 +27,7 @@ from typing import Any
 
 import pytest
 
-from tests.kernel.netlab import CommandError, Netns, Reply
+from tests.kernel.netlab import CommandError, Netns, Reply, start_serving, stop_serving
 
 IPVSCTL = str(Path(sys.prefix) / "bin" / "ipvsctl")  # the venv running pytest holds the CLI
 INTERFACE = "ipvsctl0"  # not the topology's ipvs0, which already holds its own VIPs
@@ -450,18 +449,9 @@ class KeepAliveServer:
         with netns.entered():
             self._server = _SessionServer(port, identity, gate)
         self._gate = gate
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.2}, name=f"keepalive-{identity}", daemon=True
-        )
-        self._thread.start()
+        self._thread = start_serving(self._server, name=f"keepalive-{identity}")
 
     def close(self) -> None:
         """Release held requests, stop serving and close the listening socket."""
         self._gate.open()
-        stopping = threading.Thread(target=self._server.shutdown, name="keepalive-shutdown", daemon=True)
-        stopping.start()
-        with contextlib.suppress(OSError):  # wakes serve_forever now rather than at its next poll
-            self._server.socket.shutdown(socket.SHUT_RDWR)
-        stopping.join(timeout=10)
-        self._thread.join(timeout=10)
-        self._server.server_close()
+        stop_serving(self._server, self._thread)
