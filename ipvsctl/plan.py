@@ -13,7 +13,7 @@ Rules:
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Container, Iterable, Mapping
 from dataclasses import dataclass, replace
 
 import netaddr
@@ -97,18 +97,26 @@ def plan(
     connections: Connections | None = None,
     expired_drains: Collection[tuple[ServiceKey, RealServerKey]] = (),
     only: Collection[ServiceKey] | None = None,
+    desired_addresses: Container[str] | None = None,
 ) -> tuple[Operation, ...]:
     """Operations that turn the owned part of ``current`` into ``desired``.
 
     ``connections`` are the kernel's counts (None: unknown). ``expired_drains`` are real
     servers whose maximum drain time has passed: deleted whatever their connections.
     ``only`` limits the plan to those keys (an incremental sync of one Service's VIPs).
+    ``desired_addresses`` holds every address of ``desired`` when the caller keeps them
+    (so that a plan of a few keys does not walk the whole desired table to learn its VIPs).
     """
-    owned = ownership.with_addresses(desired_vips(desired, ownership=ownership))
     if only is None:
         keys: Iterable[ServiceKey] = set(current.services) | set(desired.services)
     else:
         keys = only
+    if desired_addresses is None:
+        owned = ownership.with_addresses(desired_vips(desired, ownership=ownership))
+    else:
+        nodes = ownership.node_addresses
+        mine = {key.address for key in keys if key.address in desired_addresses and key.address not in nodes}
+        owned = ownership.with_addresses(mine)
     drains = _Drains(connections=connections, expired=frozenset(expired_drains))
     operations: list[Operation] = []
     for key in sorted(keys, key=ServiceKey.sort_key):

@@ -8,7 +8,7 @@ drain ends at zero connections or after the maximum drain time, whichever comes 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Container, Iterable, Set
 from dataclasses import dataclass, field
 
 from ipvsctl.backend.base import ApplyReport, Backend, KernelState, OperationFailure
@@ -28,11 +28,16 @@ class DrainTracker:
     clock: Callable[[], float] = time.monotonic
     started: dict[DrainKey, float] = field(default_factory=dict)
 
-    def observe(self, *, current: Table, desired: Table, ownership: Ownership) -> None:
-        """Start the clock for owned servers now draining; forget those that are gone or wanted again."""
+    def observe(
+        self, *, current: Table, desired: Table, ownership: Ownership, only: Collection[ServiceKey] | None = None
+    ) -> None:
+        """Start the clock for owned servers now draining; forget those that are gone or wanted again.
+
+        With ``only``, ``current`` holds just those keys: servers of other keys are left as they are.
+        """
         now = self.clock()
         draining: set[DrainKey] = set()
-        for service in current:
+        for service in current.services.values():
             if service.key not in desired and not ownership.owns(service.key):
                 continue
             wanted = desired.get(service.key)
@@ -40,8 +45,9 @@ class DrainTracker:
             for real in service.reals:
                 if real.weight == 0 and real.key not in wanted_keys:
                     draining.add((service.key, real.key))
+        scope = None if only is None else set(only)
         for key in list(self.started):
-            if key not in draining:
+            if key not in draining and (scope is None or key[0] in scope):
                 del self.started[key]
         for key in draining:
             self.started.setdefault(key, now)
@@ -84,9 +90,10 @@ async def sync(
     desired: Table,
     *,
     ownership: Ownership,
-    bind: Collection[str],
+    bind: Set[str],
     drains: DrainTracker | None = None,
     only: Collection[ServiceKey] | None = None,
+    desired_addresses: Container[str] | None = None,
     max_attempts: int = 3,
 ) -> SyncResult:
     """Bring the backend's owned table to ``desired`` and bind exactly ``bind`` to the agent's interface.
@@ -95,6 +102,10 @@ async def sync(
     programmed earlier). After a drift failure (EEXIST/ESRCH/ENOENT) the table is re-read
     and re-planned, up to ``max_attempts`` times. VIPs are re-bound after the services
     change, so a stale VIP stays owned until its service is gone.
+
+    With ``only``, the sync reads, plans and binds just those keys and their addresses, so
+    its cost follows the change, not the table: ``bind`` is then only asked ``in``, and
+    ``desired_addresses`` (every address of ``desired``, see ``plan``) saves a walk of it.
     """
     done: list[Operation] = []
     report = ApplyReport()
@@ -102,11 +113,11 @@ async def sync(
     attempts = 0
     while attempts < max_attempts:
         attempts += 1
-        state = await backend.read()
+        state = await backend.read(only=only)
         owned = ownership.with_addresses(state.bound_addresses)
         expired: frozenset[DrainKey] = frozenset()
         if drains is not None:
-            drains.observe(current=state.table, desired=desired, ownership=owned)
+            drains.observe(current=state.table, desired=desired, ownership=owned, only=only)
             expired = drains.expired()
         operations = plan(
             state.table,
@@ -115,6 +126,7 @@ async def sync(
             connections=state.connections,
             expired_drains=expired,
             only=only,
+            desired_addresses=desired_addresses,
         )
         if not operations:
             report = ApplyReport()
@@ -125,7 +137,22 @@ async def sync(
             drains.deleted(operations)
         if not report.drifted:
             break
-    if state is None or frozenset(bind) != state.bound_addresses:
-        # Re-binding an unchanged set costs a walk over every VIP: skip it (issue 6 measured 24 % of a sync).
-        await backend.bind_addresses(bind)
+    await _bind(backend, bind, bound=state.bound_addresses if state is not None else None, only=only)
     return SyncResult(operations=tuple(done), failures=report.failures, attempts=attempts, state=state)
+
+
+async def _bind(
+    backend: Backend, bind: Set[str], *, bound: frozenset[str] | None, only: Collection[ServiceKey] | None
+) -> None:
+    """Bind ``bind`` (of the ``only`` keys' addresses, when given), skipping a bind that changes nothing.
+
+    Re-binding an unchanged set costs a walk over every VIP (issue 6 measured 24 % of a sync).
+    """
+    if only is None:
+        if bound is None or frozenset(bind) != bound:
+            await backend.bind_addresses(bind)
+        return
+    within = {key.address for key in only}
+    wanted = {address for address in within if address in bind}
+    if bound is None or wanted != bound:
+        await backend.bind_addresses(wanted, within=within)

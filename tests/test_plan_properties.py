@@ -141,3 +141,15 @@ def test_draining_keeps_live_servers_at_weight_zero(case: Case) -> None:
         for real_key, old in case.current.services[key].real_map().items():
             if real_key not in wanted.real_map():
                 assert kept[real_key].weight == 0, f"{old} should drain, not go"
+
+
+@settings(max_examples=150)
+@given(cases(), st.data())
+def test_plan_of_some_keys_with_known_desired_addresses_equals_plan_restricted(case: Case, data: st.DataObject) -> None:
+    """Handing plan the desired addresses (as the agent does) gives the same operations as letting it find them."""
+    keys = sorted(set(case.current.services) | set(case.desired.services), key=ServiceKey.sort_key)
+    only = data.draw(st.lists(st.sampled_from(keys), unique=True)) if keys else []
+    addresses = {vs.key.address for vs in case.desired}
+    found = plan(case.current, case.desired, ownership=case.ownership, only=only)
+    given_addresses = plan(case.current, case.desired, ownership=case.ownership, only=only, desired_addresses=addresses)
+    assert given_addresses == found

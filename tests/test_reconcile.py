@@ -66,8 +66,8 @@ class DriftingBackend(MemoryBackend):
         super().__init__()
         self.reads = 0
 
-    async def read(self) -> KernelState:
-        state = await super().read()
+    async def read(self, *, only: Collection[ServiceKey] | None = None) -> KernelState:
+        state = await super().read(only=only)
         self.reads += 1
         if self.reads == 1:
             self.table = table(VirtualService(VIP, scheduler="wlc"))
@@ -137,9 +137,9 @@ class CountingBackend(MemoryBackend):
         super().__init__()
         self.binds = 0
 
-    async def bind_addresses(self, addresses: Collection[str]) -> None:
+    async def bind_addresses(self, addresses: Collection[str], *, within: Collection[str] | None = None) -> None:
         self.binds += 1
-        await super().bind_addresses(addresses)
+        await super().bind_addresses(addresses, within=within)
 
 
 async def test_unchanged_vips_are_not_rebound() -> None:
@@ -158,3 +158,78 @@ async def test_changed_vips_are_rebound() -> None:
     await sync(backend, table(VirtualService(OLD_VIP)), ownership=Ownership(), bind={OLD_VIP.address})
     assert backend.binds == 2
     assert (await backend.read()).bound_addresses == {OLD_VIP.address}
+
+
+class ReadRecordingBackend(CountingBackend):
+    """Records the ``only`` of every read."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads: list[frozenset[ServiceKey] | None] = []
+
+    async def read(self, *, only: Collection[ServiceKey] | None = None) -> KernelState:
+        self.reads.append(None if only is None else frozenset(only))
+        return await super().read(only=only)
+
+
+async def test_sync_of_some_keys_reads_only_those_keys() -> None:
+    """A sync limited to keys asks the backend for just those keys."""
+    backend = ReadRecordingBackend()
+    await sync(backend, table(VirtualService(VIP)), ownership=Ownership(), bind={VIP.address}, only={VIP})
+    assert backend.reads == [frozenset({VIP})]
+
+
+async def test_sync_of_some_keys_leaves_other_keys_alone() -> None:
+    """A stale service outside ``only`` survives a sync of other keys, even on a bound VIP."""
+    backend = MemoryBackend(table=table(VirtualService(OLD_VIP)), bound_addresses=[OLD_VIP.address])
+    desired = table(VirtualService(VIP, reals=(R1,)))
+    await sync(backend, desired, ownership=Ownership(), bind={VIP.address}, only={VIP})
+    assert set(backend.table.services) == {VIP, OLD_VIP}
+
+
+async def test_sync_of_some_keys_binds_their_new_vip_and_keeps_the_others() -> None:
+    """A partial sync binds its keys' desired VIPs and leaves other bound addresses in place."""
+    backend = MemoryBackend(bound_addresses=[OLD_VIP.address])
+    desired = table(VirtualService(VIP, reals=(R1,)))
+    await sync(backend, desired, ownership=Ownership(), bind={VIP.address}, only={VIP})
+    assert (await backend.read()).bound_addresses == {VIP.address, OLD_VIP.address}
+
+
+async def test_sync_of_a_removed_key_unbinds_its_vip() -> None:
+    """A partial sync of a key no longer desired deletes its service and then unbinds its VIP."""
+    backend = MemoryBackend(table=table(VirtualService(OLD_VIP)), bound_addresses=[OLD_VIP.address, VIP.address])
+    await sync(backend, table(VirtualService(VIP)), ownership=Ownership(), bind={VIP.address}, only={OLD_VIP})
+    state = await backend.read()
+    assert set(state.table.services) == set()
+    assert state.bound_addresses == {VIP.address}
+
+
+async def test_sync_of_some_keys_uses_the_callers_desired_addresses_for_ownership() -> None:
+    """In a partial sync, a key whose VIP another desired key holds is owned: its stale service goes."""
+    stale = ServiceKey(Protocol.TCP, VIP.address, 8443)
+    backend = MemoryBackend(table=table(VirtualService(stale)))
+    desired = table(VirtualService(VIP))
+    await sync(
+        backend, desired, ownership=Ownership(), bind={VIP.address}, only={stale}, desired_addresses={VIP.address}
+    )
+    assert stale not in backend.table.services
+
+
+def test_drain_tracker_keeps_drains_outside_the_observed_keys() -> None:
+    """Observing some keys does not forget the drains of other keys."""
+    drains = DrainTracker(max_drain_seconds=60, clock=FakeClock())
+    current = table(VirtualService(VIP, reals=(R1.with_weight(0),)))
+    drains.observe(current=current, desired=table(VirtualService(VIP)), ownership=Ownership())
+    drains.observe(current=table(), desired=table(VirtualService(VIP)), ownership=Ownership(), only={OLD_VIP})
+    assert len(drains) == 1
+
+
+def test_drain_tracker_forgets_a_drain_of_an_observed_key_that_ended() -> None:
+    """Observing a key whose drained server is gone forgets that drain."""
+    drains = DrainTracker(max_drain_seconds=60, clock=FakeClock())
+    current = table(VirtualService(VIP, reals=(R1.with_weight(0),)))
+    drains.observe(current=current, desired=table(VirtualService(VIP)), ownership=Ownership())
+    drains.observe(
+        current=table(VirtualService(VIP)), desired=table(VirtualService(VIP)), ownership=Ownership(), only={VIP}
+    )
+    assert len(drains) == 0

@@ -123,9 +123,10 @@ class Syncer:
                 self.backend,
                 self.desired.table,
                 ownership=ownership,
-                bind=self.desired.addresses() - node_ips,
+                bind=self.desired.address_view(excluding=node_ips),
                 drains=self.drains,
                 only=only,
+                desired_addresses=self.desired.address_view(),
             )
         except BackendError as error:
             self.metrics.error("backend")

@@ -22,6 +22,7 @@ __all__ = [
     "OperationFailure",
     "RealServerStats",
     "apply_in_order",
+    "apply_in_waves",
 ]
 
 # Errors that mean "the table is not what we planned against": re-read and re-plan.
@@ -109,11 +110,55 @@ async def apply_in_order(
     return ApplyReport(applied=applied, skipped=skipped, failures=tuple(failures))
 
 
+async def apply_in_waves(
+    operations: Sequence[Operation],
+    attempt_all: Callable[[Sequence[Operation]], Awaitable[Sequence[OperationFailure | None]]],
+) -> ApplyReport:
+    """The outcome of ``apply_in_order``, with operations on different services attempted together.
+
+    Wave k holds the k-th operation of every service with no failure yet, so a backend can send a
+    wave in a few system calls. The order of a service's operations is kept, and a failure still
+    skips the rest of its service. Operations on different virtual services are independent in
+    the kernel, so the table ends the same as with ``apply_in_order``; failures are reported in
+    the order of ``operations``.
+    """
+    queues: dict[ServiceKey, list[tuple[int, Operation]]] = {}
+    for index, operation in enumerate(operations):
+        queues.setdefault(operation.key, []).append((index, operation))
+    applied = skipped = 0
+    failures: list[tuple[int, OperationFailure]] = []
+    live = list(queues)
+    position = 0
+    while live:
+        wave = [queues[key][position] for key in live]
+        outcomes = await attempt_all([operation for _, operation in wave])
+        still: list[ServiceKey] = []
+        for key, (index, _), failure in zip(live, wave, outcomes, strict=True):
+            left = len(queues[key]) - position - 1
+            if failure is None:
+                applied += 1
+                if left:
+                    still.append(key)
+            else:
+                failures.append((index, failure))
+                skipped += left
+        live = still
+        position += 1
+    failures.sort(key=lambda pair: pair[0])
+    return ApplyReport(applied=applied, skipped=skipped, failures=tuple(failure for _, failure in failures))
+
+
 class Backend(Protocol):
     """An IPVS table the agent can read and change, plus the interface its VIPs are bound to."""
 
-    async def read(self) -> KernelState:
-        """The whole table with connection counts, stats and the addresses bound to the agent's interface."""
+    async def read(self, *, only: Collection[ServiceKey] | None = None) -> KernelState:
+        """The table with connection counts, stats and the addresses bound to the agent's interface.
+
+        With ``only``, just those virtual services (the ones that exist) and, of the bound addresses,
+        those among the keys' addresses: a sync of a few keys costs the same whatever the table's size.
+        A partial read may answer the bound addresses from the backend's own record of what it bound
+        (refreshed by every full read and every bind), since the interface is the agent's alone.
+        """
         ...
 
     async def apply(self, operations: Sequence[Operation]) -> ApplyReport:
@@ -123,8 +168,12 @@ class Backend(Protocol):
         """
         ...
 
-    async def bind_addresses(self, addresses: Collection[str]) -> None:
-        """Make the agent's interface hold exactly ``addresses`` (add missing ones, remove the rest)."""
+    async def bind_addresses(self, addresses: Collection[str], *, within: Collection[str] | None = None) -> None:
+        """Make the agent's interface hold exactly ``addresses`` (add missing ones, remove the rest).
+
+        With ``within``, only addresses in ``within`` are considered: those of ``addresses`` are added,
+        the others in ``within`` removed, and every address outside ``within`` is left alone.
+        """
         ...
 
     async def remove_interface(self) -> None:

@@ -100,15 +100,22 @@ class MemoryBackend:
 
     # --- the Backend protocol ---------------------------------------------------------------------
 
-    async def read(self) -> KernelState:
-        """The table, counts (zero unless set) and stats of every real server, and the bound addresses."""
+    async def read(self, *, only: Collection[ServiceKey] | None = None) -> KernelState:
+        """The table (or the ``only`` keys of it), their counts (zero unless set) and stats, and bound addresses."""
         self._check_open()
-        refs = [(service.key, real.key) for service in self._services.values() for real in service.reals]
+        if only is None:
+            services = dict(self._services)
+            bound = frozenset(self._bound)
+        else:
+            services = {key: self._services[key] for key in only if key in self._services}
+            bound = frozenset(key.address for key in only if key.address in self._bound)
+        refs = [(service.key, real.key) for service in services.values() for real in service.reals]
+        zero = ConnectionCounts(active=0, inactive=0)
         return KernelState(
-            table=self.table,
-            connections={ref: self._connections.get(ref, ConnectionCounts(active=0, inactive=0)) for ref in refs},
+            table=Table(services),
+            connections={ref: self._connections.get(ref, zero) for ref in refs},
             stats={ref: self._stats.get(ref, RealServerStats()) for ref in refs},
-            bound_addresses=frozenset(self._bound),
+            bound_addresses=bound,
         )
 
     async def apply(self, operations: Sequence[Operation]) -> ApplyReport:
@@ -116,17 +123,16 @@ class MemoryBackend:
         self._check_open()
         return await apply_in_order(operations, self._attempt)
 
-    async def bind_addresses(self, addresses: Collection[str]) -> None:
-        """Make the fake interface hold exactly ``addresses`` (creating it if needed)."""
+    async def bind_addresses(self, addresses: Collection[str], *, within: Collection[str] | None = None) -> None:
+        """Make the fake interface hold exactly ``addresses`` (of ``within``, when given), creating it if needed."""
         self._check_open()
-        wanted: set[str] = set()
-        for address in addresses:
-            try:
-                wanted.add(canonical_ip(address))
-            except ValueError:
-                raise BackendError("not an IP address", target=address, errno=errno.EINVAL) from None
+        wanted = _canonical_addresses(addresses)
         self.interface_present = True
-        self._bound = wanted
+        if within is None:
+            self._bound = wanted
+            return
+        scope = _canonical_addresses(within)
+        self._bound = (self._bound - scope) | (wanted & scope)
 
     async def remove_interface(self) -> None:
         """Delete the fake interface and its addresses (no error if it is absent)."""
@@ -197,6 +203,16 @@ class MemoryBackend:
     def _forget(self, service: ServiceKey, real: RealServerKey) -> None:
         self._connections.pop((service, real), None)
         self._stats.pop((service, real), None)
+
+
+def _canonical_addresses(addresses: Collection[str]) -> set[str]:
+    canonical: set[str] = set()
+    for address in addresses:
+        try:
+            canonical.add(canonical_ip(address))
+        except ValueError:
+            raise BackendError("not an IP address", target=address, errno=errno.EINVAL) from None
+    return canonical
 
 
 def _refused(code: int) -> Refusal:

@@ -1,51 +1,48 @@
 """The kernel backend: the IPVS table over generic netlink and the agent's dummy interface over rtnetlink.
 
-Owns the two netlink sockets and everything pyroute2: only this module imports it, and no pyroute2
-exception leaves it — a kernel refusal of one operation (``NetlinkError``) becomes an
-``OperationFailure`` in the ApplyReport, anything else a ``BackendError``. The attribute encoding is
-``netlink_codec``'s; see PYROUTE2-IPVS.md for the traps it avoids (``update`` deletes, ``set`` resets
-omitted fields, dumps on one socket must not overlap).
+Owns the backend's logic over both sockets; no pyroute2 exception leaves it — a kernel refusal of one
+operation becomes an ``OperationFailure`` in the ApplyReport, anything else a ``BackendError``. IPVS
+requests go through an ``IpvsTransport`` (``ipvs_transport``): the lean one by default (``wire="lean"``,
+batched raw netlink, ``ipvs_lean``) or pyroute2's (``wire="pyroute2"``), the reference. The attribute
+encoding is ``netlink_codec``'s; see PYROUTE2-IPVS.md for the traps it avoids (``update`` deletes,
+``set`` resets omitted fields, dumps on one socket must not overlap).
 
-Network namespaces: with ``netns=`` (a name under /run/netns, or a path to a namespace file) both
-sockets are opened inside that namespace. A short-lived helper thread enters it with setns(2), creates
-the sockets and ends; a socket stays in the namespace it was created in, so the event loop's thread never
-changes namespace. (pyroute2's own ``netns=`` forks a child process per socket instead.)
+Operations are applied in waves (``apply_in_waves``): the k-th operation of every service together,
+which lets the lean transport send thousands in a few system calls.
+
+The interface's addresses: a full read dumps them; a partial read (``only=``) answers from the
+record this backend keeps of them (refreshed by every full read and every bind), so a sync of one
+Service does not dump 10,000 addresses. A scoped bind (``within=``) adds or removes just its addresses.
+
+Network namespaces: with ``netns=`` (a name under /run/netns, or a path to a namespace file) every
+socket is opened inside that namespace (``netns.netlink_descriptor``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import errno
 import os
-import socket
-import threading
 from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from dataclasses import replace
-from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Literal, Self
 
 from pyroute2 import AsyncIPRoute
-from pyroute2.ipvs import AsyncIPVS
-from pyroute2.netlink import NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST
 from pyroute2.netlink.exceptions import NetlinkError
-from pyroute2.netlink.generic.ipvs import GENL_VERSION, ipvsmsg
 
-from ipvsctl.backend.base import ApplyReport, KernelState, OperationFailure, RealServerStats, apply_in_order
+from ipvsctl.backend.base import ApplyReport, KernelState, OperationFailure, RealServerStats, apply_in_waves
+from ipvsctl.backend.ipvs_lean import LeanTransport
+from ipvsctl.backend.ipvs_transport import IpvsTransport, KernelRefusalError, Pyroute2Transport, open_pyroute2_ipvs
 from ipvsctl.backend.netlink_codec import (
-    STATS_COUNTERS,
-    Request,
     decode_connections,
     decode_real,
-    decode_service,
     decode_stats,
-    dest_dump_request,
     encoding_problem,
     request_for,
-    service_dump_request,
 )
+from ipvsctl.backend.netns import NETLINK_GENERIC, NETLINK_ROUTE, netlink_descriptor
 from ipvsctl.errors import BackendError
 from ipvsctl.model import (
     ConnectionCounts,
@@ -58,14 +55,12 @@ from ipvsctl.model import (
     canonical_ip,
 )
 
-__all__ = ["DEFAULT_INTERFACE", "NetlinkBackend"]
+__all__ = ["DEFAULT_INTERFACE", "WIRES", "NetlinkBackend", "Wire"]
 
 DEFAULT_INTERFACE = "ipvs0"
-NETNS_DIR = Path("/run/netns")
+Wire = Literal["lean", "pyroute2"]
+WIRES: tuple[Wire, ...] = ("lean", "pyroute2")
 
-_CLONE_NEWNET = 0x40000000
-_NETLINK_ROUTE = 0
-_NETLINK_GENERIC = 16
 _IFF_UP = 0x1
 _IFA_F_NODAD = 0x02  # a VIP is usable at once, without duplicate address detection
 _RT_SCOPE_UNIVERSE = 0  # the agent's addresses; link-scope ones (IPv6 fe80::) are the kernel's
@@ -75,25 +70,34 @@ _RealRef = tuple[ServiceKey, RealServerKey]
 
 
 class NetlinkBackend:
-    """The Backend protocol over the kernel: IPVS through ``AsyncIPVS``, VIPs on a dummy interface.
+    """The Backend protocol over the kernel: IPVS through an ``IpvsTransport``, VIPs on a dummy interface.
 
     Sockets open on first use. Requests on each socket run one at a time (two dumps at once on one
     socket fail with EBUSY, and concurrency would not speed anything up).
     """
 
-    def __init__(self, *, interface: str = DEFAULT_INTERFACE, netns: str | None = None) -> None:
+    def __init__(self, *, interface: str = DEFAULT_INTERFACE, netns: str | None = None, wire: Wire = "lean") -> None:
+        if wire not in WIRES:
+            raise BackendError(f"unknown wire {wire!r} (one of {', '.join(WIRES)})", target="netlink")
         self._interface = interface
         self._netns = netns
-        self._ipvs: Any = None  # pyroute2 AsyncIPVS, untyped: kept inside this class
+        self._wire = wire
+        self._ipvs: IpvsTransport | None = None
         self._ipr: Any = None  # pyroute2 AsyncIPRoute
         self._ipvs_lock = asyncio.Lock()
         self._link_lock = asyncio.Lock()
+        self._bound: frozenset[str] | None = None  # the interface's addresses as last read or bound
         self._closed = False
 
     @property
     def interface(self) -> str:
         """Name of the dummy interface that holds the VIPs."""
         return self._interface
+
+    @property
+    def wire(self) -> Wire:
+        """Which IPVS transport this backend uses."""
+        return self._wire
 
     async def __aenter__(self) -> Self:
         return self
@@ -105,94 +109,107 @@ class NetlinkBackend:
 
     # --- IPVS -------------------------------------------------------------------------------------------
 
-    async def read(self) -> KernelState:
-        """The whole table with connection counts, stats and the addresses bound to the interface."""
+    async def read(self, *, only: Collection[ServiceKey] | None = None) -> KernelState:
+        """The table (or the ``only`` keys of it) with counts, stats and the bound addresses."""
+        keys = None if only is None else list(dict.fromkeys(only))
         async with self._ipvs_lock, _translated("read IPVS table"):
-            services: dict[ServiceKey, VirtualService] = {}
-            connections: dict[_RealRef, ConnectionCounts] = {}
-            stats: dict[_RealRef, RealServerStats] = {}
-            for message in await self._exchange(service_dump_request(), dump=True):
-                service = decode_service(_attributes(message.get_attr("IPVS_CMD_ATTR_SERVICE")))
-                if service is None:  # a protocol or family the model cannot hold: not ours to touch
-                    continue
+            transport = await self._transport()
+            records = await transport.read(keys)
+        services: dict[ServiceKey, VirtualService] = {}
+        connections: dict[_RealRef, ConnectionCounts] = {}
+        stats: dict[_RealRef, RealServerStats] = {}
+        try:
+            for service, dests in records:
                 reals: list[RealServer] = []
-                for dest in await self._exchange(dest_dump_request(service.key), dump=True):
-                    attributes = _attributes(dest.get_attr("IPVS_CMD_ATTR_DEST"))
+                for attributes in dests:
                     real = decode_real(attributes, key=service.key)
                     reals.append(real)
                     connections[(service.key, real.key)] = decode_connections(attributes)
                     counters = attributes.get("IPVS_DEST_ATTR_STATS", {})
                     stats[(service.key, real.key)] = decode_stats(counters if isinstance(counters, Mapping) else {})
                 services[service.key] = replace(service, reals=tuple(reals))
-        bound = await self._bound_addresses()
+        except (TypeError, ValueError) as error:
+            raise BackendError(f"unreadable IPVS answer: {error}", target="IPVS", errno=errno.EPROTO) from None
+        if keys is None:
+            bound = await self._bound_addresses()
+        else:
+            known = self._bound if self._bound is not None else await self._bound_addresses()
+            bound = frozenset(key.address for key in keys if key.address in known)
         return KernelState(table=Table(services), connections=connections, stats=stats, bound_addresses=bound)
 
     async def apply(self, operations: Sequence[Operation]) -> ApplyReport:
-        """Apply operations in order; a refused one is reported and the rest of its service skipped."""
+        """Apply operations (in waves); a refused one is reported and the rest of its service skipped."""
         async with self._ipvs_lock:
-            return await apply_in_order(operations, self._attempt)
+            return await apply_in_waves(operations, self._attempt_all)
 
-    async def _attempt(self, operation: Operation) -> OperationFailure | None:
-        problem = encoding_problem(operation)
-        if problem is not None:
-            return OperationFailure(operation, problem.errno, problem.message)
-        try:
-            async with _translated(f"{type(operation).__name__} {operation.key}", refusal_is_fatal=False):
-                await self._exchange(request_for(operation), dump=False)
-        except _KernelRefusalError as refusal:
-            return OperationFailure(operation, refusal.errno, refusal.message)
-        return None
+    async def _attempt_all(self, operations: Sequence[Operation]) -> list[OperationFailure | None]:
+        """Attempt independent operations: refuse what cannot be encoded, send the rest together."""
+        outcomes: list[OperationFailure | None] = [None] * len(operations)
+        sendable: list[int] = []
+        for index, operation in enumerate(operations):
+            problem = encoding_problem(operation)
+            if problem is None:
+                sendable.append(index)
+            else:
+                outcomes[index] = OperationFailure(operation, problem.errno, problem.message)
+        if sendable:
+            async with _translated("apply IPVS operations"):
+                transport = await self._transport()
+                codes = await transport.execute([request_for(operations[index]) for index in sendable])
+            for index, code in zip(sendable, codes, strict=True):
+                if code:
+                    outcomes[index] = OperationFailure(operations[index], code, os.strerror(code))
+        return outcomes
 
-    async def _exchange(self, request: Request, *, dump: bool) -> list[Any]:
-        """Send one request on the IPVS socket and collect its answers (the caller holds the lock)."""
-        ipvs = await self._ipvs_socket()
-        flags = NLM_F_REQUEST | (NLM_F_DUMP if dump else NLM_F_ACK)
-        try:
-            answers = await ipvs.nlm_request(_message(request), msg_type=ipvs.prid, msg_flags=flags)
-            return [answer async for answer in answers]
-        except NetlinkError as error:
-            raise _KernelRefusalError(error.code) from None
-
-    async def _ipvs_socket(self) -> Any:
+    async def _transport(self) -> IpvsTransport:
         if self._ipvs is None:
             self._check_open()
-            descriptor = _netlink_descriptor(netns=self._netns, protocol=_NETLINK_GENERIC)
-            ipvs = _adopt(AsyncIPVS, descriptor)
-            try:
-                await ipvs.setup_endpoint()
-            except NetlinkError as error:
+            ipvs = await open_pyroute2_ipvs(netlink_descriptor(netns=self._netns, protocol=NETLINK_GENERIC))
+            if self._wire == "pyroute2":
+                self._ipvs = Pyroute2Transport(ipvs)
+            else:
+                family_id = int(ipvs.prid)  # pyroute2 resolves the "IPVS" family; the lean socket speaks it
                 ipvs.close()
-                raise BackendError("no IPVS in this kernel (modprobe ip_vs)", target="IPVS", errno=error.code) from None
-            except BaseException:
-                ipvs.close()
-                raise
-            self._ipvs = ipvs
+                descriptor = netlink_descriptor(netns=self._netns, protocol=NETLINK_GENERIC)
+                try:
+                    self._ipvs = LeanTransport(descriptor, family_id=family_id)
+                except BaseException:
+                    os.close(descriptor)
+                    raise
         return self._ipvs
 
     # --- the interface ----------------------------------------------------------------------------------
 
-    async def bind_addresses(self, addresses: Collection[str]) -> None:
-        """Make the interface hold exactly ``addresses`` (/32 or /128), creating it (up) if missing."""
-        wanted: set[str] = set()
-        for address in addresses:
-            try:
-                wanted.add(canonical_ip(address))
-            except ValueError:
-                raise BackendError("not an IP address", target=address, errno=errno.EINVAL) from None
+    async def bind_addresses(self, addresses: Collection[str], *, within: Collection[str] | None = None) -> None:
+        """Make the interface hold exactly ``addresses`` (of ``within``), /32 or /128, creating it if missing."""
+        wanted = _canonical_addresses(addresses)
+        scope = None if within is None else _canonical_addresses(within)
         async with self._link_lock, _translated(self._interface):
             ipr = await self._route_socket()
             index = await self._ensure_interface(ipr)
-            current = await self._addresses(ipr, index)
-            for address in sorted(wanted - set(current)):
+            if scope is None:
+                current = await self._addresses(ipr, index)
+                adding = wanted - set(current)
+                removing = {address: current[address] for address in set(current) - wanted}
+            else:
+                # Small by design: add every wanted address (EEXIST is fine) and remove the rest of the
+                # scope, so an address lost behind the record's back is put back too.
+                adding = wanted & scope
+                removing = {address: 128 if ":" in address else 32 for address in scope - wanted}
+            for address in sorted(adding):
                 prefix = 128 if ":" in address else 32
                 extra = {"flags": _IFA_F_NODAD} if prefix == 128 else {}
                 await _tolerating(
                     ipr.addr("add", index=index, address=address, prefixlen=prefix, **extra), errno.EEXIST
                 )
-            for address in sorted(set(current) - wanted):
+            for address in sorted(removing):
                 await _tolerating(
-                    ipr.addr("del", index=index, address=address, prefixlen=current[address]), *_GONE_ERRNOS
+                    ipr.addr("del", index=index, address=address, prefixlen=removing[address]), *_GONE_ERRNOS
                 )
+            if scope is None:
+                self._bound = frozenset(wanted)
+            elif self._bound is not None:
+                self._bound = (self._bound - scope) | (wanted & scope)
 
     async def remove_interface(self) -> None:
         """Delete the interface and its addresses; nothing to do if it is absent."""
@@ -201,12 +218,14 @@ class NetlinkBackend:
             index = await self._interface_index(ipr)
             if index is not None:
                 await _tolerating(ipr.link("del", index=index), *_GONE_ERRNOS)
+            self._bound = frozenset()
 
     async def _bound_addresses(self) -> frozenset[str]:
         async with self._link_lock, _translated(self._interface):
             ipr = await self._route_socket()
             index = await self._interface_index(ipr)
-            return frozenset() if index is None else frozenset(await self._addresses(ipr, index))
+            self._bound = frozenset() if index is None else frozenset(await self._addresses(ipr, index))
+            return self._bound
 
     async def _interface_index(self, ipr: Any) -> int | None:
         indices = await ipr.link_lookup(ifname=self._interface)
@@ -235,7 +254,7 @@ class NetlinkBackend:
     async def _route_socket(self) -> Any:
         if self._ipr is None:
             self._check_open()
-            self._ipr = _adopt(AsyncIPRoute, _netlink_descriptor(netns=self._netns, protocol=_NETLINK_ROUTE))
+            self._ipr = _adopt(AsyncIPRoute, netlink_descriptor(netns=self._netns, protocol=NETLINK_ROUTE))
         return self._ipr
 
     # --- lifecycle --------------------------------------------------------------------------------------
@@ -255,22 +274,13 @@ class NetlinkBackend:
             raise BackendError("backend closed", target="netlink")
 
 
-class _KernelRefusalError(Exception):
-    """The kernel refused one request (a NetlinkError), as our own type."""
-
-    def __init__(self, code: int) -> None:
-        self.errno = code
-        self.message = os.strerror(code)
-        super().__init__(code, self.message)
-
-
 @contextlib.asynccontextmanager
 async def _translated(target: str, *, refusal_is_fatal: bool = True) -> AsyncIterator[None]:
     """Let our own errors through; turn every pyroute2 (or socket) error into a BackendError."""
     try:
         yield
-    except (BackendError, _KernelRefusalError) as error:
-        if isinstance(error, _KernelRefusalError) and refusal_is_fatal:
+    except (BackendError, KernelRefusalError) as error:
+        if isinstance(error, KernelRefusalError) and refusal_is_fatal:
             raise BackendError(error.message, target=target, errno=error.errno) from None
         raise
     except NetlinkError as error:
@@ -287,7 +297,7 @@ async def _tolerating(request: Any, *codes: int) -> None:
         await request
     except NetlinkError as error:
         if error.code not in codes:
-            raise _KernelRefusalError(error.code) from None
+            raise KernelRefusalError(error.code) from None
 
 
 def _adopt(socket_class: Any, descriptor: int) -> Any:
@@ -299,72 +309,11 @@ def _adopt(socket_class: Any, descriptor: int) -> Any:
         raise
 
 
-def _netlink_descriptor(*, netns: str | None, protocol: int) -> int:
-    """A new netlink socket's descriptor, created inside ``netns`` when given (see the module docstring)."""
-
-    path = None if netns is None else Path(netns) if "/" in netns else NETNS_DIR / netns
-    outcome: list[int | OSError] = []
-
-    def create() -> None:
+def _canonical_addresses(addresses: Collection[str]) -> set[str]:
+    canonical: set[str] = set()
+    for address in addresses:
         try:
-            if path is not None:
-                _enter_netns(path)
-            outcome.append(socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, protocol).detach())
-        except OSError as error:
-            outcome.append(error)
-
-    if path is None:
-        create()
-    else:
-        helper = threading.Thread(target=create, name=f"netns-{path.name}", daemon=True)
-        helper.start()
-        helper.join()  # a setns and a socket(): microseconds
-    (result,) = outcome
-    if isinstance(result, OSError):
-        where = "netlink socket" if netns is None else f"netns {netns}"
-        raise BackendError(result.strerror or str(result), target=where, errno=result.errno or 0)
-    return result
-
-
-def _enter_netns(path: Path) -> None:
-    """Move the calling thread (only) into the network namespace at ``path``."""
-    descriptor = os.open(path, os.O_RDONLY)
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        if libc.setns(descriptor, _CLONE_NEWNET) != 0:
-            code = ctypes.get_errno()
-            raise OSError(code, f"setns: {os.strerror(code)}")
-    finally:
-        os.close(descriptor)
-
-
-def _message(request: Request) -> Any:
-    """The pyroute2 ``ipvsmsg`` of a request (its nla map does the encoding)."""
-    message = ipvsmsg()
-    message["cmd"] = request.command
-    message["version"] = GENL_VERSION
-    message["attrs"] = request.attributes
-    return message
-
-
-def _attributes(nested: Any) -> dict[str, object]:
-    """A dumped service or destination as plain values: flags as an int, stats as a mapping.
-
-    pyroute2 decodes an attribute when its value is first touched; decoding every stats attribute of
-    thousands of destinations dominated ``read``, so only the values used are touched: the counters
-    the model keeps, from the 64-bit stats (else the 32-bit ones), under ``IPVS_DEST_ATTR_STATS``.
-    """
-    slots = {slot.name: slot for slot in nested["attrs"]}
-    attributes: dict[str, object] = {}
-    for name, slot in slots.items():
-        if name == "IPVS_SVC_ATTR_FLAGS":
-            attributes[name] = int(slot.value["flags"])
-        elif not name.endswith(("_ATTR_STATS", "_ATTR_STATS64")):
-            attributes[name] = slot.value
-    stats = slots.get("IPVS_DEST_ATTR_STATS64") or slots.get("IPVS_DEST_ATTR_STATS")
-    if stats is not None:
-        counters = {counter.name: counter for counter in stats.value["attrs"]}
-        attributes["IPVS_DEST_ATTR_STATS"] = {
-            name: int(counters[name].value) for name in STATS_COUNTERS if name in counters
-        }
-    return attributes
+            canonical.add(canonical_ip(address))
+        except ValueError:
+            raise BackendError("not an IP address", target=address, errno=errno.EINVAL) from None
+    return canonical

@@ -63,6 +63,7 @@ __all__ = [
     "request_for",
     "sched_flag_names",
     "service_dump_request",
+    "service_get_request",
 ]
 
 # Commands (enum ipvs_cmd).
@@ -218,6 +219,11 @@ def request_for(operation: Operation) -> Request:
 def dest_dump_request(key: ServiceKey) -> Request:
     """The request that dumps the real servers of one service."""
     return Request(CMD_GET_DEST, [_nested("SERVICE", _service_key_attrs(key))])
+
+
+def service_get_request(key: ServiceKey) -> Request:
+    """The request that gets one service (ESRCH when there is none)."""
+    return Request(CMD_GET_SERVICE, [_nested("SERVICE", _service_key_attrs(key))])
 
 
 def service_dump_request() -> Request:

@@ -46,9 +46,15 @@ def lab_netns() -> Iterator[Netns]:
         yield Lab(cleanup).netns("contract")
 
 
-@pytest.fixture(params=["memory", pytest.param("netlink", marks=pytest.mark.kernel)])
+@pytest.fixture(
+    params=[
+        "memory",
+        pytest.param("lean", marks=pytest.mark.kernel, id="netlink-lean"),
+        pytest.param("pyroute2", marks=pytest.mark.kernel, id="netlink-pyroute2"),
+    ]
+)
 async def subject(request: pytest.FixtureRequest) -> AsyncIterator[Subject]:
-    """Each backend implementation, with a meddler on the same table."""
+    """Each backend implementation (netlink over both IPVS transports), with a meddler on the same table."""
     if request.param == "memory":
         memory = MemoryBackend()
         yield Subject(backend=memory, meddler=memory)
@@ -57,7 +63,11 @@ async def subject(request: pytest.FixtureRequest) -> AsyncIterator[Subject]:
     from ipvsctl.backend.netlink import NetlinkBackend  # noqa: PLC0415  pyroute2 only where it is used
 
     netns: Netns = request.getfixturevalue("lab_netns")
-    async with NetlinkBackend(netns=netns.name) as backend, NetlinkBackend(netns=netns.name) as meddler:
+    wire = request.param
+    async with (
+        NetlinkBackend(netns=netns.name, wire=wire) as backend,
+        NetlinkBackend(netns=netns.name, wire="pyroute2") as meddler,
+    ):
         yield Subject(backend=backend, meddler=meddler)
 
 

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given
 from pyroute2.netlink.generic.ipvs import ipvsmsg
 
-from ipvsctl.backend.netlink import _attributes, _message
+from ipvsctl.backend.ipvs_transport import _attributes, _message
 from ipvsctl.backend.netlink_codec import (
     decode_real,
     decode_service,
