@@ -216,7 +216,13 @@ def make_agent(backend: Backend | None = None) -> NodeAgent:
         health_check_address="127.0.0.1",
         backend="memory",
     )
-    return NodeAgent(config=config, backend=backend or MemoryBackend(), event_sink=NullSink(), clock=MonotonicClock())
+    return NodeAgent(
+        config=config,
+        backend=backend or MemoryBackend(),
+        event_sink=NullSink(),
+        clock=MonotonicClock(),
+        freeze_heap=True,
+    )
 
 
 def quiet_logs() -> None:

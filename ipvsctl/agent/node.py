@@ -45,6 +45,7 @@ class NodeAgent:
         backend: Backend,
         event_sink: EventSink,
         clock: Clock | None = None,
+        freeze_heap: bool = False,
     ) -> None:
         self.config = config
         self.backend = backend
@@ -76,6 +77,7 @@ class NodeAgent:
             listed=lambda: all_listed(self.handlers.values()),
             min_interval=config.min_sync_interval,
             resync_interval=config.resync_interval,
+            freeze_heap=freeze_heap,
         )
         self.handlers = {
             kind: ObjectHandler(

@@ -8,11 +8,16 @@
   it repairs drift and deletes drained real servers.
 - A failed sync keeps its work pending and is retried as a full sync after a growing delay;
   new changes are still synced as they come (one bad VIP does not hold up the others).
+- With ``freeze_heap``, a successful full sync collects garbage and then freezes the heap
+  (``gc.freeze``): the cache and desired table of a large cluster are long-lived, and a full
+  collection walking them costs tens of milliseconds at 10,000 Services, paid by whichever
+  change happens to trigger it. Frozen objects are still freed by reference counting.
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
 from collections.abc import Callable, Iterator
 
@@ -40,6 +45,7 @@ class SyncRunner:
         listed: Callable[[], bool],
         min_interval: float = 1.0,
         resync_interval: float = 30.0,
+        freeze_heap: bool = False,
     ) -> None:
         self.syncer = syncer
         self.clock = clock
@@ -47,6 +53,7 @@ class SyncRunner:
         self.metrics = metrics
         self.min_interval = min_interval
         self.resync_interval = resync_interval
+        self.freeze_heap = freeze_heap
         self._listed = listed
         self._gate = asyncio.Event()
         self._wake = asyncio.Event()
@@ -114,6 +121,9 @@ class SyncRunner:
                 self._next_full = start + self.resync_interval
                 self.syncer.recorder.refresh()
                 await self.syncer.health_checks.retry()
+                if self.freeze_heap:
+                    gc.collect()  # only what is new since the last freeze: the frozen part is not walked
+                    gc.freeze()
         else:
             # The keys stay pending in the Syncer; the retry is a full sync after a growing delay.
             self._unsynced = {**taken, **self._unsynced}

@@ -153,7 +153,7 @@ async def run(config: AgentConfig) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     async with _backend(config) as table, connect(config.kubeconfig) as api:
-        node_agent = NodeAgent(config=config, backend=table, event_sink=ApiEventSink(api))
+        node_agent = NodeAgent(config=config, backend=table, event_sink=ApiEventSink(api), freeze_heap=True)
         await node_agent.run(api, stop=stop)
 
 
