@@ -56,6 +56,7 @@ def best_of(repeat: int, action: Callable[[], T]) -> tuple[float, T]:
     times: list[float] = []
     result: T | None = None
     for _ in range(repeat):
+        result = None  # the previous run's result would make this run's collections walk twice the heap
         gc.collect()
         start = time.perf_counter()
         result = action()

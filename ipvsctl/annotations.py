@@ -126,4 +126,6 @@ def _parse_mask(text: str, *, family: int) -> int:
 
 def unknown_annotations(annotations: Mapping[str, str]) -> list[str]:
     """Keys under ``ipvsctl.io/`` that the agent does not know (typos worth a warning)."""
+    if not annotations:  # most Services have none, and this runs for every Service translated
+        return []
     return sorted(key for key in annotations if key.startswith(PREFIX) and key not in KNOWN_ANNOTATIONS)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import netaddr
 
 from ipvsctl.annotations import AnnotationError, parse_netmasks, parse_scheduler, unknown_annotations
-from ipvsctl.endpoints import PortEndpoint, backends_for_port, select
+from ipvsctl.endpoints import EndpointSelection, backends_for_port, select
 from ipvsctl.kube.views import (
     SERVICE_PROXY_NAME_LABEL,
     EndpointSliceView,
@@ -26,6 +26,7 @@ from ipvsctl.kube.views import (
 from ipvsctl.model import (
     DEFAULT_SCHEDULERS,
     Persistence,
+    Protocol,
     RealServer,
     ServiceKey,
     Table,
@@ -134,7 +135,8 @@ def group_slices(slices: Iterable[EndpointSliceView]) -> dict[ObjectRef, list[En
     for endpoint_slice in slices:
         grouped[ObjectRef(endpoint_slice.ref.namespace, endpoint_slice.service_name)].append(endpoint_slice)
     for members in grouped.values():
-        members.sort(key=lambda s: s.ref.name)
+        if len(members) > 1:
+            members.sort(key=lambda s: s.ref.name)
     return dict(grouped)
 
 
@@ -195,6 +197,19 @@ def _skip_reason(service: ServiceView) -> str:
 class _ServiceBuilder:
     """Accumulates one Service's virtual services; validation first, then one port at a time."""
 
+    __slots__ = (
+        "local_addresses",
+        "node",
+        "notices",
+        "persistence",
+        "pods",
+        "policy",
+        "scheduler",
+        "service",
+        "services",
+        "sources",
+    )
+
     def __init__(self, service: ServiceView, *, node: NodeContext, policy: Policy) -> None:
         self.service = service
         self.node = node
@@ -249,9 +264,9 @@ class _ServiceBuilder:
     def _validate_ports(self) -> list[Rejection]:
         ref, low_high = self.service.ref, self.policy.node_port_range
         problems: list[Rejection] = []
-        seen: dict[tuple[int, str], int] = {}
+        seen: dict[tuple[int, Protocol], int] = {}
         for index, port in enumerate(self.service.ports):
-            first = seen.setdefault((port.port, port.protocol.value), index)
+            first = seen.setdefault((port.port, port.protocol), index)
             if first != index:
                 problems.append(
                     Rejection(
@@ -281,29 +296,27 @@ class _ServiceBuilder:
     def add_port(self, index: int, port: ServicePortView, slices: Sequence[EndpointSliceView]) -> None:
         """Add the virtual services of one Service port (every VIP kind, every family)."""
         service = self.service
-        selections = {}
+        selections: dict[int, EndpointSelection] = {}
         for family in (4, 6):
             backends = backends_for_port(port, slices, family=family)
-            selections[family] = select(backends, node_name=self.node.name)
-            for backend in selections[family].cluster:
-                if backend.target is not None:
-                    self.pods[backend.address] = backend.target
-            self.local_addresses.update(backend.address for backend in selections[family].local)
-
-        def reals(address: str, *, local: bool) -> tuple[PortEndpoint, ...]:
-            selection = selections[family_of(address)]
-            return selection.local if local else selection.cluster
-
+            if not backends:
+                continue
+            selection = selections[family] = select(backends, node_name=self.node.name)
+            for endpoint, _ in selection.cluster:
+                if endpoint.target is not None:
+                    self.pods[endpoint.address] = endpoint.target
+            self.local_addresses.update([endpoint.address for endpoint, _ in selection.local])
+        reals = _PortReals(selections)
         internal_local = service.internal_traffic_policy == "Local"
         external_local = service.external_traffic_policy == "Local"
         for i, address in enumerate(ip for ip in service.cluster_ips if ip != "None"):
-            self._add(address, port, reals(address, local=internal_local), source=f"spec.clusterIPs[{i}]")
+            self._add(address, port, reals.of(address, local=internal_local), source=f"spec.clusterIPs[{i}]")
         if port.node_port and service.type in ("NodePort", "LoadBalancer"):
             for address in self.node.addresses:
                 self._add(
                     address,
                     port,
-                    reals(address, local=external_local),
+                    reals.of(address, local=external_local),
                     source=f"spec.ports[{index}].nodePort",
                     vip_port=port.node_port,
                 )
@@ -318,12 +331,12 @@ class _ServiceBuilder:
                         )
                     )
                 continue
-            self._add(address, port, reals(address, local=external_local), source=f"spec.externalIPs[{i}]")
+            self._add(address, port, reals.of(address, local=external_local), source=f"spec.externalIPs[{i}]")
         for i, address in enumerate(service.load_balancer_ips):
             self._add(
                 address,
                 port,
-                reals(address, local=external_local),
+                reals.of(address, local=external_local),
                 source=f"status.loadBalancer.ingress[{i}].ip",
             )
 
@@ -354,7 +367,7 @@ class _ServiceBuilder:
         self,
         address: str,
         port: ServicePortView,
-        backends: Iterable[PortEndpoint],
+        reals: tuple[RealServer, ...],
         *,
         source: str,
         vip_port: int | None = None,
@@ -366,9 +379,31 @@ class _ServiceBuilder:
             key=key,
             scheduler=self.scheduler,
             persistence=self.persistence.get(key.family),
-            reals=tuple(RealServer(backend.address, backend.port) for backend in backends),
+            reals=reals,
         )
         self.sources[key] = source
+
+
+class _PortReals:
+    """The real servers of one Service port by family and scope, each made once for all the VIPs that use them."""
+
+    __slots__ = ("_made", "_selections")
+
+    def __init__(self, selections: Mapping[int, EndpointSelection]) -> None:
+        self._selections = selections
+        self._made: dict[tuple[int, bool], tuple[RealServer, ...]] = {}
+
+    def of(self, address: str, *, local: bool) -> tuple[RealServer, ...]:
+        """The real servers for a VIP: the usable backends of its family, on this node only if ``local``."""
+        family = family_of(address)
+        made = self._made.get((family, local))
+        if made is None:
+            selection = self._selections.get(family)
+            backends = () if selection is None else selection.local if local else selection.cluster
+            made = self._made[family, local] = tuple(
+                [RealServer(endpoint.address, port) for endpoint, port in backends]
+            )
+        return made
 
 
 def resolve(results: Iterable[ServiceResult]) -> Translation:
