@@ -10,7 +10,8 @@ Why it is fast (issue 6; pyroute2 spends 15-30x ``ipvsadm``'s time encoding and 
   their order). Errors are matched to requests by sequence number.
 - ``NETLINK_CAP_ACK`` keeps error messages to their headers, and the receive buffer is raised so the
   errors of a whole batch always fit (a full buffer drops messages: ENOBUFS).
-- Answers are decoded from one reused buffer with precompiled structs.
+- Answers are decoded from one reused buffer, by layouts learnt from the first reply of each length
+  (``ipvs_layout``): one ``struct`` call per reply.
 
 Dumps cannot be pipelined on one socket (a second dump while one runs is EBUSY), so the destinations
 of each service cost one request and two ``recv`` calls, as they do for ``ipvsadm``. Large reads and
@@ -27,14 +28,13 @@ import os
 import socket
 from collections.abc import Iterator, Sequence
 
+from ipvsctl.backend.ipvs_layout import dest_decoder, service_decoder
 from ipvsctl.backend.ipvs_transport import Attributes, KernelRefusalError, ServiceRecord
 from ipvsctl.backend.ipvs_wire import (
     NLMSG_DONE,
     NLMSG_ERROR,
     Reply,
     WireFormatError,
-    decode_dest_reply,
-    decode_service_reply,
     encode_request,
     iter_replies,
 )
@@ -74,6 +74,8 @@ class LeanTransport:
         self._family_id = family_id
         self._next_sequence = 1
         self._buffer = bytearray(1 << 17)
+        self._decode_service = service_decoder()
+        self._decode_dest = dest_decoder()
         self._socket.settimeout(TIMEOUT_SECONDS)
         self._socket.bind((0, 0))
         _raise_buffer(self._socket, socket.SO_RCVBUF, _SO_RCVBUFFORCE, RECEIVE_BUFFER)
@@ -101,7 +103,7 @@ class LeanTransport:
 
     def _read(self, only: Sequence[ServiceKey] | None) -> list[ServiceRecord]:
         if only is None:
-            answers = [decode_service_reply(reply.payload) for reply in self._dump(service_dump_request())]
+            answers = [self._decode_service(reply.payload) for reply in self._dump(service_dump_request())]
         else:
             answers = self._get_services(only)
         records: list[ServiceRecord] = []
@@ -109,7 +111,7 @@ class LeanTransport:
             service = decode_service(attributes)
             if service is None:
                 continue
-            dests = [decode_dest_reply(reply.payload) for reply in self._dump(dest_dump_request(service.key))]
+            dests = [self._decode_dest(reply.payload) for reply in self._dump(dest_dump_request(service.key))]
             records.append((service, dests))
         return records
 
@@ -119,7 +121,7 @@ class LeanTransport:
         for start in range(0, len(keys), BATCH):
             for _, reply in self._batch([service_get_request(key) for key in keys[start : start + BATCH]]):
                 if reply.error is None:
-                    found.append(decode_service_reply(reply.payload))
+                    found.append(self._decode_service(reply.payload))
                 elif reply.error != errno.ESRCH:
                     raise KernelRefusalError(reply.error)
         return found

@@ -15,9 +15,8 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
 from socket import AF_INET, AF_INET6, inet_ntop, inet_pton
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from ipvsctl.backend.netlink_codec import STATS_COUNTERS, Request
 from ipvsctl.errors import IpvsctlError
@@ -39,6 +38,7 @@ __all__ = [
     "decode_service_reply",
     "encode_request",
     "iter_replies",
+    "nest_table",
 ]
 
 NLMSG_ERROR: Final = 2
@@ -137,10 +137,13 @@ class WireFormatError(IpvsctlError, ValueError):
     """Values that cannot be encoded as IPVS attributes, or bytes that do not form the messages they claim to."""
 
 
-@dataclass(frozen=True, slots=True)
-class Reply:
+class Reply(NamedTuple):
     """One netlink message read back; ``error`` is the positive errno of an NLMSG_ERROR (0: ack) or
-    NLMSG_DONE (0: the dump ended well), None for other types."""
+    NLMSG_DONE (0: the dump ended well), None for other types.
+
+    A named tuple rather than a frozen dataclass: a read makes one per message, and a tuple is built
+    in C (a frozen dataclass sets each field through a Python call; measured 3x slower under the lab).
+    """
 
     type: int
     flags: int
@@ -221,6 +224,11 @@ def encode_request(request: Request, *, family_id: int, flags: int, seq: int, po
 
 _Field = tuple[str, str, struct.Struct | None, int]
 """name, kind, reader of a fixed-size value (None for the others), least payload size."""
+
+
+def nest_table(name: str) -> Table | None:
+    """The attribute table of a nested attribute, None for a name that is not a nest."""
+    return _NESTS.get(name)
 
 
 def _fields(table: Table, *, only: frozenset[str] | None = None) -> Mapping[int, _Field]:

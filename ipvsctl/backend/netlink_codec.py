@@ -25,6 +25,7 @@ import socket
 import struct
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from ipvsctl.backend.base import RealServerStats
 from ipvsctl.model import (
@@ -303,20 +304,20 @@ def encoding_problem(operation: Operation) -> Refusal | None:
 
 
 # --- decoding -----------------------------------------------------------------------------------------
+# The decoders trust their input's types: numbers are ints and addresses, names and netmasks strs.
+# ``ipvs_wire`` and ``ipvs_layout`` produce them so by construction; the pyroute2 transport checks what
+# pyroute2 gives (``ipvs_pyroute2._attributes``). A read turns thousands of these: no checks per field.
 
 
-def _int(attributes: Mapping[str, object], name: str, default: int = 0) -> int:
-    value = attributes.get(name, default)
-    if not isinstance(value, int):
-        raise TypeError(f"{name}: expected an integer, got {value!r}")
-    return value
+def _canonical(address: str) -> str:
+    """The model's spelling of an address as inet_ntop(3) wrote it.
 
-
-def _str(attributes: Mapping[str, object], name: str, default: str = "") -> str:
-    value = attributes.get(name, default)
-    if not isinstance(value, str):
-        raise TypeError(f"{name}: expected a string, got {value!r}")
-    return value
+    inet_ntop and ``ipaddress`` agree (RFC 5952) except where inet_ntop embeds an IPv4 address in
+    an IPv6 one; only those, rare, take the slow path (a read turns thousands of addresses).
+    """
+    if "." in address and ":" in address:
+        return str(ipaddress.ip_address(address))
+    return address
 
 
 def _prefix_of(netmask: str, *, family: int) -> int:
@@ -328,25 +329,25 @@ def _prefix_of(netmask: str, *, family: int) -> int:
     return 32 - (~bits & UINT_MAX).bit_length()  # leading ones (a non-contiguous mask is cut at its first 0)
 
 
-def decode_service(attributes: Mapping[str, object]) -> VirtualService | None:
+def decode_service(attributes: Mapping[str, Any]) -> VirtualService | None:
     """The service (without real servers) of a dumped service; None if the model cannot hold it."""
-    family = _VERSIONS.get(_int(attributes, "IPVS_SVC_ATTR_AF"))
+    family = _VERSIONS.get(attributes.get("IPVS_SVC_ATTR_AF", 0))
     if family is None:
         return None
     if "IPVS_SVC_ATTR_FWMARK" in attributes:
-        key = ServiceKey.fwmark(_int(attributes, "IPVS_SVC_ATTR_FWMARK"), family=family)
+        key = ServiceKey.fwmark(attributes.get("IPVS_SVC_ATTR_FWMARK", 0), family=family)
     else:
-        protocol = _PROTOCOLS.get(_int(attributes, "IPVS_SVC_ATTR_PROTOCOL"))
+        protocol = _PROTOCOLS.get(attributes.get("IPVS_SVC_ATTR_PROTOCOL", 0))
         if protocol is None:
             return None
-        address = str(ipaddress.ip_address(_str(attributes, "IPVS_SVC_ATTR_ADDR")))
-        key = ServiceKey(protocol, address, _int(attributes, "IPVS_SVC_ATTR_PORT"))
-    flags = _int(attributes, "IPVS_SVC_ATTR_FLAGS")
+        address = _canonical(attributes.get("IPVS_SVC_ATTR_ADDR", ""))
+        key = ServiceKey(protocol, address, attributes.get("IPVS_SVC_ATTR_PORT", 0))
+    flags = attributes.get("IPVS_SVC_ATTR_FLAGS", 0)
     persistence = None
     if flags & FLAG_PERSISTENT:
-        netmask = _prefix_of(_str(attributes, "IPVS_SVC_ATTR_NETMASK"), family=family)
-        persistence = Persistence(timeout=_int(attributes, "IPVS_SVC_ATTR_TIMEOUT"), netmask=netmask)
-    scheduler = _str(attributes, "IPVS_SVC_ATTR_SCHED_NAME")
+        netmask = _prefix_of(attributes.get("IPVS_SVC_ATTR_NETMASK", ""), family=family)
+        persistence = Persistence(timeout=attributes.get("IPVS_SVC_ATTR_TIMEOUT", 0), netmask=netmask)
+    scheduler = attributes.get("IPVS_SVC_ATTR_SCHED_NAME", "")
     names = sched_flag_names(scheduler)
     sched_flags = frozenset(name for bit, name in enumerate(names) if flags & (1 << (_SCHED_FLAG_SHIFT + bit)))
     return VirtualService(
@@ -355,41 +356,41 @@ def decode_service(attributes: Mapping[str, object]) -> VirtualService | None:
         persistence=persistence,
         sched_flags=sched_flags,
         one_packet=bool(flags & FLAG_ONEPACKET),
-        pe_name=_str(attributes, "IPVS_SVC_ATTR_PE_NAME"),
+        pe_name=attributes.get("IPVS_SVC_ATTR_PE_NAME", ""),
     )
 
 
-def decode_real(attributes: Mapping[str, object], *, key: ServiceKey) -> RealServer:
+def decode_real(attributes: Mapping[str, Any], *, key: ServiceKey) -> RealServer:
     """The real server of a dumped destination of the service ``key``."""
-    family = _VERSIONS.get(_int(attributes, "IPVS_DEST_ATTR_ADDR_FAMILY"), key.family)
-    address = str(ipaddress.ip_address(_str(attributes, "IPVS_DEST_ATTR_ADDR")))
+    family = _VERSIONS.get(attributes.get("IPVS_DEST_ATTR_ADDR_FAMILY", 0), key.family)
+    address = _canonical(attributes.get("IPVS_DEST_ATTR_ADDR", ""))
     if family_of(address) != family:
         raise ValueError(f"destination {address} is not of address family {family}")
-    code = _int(attributes, "IPVS_DEST_ATTR_FWD_METHOD") & _FORWARDING_MASK
+    code = attributes.get("IPVS_DEST_ATTR_FWD_METHOD", 0) & _FORWARDING_MASK
     return RealServer(
         address,
-        _int(attributes, "IPVS_DEST_ATTR_PORT"),
-        weight=_int(attributes, "IPVS_DEST_ATTR_WEIGHT"),
+        attributes.get("IPVS_DEST_ATTR_PORT", 0),
+        weight=attributes.get("IPVS_DEST_ATTR_WEIGHT", 0),
         forwarding=_FORWARDINGS.get(code, Forwarding.ROUTE),
-        upper_threshold=_int(attributes, "IPVS_DEST_ATTR_U_THRESH"),
-        lower_threshold=_int(attributes, "IPVS_DEST_ATTR_L_THRESH"),
+        upper_threshold=attributes.get("IPVS_DEST_ATTR_U_THRESH", 0),
+        lower_threshold=attributes.get("IPVS_DEST_ATTR_L_THRESH", 0),
     )
 
 
-def decode_connections(attributes: Mapping[str, object]) -> ConnectionCounts:
+def decode_connections(attributes: Mapping[str, Any]) -> ConnectionCounts:
     """Connection counts of a dumped destination; persistence templates count as inactive."""
     return ConnectionCounts(
-        active=_int(attributes, "IPVS_DEST_ATTR_ACTIVE_CONNS"),
-        inactive=_int(attributes, "IPVS_DEST_ATTR_INACT_CONNS") + _int(attributes, "IPVS_DEST_ATTR_PERSIST_CONNS"),
+        active=attributes.get("IPVS_DEST_ATTR_ACTIVE_CONNS", 0),
+        inactive=attributes.get("IPVS_DEST_ATTR_INACT_CONNS", 0) + attributes.get("IPVS_DEST_ATTR_PERSIST_CONNS", 0),
     )
 
 
-def decode_stats(stats: Mapping[str, object]) -> RealServerStats:
+def decode_stats(stats: Mapping[str, Any]) -> RealServerStats:
     """Traffic counters from a destination's stats attributes (``STATS_COUNTERS``; absent ones are 0)."""
     return RealServerStats(
-        connections=_int(stats, "IPVS_STATS_ATTR_CONNS"),
-        packets_in=_int(stats, "IPVS_STATS_ATTR_INPKTS"),
-        packets_out=_int(stats, "IPVS_STATS_ATTR_OUTPKTS"),
-        bytes_in=_int(stats, "IPVS_STATS_ATTR_INBYTES"),
-        bytes_out=_int(stats, "IPVS_STATS_ATTR_OUTBYTES"),
+        connections=stats.get("IPVS_STATS_ATTR_CONNS", 0),
+        packets_in=stats.get("IPVS_STATS_ATTR_INPKTS", 0),
+        packets_out=stats.get("IPVS_STATS_ATTR_OUTPKTS", 0),
+        bytes_in=stats.get("IPVS_STATS_ATTR_INBYTES", 0),
+        bytes_out=stats.get("IPVS_STATS_ATTR_OUTBYTES", 0),
     )

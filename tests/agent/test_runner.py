@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import gc
+
+import pytest
+
+from ipvsctl.agent.node import NodeAgent
 from ipvsctl.backend.memory import MemoryBackend
 from ipvsctl.errors import BackendError
 from ipvsctl.model import (
@@ -16,7 +21,7 @@ from ipvsctl.model import (
     VirtualService,
 )
 from tests.agent.conftest import StartAgent
-from tests.agent.fakes import FakeClock, endpoint_slice, list_everything, node, service, settle
+from tests.agent.fakes import FakeClock, RecordingSink, config, endpoint_slice, list_everything, node, service, settle
 
 WEB = service("web", cluster_ip="10.0.0.10")
 API = service("api", cluster_ip="10.0.0.20")
@@ -253,3 +258,18 @@ async def test_broken_backend_is_retried_with_backoff(start_agent: StartAgent, c
     before = agent.runner.sync_count
     await clock.advance(60.0)
     assert 4 <= agent.runner.sync_count - before <= 7
+
+
+@pytest.mark.parametrize("freeze", [True, False], ids=["freeze", "no-freeze"])
+async def test_a_full_sync_freezes_the_heap_only_when_asked(clock: FakeClock, freeze: bool) -> None:
+    """With freeze_heap a successful full sync leaves the heap frozen (gc.freeze); without, it does not."""
+    agent = NodeAgent(
+        config=config(), backend=MemoryBackend(), event_sink=RecordingSink(), clock=clock, freeze_heap=freeze
+    )
+    gc.unfreeze()
+    try:
+        outcome = await agent.runner.run_once(full=True)
+        assert (outcome.ok, gc.get_freeze_count() > 0) == (True, freeze)
+    finally:
+        gc.unfreeze()
+        await agent.health_checks.close()

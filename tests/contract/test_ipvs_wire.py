@@ -23,7 +23,7 @@ from pyroute2.netlink import genlmsg, nla
 from pyroute2.netlink.generic.ipvs import ipvsmsg, ipvsstats
 
 from ipvsctl.backend.base import RealServerStats
-from ipvsctl.backend.ipvs_transport import _attributes, _message
+from ipvsctl.backend.ipvs_pyroute2 import _attributes, _message
 from ipvsctl.backend.ipvs_wire import (
     COMMAND_ATTRIBUTES,
     DEST_ATTRIBUTES,

@@ -7,13 +7,15 @@ netmask and flag encodings can go wrong without a kernel to notice.
 from __future__ import annotations
 
 import errno
+import ipaddress
+import socket
 from typing import Any
 
 import pytest
 from hypothesis import given
 from pyroute2.netlink.generic.ipvs import ipvsmsg
 
-from ipvsctl.backend.ipvs_transport import _attributes, _message
+from ipvsctl.backend.ipvs_pyroute2 import _attributes, _message
 from ipvsctl.backend.netlink_codec import (
     decode_real,
     decode_service,
@@ -28,6 +30,7 @@ from ipvsctl.model import (
     Forwarding,
     Persistence,
     RealServer,
+    ServiceKey,
     VirtualService,
 )
 from tests.contract.values import TCP80, TCP80_V6, real, service
@@ -139,3 +142,17 @@ def test_a_weight_pyroute2_cannot_pack_is_refused_before_sending() -> None:
 
     assert problem is not None
     assert problem.errno == errno.ERANGE
+
+
+@pytest.mark.parametrize(
+    "address",
+    ["198.51.100.7", "2001:db8::1", "2001:db8:0:1:0:0:0:1", "::ffff:198.51.100.7", "::198.51.100.7", "fe80::1:0:0:1"],
+)
+def test_a_dumped_address_reads_in_the_models_spelling(address: str) -> None:
+    """Whatever inet_ntop wrote, a decoded real server's address is ipaddress's canonical spelling."""
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    written = socket.inet_ntop(family, socket.inet_pton(family, address))
+    attributes = {"IPVS_DEST_ATTR_ADDR": written, "IPVS_DEST_ATTR_PORT": 80, "IPVS_DEST_ATTR_ADDR_FAMILY": int(family)}
+    key = ServiceKey.fwmark(1, family=6 if family == socket.AF_INET6 else 4)
+
+    assert decode_real(attributes, key=key).address == str(ipaddress.ip_address(address))

@@ -1,0 +1,136 @@
+"""The reference IPVS transport: pyroute2's ``AsyncIPVS`` and its ``ipvsmsg`` nla map, one request at a time.
+
+Slow (15-30x ``ipvsadm``: pyroute2's encoding and decoding) but independent of ``ipvs_wire``: the
+contract suite runs on it as well as on the lean transport, and the wire tests compare against it.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from collections.abc import Sequence
+from typing import Any
+
+from pyroute2.ipvs import AsyncIPVS
+from pyroute2.netlink import NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST
+from pyroute2.netlink.exceptions import NetlinkError
+from pyroute2.netlink.generic.ipvs import GENL_VERSION, ipvsmsg
+
+from ipvsctl.backend.ipvs_transport import Attributes, KernelRefusalError, ServiceRecord
+from ipvsctl.backend.netlink_codec import (
+    STATS_COUNTERS,
+    Request,
+    decode_service,
+    dest_dump_request,
+    service_dump_request,
+    service_get_request,
+)
+from ipvsctl.errors import BackendError
+from ipvsctl.model import ServiceKey
+
+__all__ = ["Pyroute2Transport", "open_pyroute2_ipvs"]
+
+
+async def open_pyroute2_ipvs(descriptor: int) -> Any:
+    """A ready pyroute2 ``AsyncIPVS`` over an open generic-netlink socket (closed on failure)."""
+    try:
+        ipvs = AsyncIPVS(fileno=descriptor)
+    except BaseException:
+        os.close(descriptor)
+        raise
+    try:
+        await ipvs.setup_endpoint()
+    except NetlinkError as error:
+        ipvs.close()
+        raise BackendError("no IPVS in this kernel (modprobe ip_vs)", target="IPVS", errno=error.code) from None
+    except BaseException:
+        ipvs.close()
+        raise
+    return ipvs
+
+
+class Pyroute2Transport:
+    """The transport over pyroute2's ``AsyncIPVS``: one request, one answer."""
+
+    def __init__(self, ipvs: Any) -> None:
+        self._ipvs = ipvs  # pyroute2 AsyncIPVS, untyped: kept inside this class
+
+    async def read(self, only: Sequence[ServiceKey] | None) -> list[ServiceRecord]:
+        """Dump (or get, per key) the services, then dump each one's destinations."""
+        if only is None:
+            answers = await self._exchange(service_dump_request(), dump=True)
+        else:
+            answers = []
+            for key in only:
+                try:
+                    answers.extend(await self._exchange(service_get_request(key), dump=False))
+                except KernelRefusalError as refusal:
+                    if refusal.errno != errno.ESRCH:
+                        raise
+        records: list[ServiceRecord] = []
+        for answer in answers:
+            service = decode_service(_attributes(answer.get_attr("IPVS_CMD_ATTR_SERVICE")))
+            if service is None:
+                continue
+            dests = await self._exchange(dest_dump_request(service.key), dump=True)
+            records.append((service, [_attributes(dest.get_attr("IPVS_CMD_ATTR_DEST")) for dest in dests]))
+        return records
+
+    async def execute(self, requests: Sequence[Request]) -> list[int]:
+        """Send the requests one by one, each waiting for its acknowledgement."""
+        results: list[int] = []
+        for request in requests:
+            try:
+                await self._exchange(request, dump=False, ack=True)
+            except KernelRefusalError as refusal:
+                results.append(refusal.errno)
+            else:
+                results.append(0)
+        return results
+
+    def close(self) -> None:
+        """Close pyroute2's socket."""
+        self._ipvs.close()
+
+    async def _exchange(self, request: Request, *, dump: bool, ack: bool = False) -> list[Any]:
+        flags = NLM_F_REQUEST | (NLM_F_DUMP if dump else 0) | (NLM_F_ACK if ack else 0)
+        try:
+            answers = await self._ipvs.nlm_request(_message(request), msg_type=self._ipvs.prid, msg_flags=flags)
+            return [answer async for answer in answers]
+        except NetlinkError as error:
+            raise KernelRefusalError(error.code) from None
+
+
+def _message(request: Request) -> Any:
+    """The pyroute2 ``ipvsmsg`` of a request (its nla map does the encoding)."""
+    message = ipvsmsg()
+    message["cmd"] = request.command
+    message["version"] = GENL_VERSION
+    message["attrs"] = request.attributes
+    return message
+
+
+def _attributes(nested: Any) -> Attributes:
+    """A dumped service or destination as plain values: flags as an int, stats as a mapping.
+
+    pyroute2 decodes an attribute when its value is first touched; decoding every stats attribute of
+    thousands of destinations dominated ``read``, so only the values used are touched: the counters
+    the model keeps, from the 64-bit stats (else the 32-bit ones), under ``IPVS_DEST_ATTR_STATS``.
+    """
+    slots = {slot.name: slot for slot in nested["attrs"]}
+    attributes: Attributes = {}
+    for name, slot in slots.items():
+        if name == "IPVS_SVC_ATTR_FLAGS":
+            attributes[name] = int(slot.value["flags"])
+        elif not name.endswith(("_ATTR_STATS", "_ATTR_STATS64")):
+            value = slot.value
+            if not isinstance(value, int | str):  # the decoders trust types (netlink_codec)
+                raise TypeError(f"{name}: expected a number or text, got {value!r}")
+            attributes[name] = value
+    stats = slots.get("IPVS_DEST_ATTR_STATS64") or slots.get("IPVS_DEST_ATTR_STATS")
+    if stats is not None:
+        counters = {counter.name: counter for counter in stats.value["attrs"]}
+        attributes["IPVS_DEST_ATTR_STATS"] = {
+            name: int(counters[name].value) for name in STATS_COUNTERS if name in counters
+        }
+    return attributes
