@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit kernel apiserver-test venv clean docs helm bench
+.PHONY: run test lint typecheck unit kernel apiserver-test venv clean docs helm bench bench-host bench-kernel
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -53,7 +53,13 @@ clean:
 docs: $(STAMP)
 	$(BIN)/python -m typer ipvsctl.cli utils docs --name ipvsctl --title "ipvsctl CLI reference" --output docs/cli.md
 
-## Host benchmarks of issue 6 (workloads 3 and 4); JSON results in bench/results/ (git-ignored). Not part of make test.
-bench: $(STAMP)
+## Benchmarks of issue 6: host (workloads 3 and 4; JSON in bench/results/, git-ignored) and the kernel lab
+## (workloads 1 and 2 against ipvsadm in the same boot, ~10 min; JSON in lab/results/). Not part of make test.
+bench: bench-host bench-kernel
+
+bench-host: $(STAMP)
 	$(BIN)/python -m bench.core
 	$(BIN)/python -m bench.latency
+
+bench-kernel: $(STAMP)
+	$(BIN)/python -m compileall -q ipvsctl bench >/dev/null; bash lab/setup.sh && $(PYTHON) lab/run.py --timeout 2400 -- $(BIN)/python -m bench.kernel
