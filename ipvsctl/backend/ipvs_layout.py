@@ -46,6 +46,9 @@ __all__ = ["LayoutDecoder", "dest_decoder", "service_decoder"]
 MAX_LAYOUTS = 32  # lengths remembered per decoder (names and address families vary them a little)
 
 _NLA = struct.Struct("=HH")
+_NLMSGHDR_FORMAT = "IHHII"  # length, type, flags, sequence, port id
+_NLMSGHDR_FIELDS = 5
+_MESSAGE_LENGTH = struct.Struct("=I")
 _TYPE_MASK = 0x3FFF
 _VALUE_FORMATS = {U8: ("B", 1), U16: ("H", 2), U32: ("I", 4), U64: ("Q", 8), BE16: ("H", 2), FLAGS: ("I4x", 8)}
 _ADDRESS_SIZES = {AF_INET: 4, AF_INET6: 16}
@@ -68,7 +71,10 @@ class _Layout:
 
     def decode(self, payload: Buffer) -> dict[str, object] | None:
         """The reply's attributes, or None when its headers are not the learnt ones."""
-        raw = self.unpack(payload)
+        return self.decode_values(self.unpack(payload))
+
+    def decode_values(self, raw: tuple[Any, ...]) -> dict[str, object] | None:
+        """The attributes from an unpacked reply, or None when its headers are not the learnt ones."""
         if self.headers(raw) != self.expected:
             return None
         attributes: dict[str, Any] = dict(zip(self.names, self.values(raw), strict=True))
@@ -161,23 +167,28 @@ class _Builder:
             offset += padded
         return True
 
-    def layout(self) -> _Layout:
+    def layout(self, *, prefix: str = "", shift: int = 0) -> _Layout:
+        """The layout; with ``prefix``, of the reply behind that many leading fields (``shift`` values)."""
         stats = None
         for nest in _STATS_NESTS:
             if nest in self.stats:
                 names, positions = self.stats[nest]
-                stats = (tuple(names), _getter(positions))
+                stats = (tuple(names), _getter([position + shift for position in positions]))
                 break
         fixes = sorted(self.fixes, key=lambda fix: fix[1] == ADDRESS)  # addresses last: they read the family
         return _Layout(
-            unpack=struct.Struct("".join(self.format)).unpack_from,
-            headers=_getter(self.header_positions),
+            unpack=struct.Struct("=" + prefix + "".join(self.format)[1:]).unpack_from,
+            headers=_getter([position + shift for position in self.header_positions]),
             expected=tuple(self.expected),
             names=tuple(self.names),
-            values=_getter(self.positions),
+            values=_getter([position + shift for position in self.positions]),
             fixes=tuple(fixes),
             stats=stats,
         )
+
+    def message_format(self) -> str:
+        """The struct format of a whole netlink message holding such a reply (nlmsghdr first)."""
+        return "=" + _NLMSGHDR_FORMAT + "".join(self.format)[1:]
 
 
 def _getter(positions: list[int]) -> Callable[[tuple[Any, ...]], tuple[Any, ...]]:
@@ -194,6 +205,35 @@ class LayoutDecoder:
     def __init__(self, walk: Callable[[Buffer], dict[str, object]]) -> None:
         self._walk = walk
         self._layouts: dict[int, _Layout | None] = {}
+        self._builders: dict[int, _Builder] = {}
+        self._messages: dict[int, tuple[struct.Struct, _Layout]] = {}
+
+    def many(self, data: Buffer, *, message_type: int, seq: int) -> list[dict[str, object]] | None:
+        """Every reply of a ``recv`` buffer at once, when the buffer is only replies of one learnt length
+        (of ``message_type`` and ``seq``): one ``struct.iter_unpack``; None to walk the buffer instead.
+        """
+        if len(data) < 4:
+            return None
+        length = _MESSAGE_LENGTH.unpack_from(data)[0]
+        if length < 20 or length % 4 or len(data) % length:
+            return None
+        compiled = self._messages.get(length)
+        if compiled is None:
+            builder = self._builders.get(length - 16)
+            if builder is None:
+                return None
+            compiled = (struct.Struct(builder.message_format()), builder.layout(shift=_NLMSGHDR_FIELDS))
+            self._messages[length] = compiled
+        unpacker, layout = compiled
+        replies: list[dict[str, object]] = []
+        for raw in unpacker.iter_unpack(data):
+            if raw[0] != length or raw[1] != message_type or raw[3] != seq:
+                return None
+            decoded = layout.decode_values(raw)
+            if decoded is None:
+                return None
+            replies.append(decoded)
+        return replies
 
     def __call__(self, payload: Buffer) -> dict[str, object]:
         """The reply's attributes, exactly as the walk gives them."""
@@ -204,7 +244,10 @@ class LayoutDecoder:
                 return decoded
         attributes = self._walk(payload)
         if len(payload) not in self._layouts and len(self._layouts) < MAX_LAYOUTS:
-            self._layouts[len(payload)] = _learn(payload, attributes)
+            builder = _learn(payload, attributes)
+            self._layouts[len(payload)] = None if builder is None else builder.layout()
+            if builder is not None:
+                self._builders[len(payload)] = builder
         return attributes
 
     @property
@@ -213,17 +256,16 @@ class LayoutDecoder:
         return {length: layout is not None for length, layout in self._layouts.items()}
 
 
-def _learn(payload: Buffer, walked: Mapping[str, object]) -> _Layout | None:
-    """The layout of ``payload``, if it decodes that very reply as the walk did."""
+def _learn(payload: Buffer, walked: Mapping[str, object]) -> _Builder | None:
+    """The layout (as its builder) of ``payload``, if it decodes that very reply as the walk did."""
     builder = _Builder()
     if not builder.walk(payload, 4, len(payload), COMMAND_ATTRIBUTES):
         return None
     try:
-        layout = builder.layout()
-        decoded = layout.decode(payload)
+        decoded = builder.layout().decode(payload)
     except (struct.error, ValueError, TypeError, KeyError):
         return None
-    return layout if decoded == walked else None
+    return builder if decoded == walked else None
 
 
 def dest_decoder() -> LayoutDecoder:

@@ -24,9 +24,9 @@ import asyncio
 import contextlib
 import errno
 import os
-from collections.abc import AsyncIterator, Collection, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
 from types import TracebackType
-from typing import Any, Literal, Self
+from typing import Any, Literal, Self, TypeVar
 
 from pyroute2 import AsyncIPRoute
 from pyroute2.netlink.exceptions import NetlinkError
@@ -43,6 +43,7 @@ from ipvsctl.backend.netlink_codec import (
     request_for,
 )
 from ipvsctl.backend.netns import NETLINK_GENERIC, NETLINK_ROUTE, netlink_descriptor
+from ipvsctl.backend.rtnl_lean import LeanAddresses
 from ipvsctl.errors import BackendError
 from ipvsctl.model import (
     ConnectionCounts,
@@ -62,11 +63,11 @@ Wire = Literal["lean", "pyroute2"]
 WIRES: tuple[Wire, ...] = ("lean", "pyroute2")
 
 _IFF_UP = 0x1
-_IFA_F_NODAD = 0x02  # a VIP is usable at once, without duplicate address detection
-_RT_SCOPE_UNIVERSE = 0  # the agent's addresses; link-scope ones (IPv6 fe80::) are the kernel's
 _GONE_ERRNOS = frozenset({errno.ENODEV, errno.EADDRNOTAVAIL, errno.ENOENT})
 
 _RealRef = tuple[ServiceKey, RealServerKey]
+_T = TypeVar("_T")
+_THREAD_THRESHOLD = 64
 
 
 class NetlinkBackend:
@@ -83,7 +84,8 @@ class NetlinkBackend:
         self._netns = netns
         self._wire = wire
         self._ipvs: IpvsTransport | None = None
-        self._ipr: Any = None  # pyroute2 AsyncIPRoute
+        self._ipr: Any = None  # pyroute2 AsyncIPRoute, for the link itself
+        self._addresses_lean: LeanAddresses | None = None  # the link's addresses, many at a time
         self._ipvs_lock = asyncio.Lock()
         self._link_lock = asyncio.Lock()
         self._bound: frozenset[str] | None = None  # the interface's addresses as last read or bound
@@ -205,16 +207,9 @@ class NetlinkBackend:
                 # scope, so an address lost behind the record's back is put back too.
                 adding = wanted & scope
                 removing = {address: 128 if ":" in address else 32 for address in scope - wanted}
-            for address in sorted(adding):
-                prefix = 128 if ":" in address else 32
-                extra = {"flags": _IFA_F_NODAD} if prefix == 128 else {}
-                await _tolerating(
-                    ipr.addr("add", index=index, address=address, prefixlen=prefix, **extra), errno.EEXIST
-                )
-            for address in sorted(removing):
-                await _tolerating(
-                    ipr.addr("del", index=index, address=address, prefixlen=removing[address]), *_GONE_ERRNOS
-                )
+            lean = self._address_channel()
+            await _maybe_in_thread(lean.add, index, adding, size=len(adding))
+            await _maybe_in_thread(lean.delete, index, removing, size=len(removing))
             if scope is None:
                 self._bound = frozenset(wanted)
             elif self._bound is not None:
@@ -254,11 +249,19 @@ class NetlinkBackend:
 
     async def _addresses(self, ipr: Any, index: int) -> dict[str, int]:
         """The agent's addresses on the interface, with their prefix lengths."""
-        found: dict[str, int] = {}
-        async for message in await ipr.addr("dump", index=index):
-            if int(message["index"]) == index and int(message["scope"]) == _RT_SCOPE_UNIVERSE:
-                found[canonical_ip(str(message.get_attr("IFA_ADDRESS")))] = int(message["prefixlen"])
-        return found
+        del ipr  # addresses go over the lean channel; the parameter keeps the callers' shape
+        return await asyncio.to_thread(self._address_channel().dump, index)
+
+    def _address_channel(self) -> LeanAddresses:
+        if self._addresses_lean is None:
+            self._check_open()
+            descriptor = netlink_descriptor(netns=self._netns, protocol=NETLINK_ROUTE)
+            try:
+                self._addresses_lean = LeanAddresses(descriptor, target=self._interface)
+            except BaseException:
+                os.close(descriptor)
+                raise
+        return self._addresses_lean
 
     async def _route_socket(self) -> Any:
         if self._ipr is None:
@@ -272,11 +275,11 @@ class NetlinkBackend:
         """Close both sockets; later calls raise BackendError."""
         self._closed = True
         async with self._ipvs_lock, self._link_lock:
-            for sock in (self._ipvs, self._ipr):
+            for sock in (self._ipvs, self._ipr, self._addresses_lean):
                 if sock is not None:
                     with contextlib.suppress(Exception):  # closing is best effort: the fds go either way
                         sock.close()
-            self._ipvs = self._ipr = None
+            self._ipvs = self._ipr = self._addresses_lean = None
 
     def _check_open(self) -> None:
         if self._closed:
@@ -298,6 +301,14 @@ async def _translated(target: str, *, refusal_is_fatal: bool = True) -> AsyncIte
         raise BackendError(error.strerror or str(error), target=target, errno=error.errno or 0) from None
     except Exception as error:  # pyroute2 raises a zoo of types (struct.error, KeyError, ...): wrap them all
         raise BackendError(f"{type(error).__name__}: {error}", target=target) from None
+
+
+async def _maybe_in_thread(action: Callable[[int, _T], None], index: int, items: _T, *, size: int) -> None:
+    """Run a blocking channel call; in a worker thread when it is large (a full bind of thousands of VIPs)."""
+    if size > _THREAD_THRESHOLD:
+        await asyncio.to_thread(action, index, items)
+    elif size:
+        action(index, items)
 
 
 async def _tolerating(request: Any, *codes: int) -> None:

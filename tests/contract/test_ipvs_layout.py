@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import struct
+
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -67,3 +69,36 @@ def test_a_reply_of_a_known_length_with_other_attributes_is_walked() -> None:
     changed[10:12] = (99).to_bytes(2, "little")
 
     assert decode(bytes(changed)) == decode_dest_reply(bytes(changed))
+
+
+def netlink_messages(payloads: list[bytes], *, message_type: int = 0x1C, seq: int = 5) -> bytes:
+    """Payloads as consecutive netlink messages (nlmsghdr each), as one recv() returns a dump's part."""
+    return b"".join(struct.pack("=IHHII", 16 + len(payload), message_type, 2, seq, 0) + payload for payload in payloads)
+
+
+@given(dest_pairs(), COUNTERS)
+def test_a_buffer_of_replies_decodes_at_once_as_the_walk_decodes_each(
+    pair: tuple[ServiceKey, RealServer, RealServer], counters: tuple[int, ...]
+) -> None:
+    """Once a length is learnt, a buffer of such replies decodes in one go, each equal to the walk's."""
+    key, one, two = pair
+    payloads = [bytes(our_payload(dest_reply(kernel_dest(real, key=key, counters=counters)))) for real in (one, two)]
+    decode = dest_decoder()
+    decode(payloads[0])
+
+    batch = decode.many(netlink_messages(payloads), message_type=0x1C, seq=5)
+
+    if len(payloads[0]) == len(payloads[1]):
+        assert batch == [decode_dest_reply(payload) for payload in payloads]
+    else:
+        assert batch is None
+
+
+def test_a_buffer_of_another_sequence_number_is_left_to_the_walk() -> None:
+    """Replies to another request (sequence number) are not taken by the batch path."""
+    key = ServiceKey.fwmark(7, family=4)
+    payload = bytes(our_payload(dest_reply(kernel_dest(RealServer("198.51.100.1", 80), key=key))))
+    decode = dest_decoder()
+    decode(payload)
+
+    assert decode.many(netlink_messages([payload, payload], seq=6), message_type=0x1C, seq=5) is None
