@@ -12,7 +12,8 @@ from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from ipvsctl.model import ConnectionCounts, Operation, RealServerKey, ServiceKey, Table
+from ipvsctl.errors import BackendError
+from ipvsctl.model import ConnectionCounts, Operation, RealServerKey, ServiceKey, Table, canonical_ip
 
 __all__ = [
     "DRIFT_ERRNOS",
@@ -23,6 +24,7 @@ __all__ = [
     "RealServerStats",
     "apply_in_order",
     "apply_in_waves",
+    "canonical_addresses",
 ]
 
 # Errors that mean "the table is not what we planned against": re-read and re-plan.
@@ -88,6 +90,17 @@ class ApplyReport:
     def drifted(self) -> bool:
         """True when some failure means the table drifted from what was planned against."""
         return any(failure.is_drift for failure in self.failures)
+
+
+def canonical_addresses(addresses: Collection[str]) -> set[str]:
+    """Addresses in canonical form, for binding; BackendError (EINVAL) naming the first that is not one."""
+    canonical: set[str] = set()
+    for address in addresses:
+        try:
+            canonical.add(canonical_ip(address))
+        except ValueError:
+            raise BackendError("not an IP address", target=address, errno=errno_codes.EINVAL) from None
+    return canonical
 
 
 async def apply_in_order(

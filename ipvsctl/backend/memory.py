@@ -15,7 +15,14 @@ import os
 from collections.abc import Collection, Sequence
 from dataclasses import replace
 
-from ipvsctl.backend.base import ApplyReport, KernelState, OperationFailure, RealServerStats, apply_in_order
+from ipvsctl.backend.base import (
+    ApplyReport,
+    KernelState,
+    OperationFailure,
+    RealServerStats,
+    apply_in_order,
+    canonical_addresses,
+)
 from ipvsctl.backend.netlink_codec import Refusal, encoding_problem
 from ipvsctl.errors import BackendError
 from ipvsctl.model import (
@@ -126,12 +133,12 @@ class MemoryBackend:
     async def bind_addresses(self, addresses: Collection[str], *, within: Collection[str] | None = None) -> None:
         """Make the fake interface hold exactly ``addresses`` (of ``within``, when given), creating it if needed."""
         self._check_open()
-        wanted = _canonical_addresses(addresses)
+        wanted = canonical_addresses(addresses)
         self.interface_present = True
         if within is None:
             self._bound = wanted
             return
-        scope = _canonical_addresses(within)
+        scope = canonical_addresses(within)
         self._bound = (self._bound - scope) | (wanted & scope)
 
     async def remove_interface(self) -> None:
@@ -203,16 +210,6 @@ class MemoryBackend:
     def _forget(self, service: ServiceKey, real: RealServerKey) -> None:
         self._connections.pop((service, real), None)
         self._stats.pop((service, real), None)
-
-
-def _canonical_addresses(addresses: Collection[str]) -> set[str]:
-    canonical: set[str] = set()
-    for address in addresses:
-        try:
-            canonical.add(canonical_ip(address))
-        except ValueError:
-            raise BackendError("not an IP address", target=address, errno=errno.EINVAL) from None
-    return canonical
 
 
 def _refused(code: int) -> Refusal:

@@ -31,7 +31,14 @@ from typing import Any, Literal, Self, TypeVar
 from pyroute2 import AsyncIPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
-from ipvsctl.backend.base import ApplyReport, KernelState, OperationFailure, RealServerStats, apply_in_waves
+from ipvsctl.backend.base import (
+    ApplyReport,
+    KernelState,
+    OperationFailure,
+    RealServerStats,
+    apply_in_waves,
+    canonical_addresses,
+)
 from ipvsctl.backend.ipvs_lean import LeanTransport
 from ipvsctl.backend.ipvs_pyroute2 import Pyroute2Transport, open_pyroute2_ipvs
 from ipvsctl.backend.ipvs_transport import IpvsTransport, KernelRefusalError
@@ -53,7 +60,6 @@ from ipvsctl.model import (
     ServiceKey,
     Table,
     VirtualService,
-    canonical_ip,
 )
 
 __all__ = ["DEFAULT_INTERFACE", "WIRES", "NetlinkBackend", "Wire"]
@@ -193,8 +199,8 @@ class NetlinkBackend:
 
     async def bind_addresses(self, addresses: Collection[str], *, within: Collection[str] | None = None) -> None:
         """Make the interface hold exactly ``addresses`` (of ``within``), /32 or /128, creating it if missing."""
-        wanted = _canonical_addresses(addresses)
-        scope = None if within is None else _canonical_addresses(within)
+        wanted = canonical_addresses(addresses)
+        scope = None if within is None else canonical_addresses(within)
         async with self._link_lock, _translated(self._interface):
             ipr = await self._route_socket()
             index = await self._ensure_interface(ipr)
@@ -327,13 +333,3 @@ def _adopt(socket_class: Any, descriptor: int) -> Any:
     except BaseException:
         os.close(descriptor)
         raise
-
-
-def _canonical_addresses(addresses: Collection[str]) -> set[str]:
-    canonical: set[str] = set()
-    for address in addresses:
-        try:
-            canonical.add(canonical_ip(address))
-        except ValueError:
-            raise BackendError("not an IP address", target=address, errno=errno.EINVAL) from None
-    return canonical
