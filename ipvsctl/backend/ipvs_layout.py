@@ -21,6 +21,7 @@ from operator import itemgetter
 from socket import AF_INET, AF_INET6, inet_ntop
 from typing import Any
 
+from ipvsctl.backend.ipvs_transport import DecodedDest
 from ipvsctl.backend.ipvs_wire import (
     ADDRESS,
     BE16,
@@ -39,7 +40,8 @@ from ipvsctl.backend.ipvs_wire import (
     decode_service_reply,
     nest_table,
 )
-from ipvsctl.backend.netlink_codec import STATS_COUNTERS
+from ipvsctl.backend.netlink_codec import STATS_COUNTERS, real_from_fields
+from ipvsctl.model import ConnectionCounts, ServiceKey
 
 __all__ = ["LayoutDecoder", "dest_decoder", "service_decoder"]
 
@@ -54,6 +56,19 @@ _VALUE_FORMATS = {U8: ("B", 1), U16: ("H", 2), U32: ("I", 4), U64: ("Q", 8), BE1
 _ADDRESS_SIZES = {AF_INET: 4, AF_INET6: 16}
 _STATS = "IPVS_DEST_ATTR_STATS"
 _STATS_NESTS = ("IPVS_DEST_ATTR_STATS64", "IPVS_DEST_ATTR_STATS")  # preference order, as the walk has it
+# The destination fields model values are built from, in real_from_fields's order, then the counts.
+_DEST_FIELDS = (
+    "IPVS_DEST_ATTR_ADDR",
+    "IPVS_DEST_ATTR_PORT",
+    "IPVS_DEST_ATTR_ADDR_FAMILY",
+    "IPVS_DEST_ATTR_FWD_METHOD",
+    "IPVS_DEST_ATTR_WEIGHT",
+    "IPVS_DEST_ATTR_U_THRESH",
+    "IPVS_DEST_ATTR_L_THRESH",
+    "IPVS_DEST_ATTR_ACTIVE_CONNS",
+    "IPVS_DEST_ATTR_INACT_CONNS",
+    "IPVS_DEST_ATTR_PERSIST_CONNS",
+)
 _FAMILY_OF = {"IPVS_SVC_ATTR_ADDR": "IPVS_SVC_ATTR_AF", "IPVS_DEST_ATTR_ADDR": "IPVS_DEST_ATTR_ADDR_FAMILY"}
 
 
@@ -68,6 +83,8 @@ class _Layout:
     values: Callable[[tuple[Any, ...]], tuple[Any, ...]]
     fixes: tuple[tuple[str, str], ...]  # (name, kind) of values that need more than struct gives
     stats: tuple[tuple[str, ...], Callable[[tuple[Any, ...]], tuple[Any, ...]]] | None
+    dest_fields: Callable[[tuple[Any, ...]], tuple[Any, ...]] | None = None  # _DEST_FIELDS, when all are there
+    counters: Callable[[tuple[Any, ...]], tuple[Any, ...]] | None = None
 
     def decode(self, payload: Buffer) -> dict[str, object] | None:
         """The reply's attributes, or None when its headers are not the learnt ones."""
@@ -176,7 +193,20 @@ class _Builder:
                 stats = (tuple(names), _getter([position + shift for position in positions]))
                 break
         fixes = sorted(self.fixes, key=lambda fix: fix[1] == ADDRESS)  # addresses last: they read the family
+        where = {name: position + shift for name, position in zip(self.names, self.positions, strict=True)}
+        # The model values straight from the fields, when every one is there and the counters are all there
+        # in STATS_COUNTERS order (else the mapping path, which fills in what is absent).
+        dest_fields: Callable[[tuple[Any, ...]], tuple[Any, ...]] | None = None
+        counters: Callable[[tuple[Any, ...]], tuple[Any, ...]] | None = None
+        if stats is None:
+            counters = _no_counters
+        elif stats[0] == STATS_COUNTERS:
+            counters = stats[1]
+        if counters is not None and all(name in where for name in _DEST_FIELDS):
+            dest_fields = _getter([where[name] for name in _DEST_FIELDS])
         return _Layout(
+            dest_fields=dest_fields,
+            counters=counters or _no_counters,
             unpack=struct.Struct("=" + prefix + "".join(self.format)[1:]).unpack_from,
             headers=_getter([position + shift for position in self.header_positions]),
             expected=tuple(self.expected),
@@ -189,6 +219,10 @@ class _Builder:
     def message_format(self) -> str:
         """The struct format of a whole netlink message holding such a reply (nlmsghdr first)."""
         return "=" + _NLMSGHDR_FORMAT + "".join(self.format)[1:]
+
+
+def _no_counters(_raw: tuple[Any, ...]) -> tuple[int, ...]:
+    return (0,) * len(STATS_COUNTERS)
 
 
 def _getter(positions: list[int]) -> Callable[[tuple[Any, ...]], tuple[Any, ...]]:
@@ -208,10 +242,41 @@ class LayoutDecoder:
         self._builders: dict[int, _Builder] = {}
         self._messages: dict[int, tuple[struct.Struct, _Layout]] = {}
 
-    def many(self, data: Buffer, *, message_type: int, seq: int) -> list[dict[str, object]] | None:
-        """Every reply of a ``recv`` buffer at once, when the buffer is only replies of one learnt length
-        (of ``message_type`` and ``seq``): one ``struct.iter_unpack``; None to walk the buffer instead.
+    def many_dests(self, data: Buffer, *, message_type: int, seq: int, key: ServiceKey) -> list[DecodedDest] | None:
+        """Every destination reply of a ``recv`` buffer as model values at once, straight from the unpacked
+        fields (no attribute mapping): the ``many`` conditions, and a layout with every destination field.
         """
+        compiled = self._compiled(data)
+        if compiled is None:
+            return None
+        length, unpacker, layout = compiled
+        fields = layout.dest_fields
+        if fields is None:
+            return None
+        dests: list[DecodedDest] = []
+        for raw in unpacker.iter_unpack(data):
+            if raw[0] != length or raw[1] != message_type or raw[3] != seq or layout.headers(raw) != layout.expected:
+                return None
+            address, port, family, forwarding, weight, upper, lower, active, inactive, persistent = fields(raw)
+            size = _ADDRESS_SIZES.get(family)
+            if size is None:
+                return None
+            real = real_from_fields(
+                inet_ntop(family, address[:size]),
+                ((port & 0xFF) << 8) | (port >> 8),
+                family=family,
+                forwarding=forwarding,
+                weight=weight,
+                upper=upper,
+                lower=lower,
+                key=key,
+            )
+            counters = layout.counters(raw) if layout.counters is not None else _no_counters(raw)
+            dests.append((real, ConnectionCounts(active, inactive + persistent), counters))
+        return dests
+
+    def _compiled(self, data: Buffer) -> tuple[int, struct.Struct, _Layout] | None:
+        """The whole-message layout for a buffer of same-length messages, if one is learnt."""
         if len(data) < 4:
             return None
         length = _MESSAGE_LENGTH.unpack_from(data)[0]
@@ -224,7 +289,16 @@ class LayoutDecoder:
                 return None
             compiled = (struct.Struct(builder.message_format()), builder.layout(shift=_NLMSGHDR_FIELDS))
             self._messages[length] = compiled
-        unpacker, layout = compiled
+        return (length, *compiled)
+
+    def many(self, data: Buffer, *, message_type: int, seq: int) -> list[dict[str, object]] | None:
+        """Every reply of a ``recv`` buffer at once, when the buffer is only replies of one learnt length
+        (of ``message_type`` and ``seq``): one ``struct.iter_unpack``; None to walk the buffer instead.
+        """
+        compiled = self._compiled(data)
+        if compiled is None:
+            return None
+        length, unpacker, layout = compiled
         replies: list[dict[str, object]] = []
         for raw in unpacker.iter_unpack(data):
             if raw[0] != length or raw[1] != message_type or raw[3] != seq:

@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import asyncio
 import errno
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import TypeVar
 
-from ipvsctl.backend.ipvs_layout import LayoutDecoder, dest_decoder, service_decoder
-from ipvsctl.backend.ipvs_transport import Attributes, KernelRefusalError, ServiceRecord
-from ipvsctl.backend.ipvs_wire import NLMSG_DONE, NLMSG_ERROR, Reply, encode_request
+from ipvsctl.backend.ipvs_layout import dest_decoder, service_decoder
+from ipvsctl.backend.ipvs_transport import Attributes, DecodedDest, KernelRefusalError, ServiceRecord, decode_dest
+from ipvsctl.backend.ipvs_wire import NLMSG_DONE, NLMSG_ERROR, Buffer, Reply, encode_request
 from ipvsctl.backend.netlink_channel import BATCH, NLM_F_DUMP, NLM_F_REQUEST, NetlinkChannel
 from ipvsctl.backend.netlink_codec import (
     Request,
@@ -31,6 +32,7 @@ from ipvsctl.model import ServiceKey
 
 __all__ = ["LeanTransport"]
 
+_T = TypeVar("_T")
 THREAD_THRESHOLD = 64  # more requests (or a full read) than this run in a worker thread
 _NETLINK_GENERIC = 16
 
@@ -63,15 +65,34 @@ class LeanTransport:
     # --- blocking work ----------------------------------------------------------------------------------
 
     def _read(self, only: Sequence[ServiceKey] | None) -> list[ServiceRecord]:
-        answers = self._dump(service_dump_request(), self._decode_service) if only is None else self._get_services(only)
+        family, services = self._family_id, self._decode_service
+        if only is None:
+            answers = self._dump(
+                service_dump_request(),
+                batch=lambda data, seq: services.many(data, message_type=family, seq=seq),
+                one=services,
+            )
+        else:
+            answers = self._get_services(only)
         records: list[ServiceRecord] = []
         for attributes in answers:
             service = decode_service(attributes)
             if service is None:
                 continue
-            dests = self._dump(dest_dump_request(service.key), self._decode_dest)
-            records.append((service, dests))
+            records.append((service, self._dests(service.key)))
         return records
+
+    def _dests(self, key: ServiceKey) -> list[DecodedDest]:
+        """The destinations of one service (a dump)."""
+        family, decoder = self._family_id, self._decode_dest
+
+        def batch(data: memoryview, seq: int) -> list[DecodedDest] | None:
+            return decoder.many_dests(data, message_type=family, seq=seq, key=key)
+
+        def one(payload: Buffer) -> DecodedDest:
+            return decode_dest(decoder(payload), key=key)
+
+        return self._dump(dest_dump_request(key), batch=batch, one=one)
 
     def _get_services(self, keys: Sequence[ServiceKey]) -> list[Attributes]:
         """GET_SERVICE of every key, batched; keys without a service (ESRCH) are left out."""
@@ -102,20 +123,27 @@ class LeanTransport:
             ),
         )
 
-    def _dump(self, request: Request, decode: LayoutDecoder) -> list[Attributes]:
+    def _dump(
+        self,
+        request: Request,
+        *,
+        batch: Callable[[memoryview, int], list[_T] | None],
+        one: Callable[[Buffer], _T],
+    ) -> list[_T]:
         """The decoded answers of one dump request, up to its NLMSG_DONE.
 
-        A buffer of same-length replies decodes in one go (``LayoutDecoder.many``); others reply by reply.
+        Each buffer is first offered to ``batch`` (every reply at once, ``LayoutDecoder``); if it declines,
+        the buffer is taken reply by reply with ``one``.
         """
         channel = self._channel
         sequence = channel.sequences(1)
         channel.send(encode_request(request, family_id=self._family_id, flags=NLM_F_REQUEST | NLM_F_DUMP, seq=sequence))
-        answers: list[Attributes] = []
+        answers: list[_T] = []
         while True:
             data = channel.receive()
-            batch = decode.many(data, message_type=self._family_id, seq=sequence)
-            if batch is not None:
-                answers.extend(batch)
+            decoded = batch(data, sequence)
+            if decoded is not None:
+                answers.extend(decoded)
                 continue
             for reply in channel.replies(data):
                 if reply.seq != sequence:
@@ -126,4 +154,4 @@ class LeanTransport:
                     return answers
                 if reply.type == NLMSG_ERROR:
                     raise KernelRefusalError(reply.error or errno.EPROTO)
-                answers.append(decode(reply.payload))
+                answers.append(one(reply.payload))

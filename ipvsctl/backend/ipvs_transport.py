@@ -14,17 +14,19 @@ Both run the whole contract suite in the kernel lab.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
-from typing import Protocol
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
 
-from ipvsctl.backend.netlink_codec import Request
-from ipvsctl.model import ServiceKey, VirtualService
+from ipvsctl.backend.netlink_codec import Request, decode_connections, decode_real, stats_counters
+from ipvsctl.model import ConnectionCounts, RealServer, ServiceKey, VirtualService
 
-__all__ = ["Attributes", "IpvsTransport", "KernelRefusalError", "ServiceRecord"]
+__all__ = ["Attributes", "DecodedDest", "IpvsTransport", "KernelRefusalError", "ServiceRecord", "decode_dest"]
 
 Attributes = dict[str, object]
-ServiceRecord = tuple[VirtualService, list[Attributes]]
-"""A service (settings only) and the attributes of its destinations, as ``netlink_codec.decode_real`` reads them."""
+DecodedDest = tuple[RealServer, ConnectionCounts, tuple[int, ...]]
+"""A destination: its real server, connection counts and stats counters (``RealServerStats(*counters)``)."""
+ServiceRecord = tuple[VirtualService, list[DecodedDest]]
+"""A service (settings only) and its destinations."""
 
 
 class KernelRefusalError(Exception):
@@ -51,3 +53,13 @@ class IpvsTransport(Protocol):
     def close(self) -> None:
         """Close the socket."""
         ...
+
+
+def decode_dest(attributes: Mapping[str, Any], *, key: ServiceKey) -> DecodedDest:
+    """A destination of the service ``key`` from its decoded attributes."""
+    counters = attributes.get("IPVS_DEST_ATTR_STATS", {})
+    return (
+        decode_real(attributes, key=key),
+        decode_connections(attributes),
+        stats_counters(counters if isinstance(counters, Mapping) else {}),
+    )

@@ -61,10 +61,12 @@ __all__ = [
     "decode_stats",
     "dest_dump_request",
     "encoding_problem",
+    "real_from_fields",
     "request_for",
     "sched_flag_names",
     "service_dump_request",
     "service_get_request",
+    "stats_counters",
 ]
 
 # Commands (enum ipvs_cmd).
@@ -362,18 +364,33 @@ def decode_service(attributes: Mapping[str, Any]) -> VirtualService | None:
 
 def decode_real(attributes: Mapping[str, Any], *, key: ServiceKey) -> RealServer:
     """The real server of a dumped destination of the service ``key``."""
-    family = _VERSIONS.get(attributes.get("IPVS_DEST_ATTR_ADDR_FAMILY", 0), key.family)
-    address = _canonical(attributes.get("IPVS_DEST_ATTR_ADDR", ""))
-    if family_of(address) != family:
-        raise ValueError(f"destination {address} is not of address family {family}")
-    code = attributes.get("IPVS_DEST_ATTR_FWD_METHOD", 0) & _FORWARDING_MASK
+    return real_from_fields(
+        attributes.get("IPVS_DEST_ATTR_ADDR", ""),
+        attributes.get("IPVS_DEST_ATTR_PORT", 0),
+        family=attributes.get("IPVS_DEST_ATTR_ADDR_FAMILY", 0),
+        forwarding=attributes.get("IPVS_DEST_ATTR_FWD_METHOD", 0),
+        weight=attributes.get("IPVS_DEST_ATTR_WEIGHT", 0),
+        upper=attributes.get("IPVS_DEST_ATTR_U_THRESH", 0),
+        lower=attributes.get("IPVS_DEST_ATTR_L_THRESH", 0),
+        key=key,
+    )
+
+
+def real_from_fields(
+    address: str, port: int, *, family: int, forwarding: int, weight: int, upper: int, lower: int, key: ServiceKey
+) -> RealServer:
+    """The real server of a destination's fields as the kernel sends them (``family``: AF_*, 0 if absent)."""
+    version = _VERSIONS.get(family, key.family)
+    address = _canonical(address)
+    if family_of(address) != version:
+        raise ValueError(f"destination {address} is not of address family {version}")
     return RealServer(
         address,
-        attributes.get("IPVS_DEST_ATTR_PORT", 0),
-        weight=attributes.get("IPVS_DEST_ATTR_WEIGHT", 0),
-        forwarding=_FORWARDINGS.get(code, Forwarding.ROUTE),
-        upper_threshold=attributes.get("IPVS_DEST_ATTR_U_THRESH", 0),
-        lower_threshold=attributes.get("IPVS_DEST_ATTR_L_THRESH", 0),
+        port,
+        weight=weight,
+        forwarding=_FORWARDINGS.get(forwarding & _FORWARDING_MASK, Forwarding.ROUTE),
+        upper_threshold=upper,
+        lower_threshold=lower,
     )
 
 
@@ -383,6 +400,11 @@ def decode_connections(attributes: Mapping[str, Any]) -> ConnectionCounts:
         active=attributes.get("IPVS_DEST_ATTR_ACTIVE_CONNS", 0),
         inactive=attributes.get("IPVS_DEST_ATTR_INACT_CONNS", 0) + attributes.get("IPVS_DEST_ATTR_PERSIST_CONNS", 0),
     )
+
+
+def stats_counters(stats: Mapping[str, Any]) -> tuple[int, ...]:
+    """A destination's counters in ``STATS_COUNTERS`` order (absent ones are 0): ``RealServerStats(*...)``."""
+    return tuple(stats.get(name, 0) for name in STATS_COUNTERS)
 
 
 def decode_stats(stats: Mapping[str, Any]) -> RealServerStats:
