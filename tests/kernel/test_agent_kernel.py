@@ -1,0 +1,66 @@
+"""The node agent on the real kernel: a full sync, then one endpoint change synced by its own keys only.
+
+The agent's watch loop is proven against a real kube-apiserver elsewhere (tests/apiserver); here its
+handlers are fed the API objects directly, so that the netlink backend under it is the kernel's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+
+import pytest
+
+from ipvsctl.agent.node import NodeAgent
+from ipvsctl.backend.base import KernelState
+from ipvsctl.backend.netlink import NetlinkBackend
+from ipvsctl.ipvsadm import parse_save
+from ipvsctl.model import Protocol, RealServer, ServiceKey
+from tests.agent.fakes import NODE, FakeClock, RecordingSink, config, endpoint_slice, node, service
+from tests.kernel.netlab import Lab
+
+pytestmark = pytest.mark.kernel
+
+SERVICES = 40
+
+
+class RecordingBackend(NetlinkBackend):
+    """The netlink backend, remembering which keys each read asked for (None: the whole table)."""
+
+    reads: list[frozenset[ServiceKey] | None]
+
+    async def read(self, *, only: Collection[ServiceKey] | None = None) -> KernelState:
+        self.reads.append(None if only is None else frozenset(only))
+        return await super().read(only=only)
+
+
+def cluster_ip(index: int) -> str:
+    return f"203.0.113.{index + 1}"
+
+
+def web_slice(index: int, *pods: str) -> dict[str, object]:
+    return endpoint_slice(f"web{index}-a", service=f"web{index}", endpoints=[(pod, NODE) for pod in pods])
+
+
+async def test_agent_syncs_one_endpoint_change_by_its_keys_on_the_kernel(lab: Lab) -> None:
+    """After a full sync of 40 Services, one changed EndpointSlice reads and changes only its VIP's service."""
+    netns = lab.netns("agent")
+    async with RecordingBackend(netns=netns.name) as backend:
+        backend.reads = []
+        agent = NodeAgent(config=config(), backend=backend, event_sink=RecordingSink(), clock=FakeClock())
+        agent.handlers["Service"].replace([service(f"web{i}", cluster_ip=cluster_ip(i)) for i in range(SERVICES)])
+        agent.handlers["EndpointSlice"].replace([web_slice(i, f"198.51.100.{i + 1}") for i in range(SERVICES)])
+        agent.handlers["Node"].replace([node()])
+        try:
+            assert (await agent.runner.run_once(full=True)).ok
+            agent.handlers["EndpointSlice"].upsert(web_slice(7, "198.51.100.8", "198.51.100.200"))
+            changed = await agent.runner.run_once(full=False)
+        finally:
+            await agent.health_checks.close()
+
+        table = parse_save(netns.ipvsadm("-Sn"))
+        vip = ServiceKey(Protocol.TCP, cluster_ip(7), 80)
+        assert (changed.ok, changed.operations, backend.reads[-1]) == (True, 1, frozenset({vip}))
+        assert len(table.services) == SERVICES
+        assert {real.address for real in table.services[vip].reals} == {"198.51.100.8", "198.51.100.200"}
+        assert RealServer("198.51.100.200", 8080) in table.services[vip].reals
+        assert cluster_ip(7) in netns.run("ip", "-o", "addr", "show", "dev", "ipvs0").stdout
