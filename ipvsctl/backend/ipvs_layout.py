@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from operator import itemgetter
 from socket import AF_INET, AF_INET6, inet_ntop
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from ipvsctl.backend.ipvs_transport import DecodedDest
 from ipvsctl.backend.ipvs_wire import (
@@ -41,9 +41,12 @@ from ipvsctl.backend.ipvs_wire import (
     nest_table,
 )
 from ipvsctl.backend.netlink_codec import STATS_COUNTERS, real_from_fields
-from ipvsctl.model import ConnectionCounts, ServiceKey
+from ipvsctl.model import ConnectionCounts, RealServer, RealServerKey, ServiceKey
 
-__all__ = ["LayoutDecoder", "dest_decoder", "service_decoder"]
+__all__ = ["DestValues", "LayoutDecoder", "Memo", "dest_decoder", "service_decoder"]
+
+_K = TypeVar("_K")
+_V = TypeVar("_V")
 
 MAX_LAYOUTS = 32  # lengths remembered per decoder (names and address families vary them a little)
 
@@ -233,6 +236,44 @@ def _getter(positions: list[int]) -> Callable[[tuple[Any, ...]], tuple[Any, ...]
     return itemgetter(*positions)  # a tuple for two or more positions
 
 
+class Memo(Generic[_K, _V]):
+    """Values decoded by earlier reads, by the wire fields they came from: a resync that finds the table
+    unchanged reuses its model objects instead of building them again.
+
+    Two generations bound it: ``next_generation`` (at every full read) drops whatever the previous full
+    read did not see, so it holds at most two tables' worth.
+    """
+
+    __slots__ = ("_current", "_previous")
+
+    def __init__(self) -> None:
+        self._current: dict[_K, _V] = {}
+        self._previous: dict[_K, _V] = {}
+
+    def get(self, key: _K) -> _V | None:
+        """The value memoised under ``key`` (kept into this generation), or None."""
+        value = self._current.get(key)
+        if value is None:
+            value = self._previous.get(key)
+            if value is not None:
+                self._current[key] = value
+        return value
+
+    def put(self, key: _K, value: _V) -> None:
+        """Memoise ``value`` under ``key``."""
+        self._current[key] = value
+
+    def next_generation(self) -> None:
+        """Start a new generation: values not used since the last one are dropped at the next."""
+        self._previous, self._current = self._current, {}
+
+    def __len__(self) -> int:
+        return len(self._current.keys() | self._previous.keys())
+
+
+DestValues = tuple[RealServer, RealServerKey, ConnectionCounts]
+
+
 class LayoutDecoder:
     """One reply kind's decoder: learnt layouts by reply length, the attribute walk as the reference."""
 
@@ -242,9 +283,12 @@ class LayoutDecoder:
         self._builders: dict[int, _Builder] = {}
         self._messages: dict[int, tuple[struct.Struct, _Layout]] = {}
 
-    def many_dests(self, data: Buffer, *, message_type: int, seq: int, key: ServiceKey) -> list[DecodedDest] | None:
+    def many_dests(
+        self, data: Buffer, *, message_type: int, seq: int, key: ServiceKey, memo: Memo[tuple[Any, ...], DestValues]
+    ) -> list[DecodedDest] | None:
         """Every destination reply of a ``recv`` buffer as model values at once, straight from the unpacked
         fields (no attribute mapping): the ``many`` conditions, and a layout with every destination field.
+        Values decoded before from the same fields come from ``memo``.
         """
         compiled = self._compiled(data)
         if compiled is None:
@@ -254,10 +298,18 @@ class LayoutDecoder:
         if fields is None:
             return None
         dests: list[DecodedDest] = []
-        for raw in unpacker.iter_unpack(data):
+        unpack = unpacker.unpack_from
+        for offset in range(0, len(data), length):  # not iter_unpack: making its iterator cost more (lab)
+            raw = unpack(data, offset)
             if raw[0] != length or raw[1] != message_type or raw[3] != seq or layout.headers(raw) != layout.expected:
                 return None
-            address, port, family, forwarding, weight, upper, lower, active, inactive, persistent = fields(raw)
+            values = fields(raw)
+            counters = layout.counters(raw) if layout.counters is not None else _no_counters(raw)
+            known = memo.get(values)
+            if known is not None:
+                dests.append((*known, counters))
+                continue
+            address, port, family, forwarding, weight, upper, lower, active, inactive, persistent = values
             size = _ADDRESS_SIZES.get(family)
             if size is None:
                 return None
@@ -271,8 +323,9 @@ class LayoutDecoder:
                 lower=lower,
                 key=key,
             )
-            counters = layout.counters(raw) if layout.counters is not None else _no_counters(raw)
-            dests.append((real, ConnectionCounts(active, inactive + persistent), counters))
+            decoded = (real, real.key, ConnectionCounts(active, inactive + persistent))
+            memo.put(values, decoded)
+            dests.append((*decoded, counters))
         return dests
 
     def _compiled(self, data: Buffer) -> tuple[int, struct.Struct, _Layout] | None:

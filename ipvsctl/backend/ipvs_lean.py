@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import struct
 from collections.abc import Callable, Iterator, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from ipvsctl.backend.ipvs_layout import dest_decoder, service_decoder
+from ipvsctl.backend.ipvs_layout import DestValues, Memo, dest_decoder, service_decoder
 from ipvsctl.backend.ipvs_transport import Attributes, DecodedDest, KernelRefusalError, ServiceRecord, decode_dest
 from ipvsctl.backend.ipvs_wire import NLMSG_DONE, NLMSG_ERROR, Buffer, Reply, encode_request
 from ipvsctl.backend.netlink_channel import BATCH, NLM_F_DUMP, NLM_F_REQUEST, NetlinkChannel
@@ -28,11 +29,15 @@ from ipvsctl.backend.netlink_codec import (
     service_dump_request,
     service_get_request,
 )
-from ipvsctl.model import ServiceKey
+from ipvsctl.model import ServiceKey, VirtualService
 
 __all__ = ["LeanTransport"]
 
 _T = TypeVar("_T")
+_K = TypeVar("_K")
+_SEQUENCE = struct.Struct("=I")
+_DONE = struct.Struct("=IHHIIi")  # nlmsghdr and the dump's status
+_SEQUENCE_AT = 8  # in struct nlmsghdr: length u32, type u16, flags u16, then the sequence number
 THREAD_THRESHOLD = 64  # more requests (or a full read) than this run in a worker thread
 _NETLINK_GENERIC = 16
 
@@ -45,6 +50,9 @@ class LeanTransport:
         self._family_id = family_id
         self._decode_service = service_decoder()
         self._decode_dest = dest_decoder()
+        self._dests_seen: Memo[tuple[Any, ...], DestValues] = Memo()
+        self._services_seen: Memo[tuple[tuple[str, object], ...], VirtualService] = Memo()
+        self._dump_requests: Memo[ServiceKey, bytes] = Memo()
 
     async def read(self, only: Sequence[ServiceKey] | None) -> list[ServiceRecord]:
         """Dump (or get, batched) the services, then dump each one's destinations."""
@@ -65,34 +73,54 @@ class LeanTransport:
     # --- blocking work ----------------------------------------------------------------------------------
 
     def _read(self, only: Sequence[ServiceKey] | None) -> list[ServiceRecord]:
-        family, services = self._family_id, self._decode_service
         if only is None:
+            for memo in (self._dests_seen, self._services_seen, self._dump_requests):
+                memo.next_generation()
             answers = self._dump(
-                service_dump_request(),
-                batch=lambda data, seq: services.many(data, message_type=family, seq=seq),
-                one=services,
+                self._message(service_dump_request(), dump=True),
+                batch=self._service_batch,
+                one=self._service_one,
+                key=None,
             )
         else:
             answers = self._get_services(only)
         records: list[ServiceRecord] = []
+        seen = self._services_seen
         for attributes in answers:
-            service = decode_service(attributes)
+            fields = tuple(attributes.items())
+            service = seen.get(fields)
             if service is None:
-                continue
+                service = decode_service(attributes)
+                if service is None:
+                    continue
+                seen.put(fields, service)
             records.append((service, self._dests(service.key)))
         return records
 
     def _dests(self, key: ServiceKey) -> list[DecodedDest]:
         """The destinations of one service (a dump)."""
-        family, decoder = self._family_id, self._decode_dest
+        message = self._dump_requests.get(key)
+        if message is None:
+            message = self._message(dest_dump_request(key), dump=True)
+            self._dump_requests.put(key, message)
+        return self._dump(message, batch=self._dest_batch, one=self._dest_one, key=key)
 
-        def batch(data: memoryview, seq: int) -> list[DecodedDest] | None:
-            return decoder.many_dests(data, message_type=family, seq=seq, key=key)
+    def _dest_batch(self, data: memoryview, seq: int, key: ServiceKey) -> list[DecodedDest] | None:
+        return self._decode_dest.many_dests(data, message_type=self._family_id, seq=seq, key=key, memo=self._dests_seen)
 
-        def one(payload: Buffer) -> DecodedDest:
-            return decode_dest(decoder(payload), key=key)
+    def _dest_one(self, payload: Buffer, key: ServiceKey) -> DecodedDest:
+        return decode_dest(self._decode_dest(payload), key=key)
 
-        return self._dump(dest_dump_request(key), batch=batch, one=one)
+    def _service_batch(self, data: memoryview, seq: int, _key: None) -> list[Attributes] | None:
+        return self._decode_service.many(data, message_type=self._family_id, seq=seq)
+
+    def _service_one(self, payload: Buffer, _key: None) -> Attributes:
+        return self._decode_service(payload)
+
+    def _message(self, request: Request, *, dump: bool) -> bytes:
+        """A request's message with sequence number 0 (``_dump`` writes the real one in)."""
+        flags = NLM_F_REQUEST | (NLM_F_DUMP if dump else 0)
+        return encode_request(request, family_id=self._family_id, flags=flags, seq=0)
 
     def _get_services(self, keys: Sequence[ServiceKey]) -> list[Attributes]:
         """GET_SERVICE of every key, batched; keys without a service (ESRCH) are left out."""
@@ -125,23 +153,29 @@ class LeanTransport:
 
     def _dump(
         self,
-        request: Request,
+        message: bytes,
         *,
-        batch: Callable[[memoryview, int], list[_T] | None],
-        one: Callable[[Buffer], _T],
+        batch: Callable[[memoryview, int, _K], list[_T] | None],
+        one: Callable[[Buffer, _K], _T],
+        key: _K,
     ) -> list[_T]:
         """The decoded answers of one dump request, up to its NLMSG_DONE.
 
         Each buffer is first offered to ``batch`` (every reply at once, ``LayoutDecoder``); if it declines,
-        the buffer is taken reply by reply with ``one``.
+        the buffer is taken reply by reply with ``one``; both get ``key`` (bound methods, not closures: a
+        closure per service cost more than its decoding under the lab's emulation).
         """
         channel = self._channel
         sequence = channel.sequences(1)
-        channel.send(encode_request(request, family_id=self._family_id, flags=NLM_F_REQUEST | NLM_F_DUMP, seq=sequence))
+        channel.send(message[:_SEQUENCE_AT] + _SEQUENCE.pack(sequence) + message[_SEQUENCE_AT + _SEQUENCE.size :])
         answers: list[_T] = []
         while True:
             data = channel.receive()
-            decoded = batch(data, sequence)
+            if len(data) == _DONE.size:  # the usual last buffer, a lone NLMSG_DONE: checked in one unpack
+                length, kind, _, seq, _, status = _DONE.unpack_from(data)
+                if (length, kind, seq, status) == (_DONE.size, NLMSG_DONE, sequence, 0):
+                    return answers
+            decoded = batch(data, sequence, key)
             if decoded is not None:
                 answers.extend(decoded)
                 continue
@@ -154,4 +188,4 @@ class LeanTransport:
                     return answers
                 if reply.type == NLMSG_ERROR:
                     raise KernelRefusalError(reply.error or errno.EPROTO)
-                answers.append(one(reply.payload))
+                answers.append(one(reply.payload, key))

@@ -18,13 +18,14 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from ipvsctl.backend.netlink_codec import Request, decode_connections, decode_real, stats_counters
-from ipvsctl.model import ConnectionCounts, RealServer, ServiceKey, VirtualService
+from ipvsctl.model import ConnectionCounts, RealServer, RealServerKey, ServiceKey, VirtualService
 
 __all__ = ["Attributes", "DecodedDest", "IpvsTransport", "KernelRefusalError", "ServiceRecord", "decode_dest"]
 
 Attributes = dict[str, object]
-DecodedDest = tuple[RealServer, ConnectionCounts, tuple[int, ...]]
-"""A destination: its real server, connection counts and stats counters (``RealServerStats(*counters)``)."""
+DecodedDest = tuple[RealServer, RealServerKey, ConnectionCounts, tuple[int, ...]]
+"""A destination: its real server and that server's key, connection counts and stats counters
+(``RealServerStats(*counters)``)."""
 ServiceRecord = tuple[VirtualService, list[DecodedDest]]
 """A service (settings only) and its destinations."""
 
@@ -58,8 +59,10 @@ class IpvsTransport(Protocol):
 def decode_dest(attributes: Mapping[str, Any], *, key: ServiceKey) -> DecodedDest:
     """A destination of the service ``key`` from its decoded attributes."""
     counters = attributes.get("IPVS_DEST_ATTR_STATS", {})
+    real = decode_real(attributes, key=key)
     return (
-        decode_real(attributes, key=key),
+        real,
+        real.key,
         decode_connections(attributes),
         stats_counters(counters if isinstance(counters, Mapping) else {}),
     )

@@ -128,9 +128,9 @@ class NetlinkBackend:
         counters: dict[_RealRef, tuple[int, ...]] = {}
         for service, dests in records:
             reals: list[RealServer] = []
-            for real, counts, stats in dests:
+            for real, real_key, counts, stats in dests:
                 reals.append(real)
-                ref = (service.key, real.key)
+                ref = (service.key, real_key)
                 connections[ref] = counts
                 counters[ref] = stats
             services[service.key] = VirtualService(  # by hand: dataclasses.replace costs twice as much

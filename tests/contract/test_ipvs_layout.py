@@ -7,7 +7,8 @@ import struct
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ipvsctl.backend.ipvs_layout import dest_decoder, service_decoder
+from ipvsctl.backend.ipvs_layout import DestValues, Memo, dest_decoder, service_decoder
+from ipvsctl.backend.ipvs_transport import decode_dest
 from ipvsctl.backend.ipvs_wire import decode_dest_reply, decode_service_reply
 from ipvsctl.model import RealServer, ServiceKey, VirtualService
 from tests.contract.test_ipvs_wire import dest_reply, kernel_dest, kernel_service, our_payload, service_reply
@@ -102,3 +103,32 @@ def test_a_buffer_of_another_sequence_number_is_left_to_the_walk() -> None:
     decode(payload)
 
     assert decode.many(netlink_messages([payload, payload], seq=6), message_type=0x1C, seq=5) is None
+
+
+def test_a_memo_keeps_what_the_last_generation_used() -> None:
+    """A value used in one generation survives the next; one unused for a whole generation is dropped."""
+    memo: Memo[str, int] = Memo()
+    memo.put("used", 1)
+    memo.put("unused", 2)
+    memo.next_generation()
+    assert memo.get("used") == 1
+    memo.next_generation()
+
+    assert (memo.get("used"), memo.get("unused")) == (1, None)
+
+
+def test_destinations_read_again_reuse_their_model_objects() -> None:
+    """The same destination fields decoded twice give the very same RealServer, equal to the walk's."""
+    key = ServiceKey.fwmark(7, family=6)
+    payload = bytes(our_payload(dest_reply(kernel_dest(RealServer("2001:db8::1", 80), key=key))))
+    decode = dest_decoder()
+    decode(payload)
+    memo: Memo[tuple[object, ...], DestValues] = Memo()
+
+    first = decode.many_dests(netlink_messages([payload]), message_type=0x1C, seq=5, key=key, memo=memo)
+    second = decode.many_dests(netlink_messages([payload]), message_type=0x1C, seq=5, key=key, memo=memo)
+
+    assert first is not None
+    assert second is not None
+    assert first[0][0] is second[0][0]
+    assert first == [decode_dest(decode_dest_reply(payload), key=key)]
