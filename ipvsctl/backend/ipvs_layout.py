@@ -344,6 +344,39 @@ class LayoutDecoder:
             self._messages[length] = compiled
         return (length, *compiled)
 
+    def many_keyed(
+        self,
+        data: Buffer,
+        *,
+        message_type: int,
+        seq: int,
+        memo: Memo[tuple[Any, ...], _V],
+        decode: Callable[[Mapping[str, object]], _V | None],
+    ) -> list[tuple[tuple[Any, ...], _V | None]] | None:
+        """Every reply of a buffer (the ``many`` conditions) as ``decode`` of its attributes, keyed by its
+        unpacked fields: a reply whose fields are in ``memo`` is not decoded at all."""
+        compiled = self._compiled(data)
+        if compiled is None:
+            return None
+        length, unpacker, layout = compiled
+        unpack = unpacker.unpack_from
+        replies: list[tuple[tuple[Any, ...], _V | None]] = []
+        for offset in range(0, len(data), length):
+            raw = unpack(data, offset)
+            if raw[0] != length or raw[1] != message_type or raw[3] != seq or layout.headers(raw) != layout.expected:
+                return None
+            fields = (length, *layout.values(raw))
+            value = memo.get(fields)
+            if value is None:
+                attributes = layout.decode_values(raw)
+                if attributes is None:
+                    return None
+                value = decode(attributes)
+                if value is not None:
+                    memo.put(fields, value)
+            replies.append((fields, value))
+        return replies
+
     def many(self, data: Buffer, *, message_type: int, seq: int) -> list[dict[str, object]] | None:
         """Every reply of a ``recv`` buffer at once, when the buffer is only replies of one learnt length
         (of ``message_type`` and ``seq``): one ``struct.iter_unpack``; None to walk the buffer instead.

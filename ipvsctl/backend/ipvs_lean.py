@@ -19,7 +19,14 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
 from ipvsctl.backend.ipvs_layout import DestValues, Memo, dest_decoder, service_decoder
-from ipvsctl.backend.ipvs_transport import Attributes, DecodedDest, KernelRefusalError, ServiceRecord, decode_dest
+from ipvsctl.backend.ipvs_transport import (
+    Attributes,
+    DecodedDest,
+    KernelRefusalError,
+    ServiceRecord,
+    decode_dest,
+    with_reals,
+)
 from ipvsctl.backend.ipvs_wire import NLMSG_DONE, NLMSG_ERROR, Buffer, Reply, encode_request
 from ipvsctl.backend.netlink_channel import BATCH, NLM_F_DUMP, NLM_F_REQUEST, NetlinkChannel
 from ipvsctl.backend.netlink_codec import (
@@ -35,6 +42,7 @@ __all__ = ["LeanTransport"]
 
 _T = TypeVar("_T")
 _K = TypeVar("_K")
+_KeyedService = tuple[tuple[Any, ...], VirtualService | None]  # a service by the fields it came from
 _SEQUENCE = struct.Struct("=I")
 _DONE = struct.Struct("=IHHIIi")  # nlmsghdr and the dump's status
 _SEQUENCE_AT = 8  # in struct nlmsghdr: length u32, type u16, flags u16, then the sequence number
@@ -51,8 +59,9 @@ class LeanTransport:
         self._decode_service = service_decoder()
         self._decode_dest = dest_decoder()
         self._dests_seen: Memo[tuple[Any, ...], DestValues] = Memo()
-        self._services_seen: Memo[tuple[tuple[str, object], ...], VirtualService] = Memo()
+        self._services_seen: Memo[tuple[Any, ...], VirtualService] = Memo()
         self._dump_requests: Memo[ServiceKey, bytes] = Memo()
+        self._whole_services: Memo[tuple[object, ...], VirtualService] = Memo()
 
     async def read(self, only: Sequence[ServiceKey] | None) -> list[ServiceRecord]:
         """Dump (or get, batched) the services, then dump each one's destinations."""
@@ -74,7 +83,7 @@ class LeanTransport:
 
     def _read(self, only: Sequence[ServiceKey] | None) -> list[ServiceRecord]:
         if only is None:
-            for memo in (self._dests_seen, self._services_seen, self._dump_requests):
+            for memo in (self._dests_seen, self._services_seen, self._dump_requests, self._whole_services):
                 memo.next_generation()
             answers = self._dump(
                 self._message(service_dump_request(), dump=True),
@@ -83,18 +92,20 @@ class LeanTransport:
                 key=None,
             )
         else:
-            answers = self._get_services(only)
+            answers = [self._service_one(attributes, None) for attributes in self._get_services(only)]
         records: list[ServiceRecord] = []
-        seen = self._services_seen
-        for attributes in answers:
-            fields = tuple(attributes.items())
-            service = seen.get(fields)
+        for fields, service in answers:
             if service is None:
-                service = decode_service(attributes)
-                if service is None:
-                    continue
-                seen.put(fields, service)
-            records.append((service, self._dests(service.key)))
+                continue  # a protocol or family the model cannot hold: not ours to touch
+            dests = self._dests(service.key)
+            # The same settings and the very same real server objects (kept alive by the memoised service,
+            # so their ids cannot be reused meanwhile) give the service of the last read.
+            whole = (fields, *[id(dest[0]) for dest in dests])
+            full = self._whole_services.get(whole)
+            if full is None:
+                full = with_reals(service, dests)
+                self._whole_services.put(whole, full)
+            records.append((full, dests))
         return records
 
     def _dests(self, key: ServiceKey) -> list[DecodedDest]:
@@ -111,11 +122,20 @@ class LeanTransport:
     def _dest_one(self, payload: Buffer, key: ServiceKey) -> DecodedDest:
         return decode_dest(self._decode_dest(payload), key=key)
 
-    def _service_batch(self, data: memoryview, seq: int, _key: None) -> list[Attributes] | None:
-        return self._decode_service.many(data, message_type=self._family_id, seq=seq)
+    def _service_batch(self, data: memoryview, seq: int, _key: None) -> list[_KeyedService] | None:
+        return self._decode_service.many_keyed(
+            data, message_type=self._family_id, seq=seq, memo=self._services_seen, decode=decode_service
+        )
 
-    def _service_one(self, payload: Buffer, _key: None) -> Attributes:
-        return self._decode_service(payload)
+    def _service_one(self, payload: Buffer | Attributes, _key: None) -> _KeyedService:
+        attributes = payload if isinstance(payload, dict) else self._decode_service(payload)
+        fields = tuple(attributes.items())
+        service = self._services_seen.get(fields)
+        if service is None:
+            service = decode_service(attributes)
+            if service is not None:
+                self._services_seen.put(fields, service)
+        return fields, service
 
     def _message(self, request: Request, *, dump: bool) -> bytes:
         """A request's message with sequence number 0 (``_dump`` writes the real one in)."""

@@ -16,7 +16,7 @@ from pyroute2.netlink import NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST
 from pyroute2.netlink.exceptions import NetlinkError
 from pyroute2.netlink.generic.ipvs import GENL_VERSION, ipvsmsg
 
-from ipvsctl.backend.ipvs_transport import Attributes, KernelRefusalError, ServiceRecord, decode_dest
+from ipvsctl.backend.ipvs_transport import Attributes, KernelRefusalError, ServiceRecord, decode_dest, with_reals
 from ipvsctl.backend.netlink_codec import (
     STATS_COUNTERS,
     Request,
@@ -74,7 +74,7 @@ class Pyroute2Transport:
                 continue
             dests = await self._exchange(dest_dump_request(service.key), dump=True)
             decoded = [decode_dest(_attributes(dest.get_attr("IPVS_CMD_ATTR_DEST")), key=service.key) for dest in dests]
-            records.append((service, decoded))
+            records.append((with_reals(service, decoded), decoded))
         return records
 
     async def execute(self, requests: Sequence[Request]) -> list[int]:

@@ -20,14 +20,22 @@ from typing import Any, Protocol
 from ipvsctl.backend.netlink_codec import Request, decode_connections, decode_real, stats_counters
 from ipvsctl.model import ConnectionCounts, RealServer, RealServerKey, ServiceKey, VirtualService
 
-__all__ = ["Attributes", "DecodedDest", "IpvsTransport", "KernelRefusalError", "ServiceRecord", "decode_dest"]
+__all__ = [
+    "Attributes",
+    "DecodedDest",
+    "IpvsTransport",
+    "KernelRefusalError",
+    "ServiceRecord",
+    "decode_dest",
+    "with_reals",
+]
 
 Attributes = dict[str, object]
 DecodedDest = tuple[RealServer, RealServerKey, ConnectionCounts, tuple[int, ...]]
 """A destination: its real server and that server's key, connection counts and stats counters
 (``RealServerStats(*counters)``)."""
 ServiceRecord = tuple[VirtualService, list[DecodedDest]]
-"""A service (settings only) and its destinations."""
+"""A service (with its real servers) and its destinations."""
 
 
 class KernelRefusalError(Exception):
@@ -65,4 +73,17 @@ def decode_dest(attributes: Mapping[str, Any], *, key: ServiceKey) -> DecodedDes
         real.key,
         decode_connections(attributes),
         stats_counters(counters if isinstance(counters, Mapping) else {}),
+    )
+
+
+def with_reals(service: VirtualService, dests: Sequence[DecodedDest]) -> VirtualService:
+    """The service (settings only) with the real servers of ``dests``."""
+    return VirtualService(  # by hand: dataclasses.replace costs twice as much
+        service.key,
+        scheduler=service.scheduler,
+        persistence=service.persistence,
+        sched_flags=service.sched_flags,
+        one_packet=service.one_packet,
+        pe_name=service.pe_name,
+        reals=tuple(dest[0] for dest in dests),
     )

@@ -52,7 +52,6 @@ from ipvsctl.errors import BackendError
 from ipvsctl.model import (
     ConnectionCounts,
     Operation,
-    RealServer,
     RealServerKey,
     ServiceKey,
     Table,
@@ -127,21 +126,11 @@ class NetlinkBackend:
         connections: dict[_RealRef, ConnectionCounts] = {}
         counters: dict[_RealRef, tuple[int, ...]] = {}
         for service, dests in records:
-            reals: list[RealServer] = []
-            for real, real_key, counts, stats in dests:
-                reals.append(real)
-                ref = (service.key, real_key)
-                connections[ref] = counts
-                counters[ref] = stats
-            services[service.key] = VirtualService(  # by hand: dataclasses.replace costs twice as much
-                service.key,
-                scheduler=service.scheduler,
-                persistence=service.persistence,
-                sched_flags=service.sched_flags,
-                one_packet=service.one_packet,
-                pe_name=service.pe_name,
-                reals=tuple(reals),
-            )
+            key = service.key
+            services[key] = service
+            for _, real_key, counts, stats in dests:
+                connections[key, real_key] = counts
+                counters[key, real_key] = stats
         if keys is None:
             bound = await self._bound_addresses()
         else:
