@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+from collections.abc import Mapping
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -10,6 +11,7 @@ from hypothesis import strategies as st
 from ipvsctl.backend.ipvs_layout import DestValues, Memo, dest_decoder, service_decoder
 from ipvsctl.backend.ipvs_transport import decode_dest
 from ipvsctl.backend.ipvs_wire import decode_dest_reply, decode_service_reply
+from ipvsctl.backend.netlink_codec import decode_service
 from ipvsctl.model import RealServer, ServiceKey, VirtualService
 from tests.contract.test_ipvs_wire import dest_reply, kernel_dest, kernel_service, our_payload, service_reply
 from tests.strategies import real_servers, service_keys, virtual_services
@@ -132,3 +134,26 @@ def test_destinations_read_again_reuse_their_model_objects() -> None:
     assert second is not None
     assert first[0][0] is second[0][0]
     assert first == [decode_dest(decode_dest_reply(payload), key=key)]
+
+
+def test_services_read_again_are_not_decoded_again() -> None:
+    """A service reply whose unpacked fields are memoised skips decoding and gives the memoised value."""
+    payload = bytes(our_payload(service_reply(kernel_service(VirtualService(ServiceKey.fwmark(9, family=4))))))
+    decode = service_decoder()
+    decode(payload)
+    memo: Memo[tuple[object, ...], VirtualService] = Memo()
+    decoded: list[VirtualService] = []
+
+    def counting(attributes: Mapping[str, object]) -> VirtualService | None:
+        service = decode_service(attributes)
+        if service is not None:
+            decoded.append(service)
+        return service
+
+    buffer = netlink_messages([payload], message_type=0x1C, seq=5)
+    first = decode.many_keyed(buffer, message_type=0x1C, seq=5, memo=memo, decode=counting)
+    second = decode.many_keyed(buffer, message_type=0x1C, seq=5, memo=memo, decode=counting)
+
+    assert first is not None
+    assert first == second
+    assert (len(decoded), first[0][1]) == (1, decode_service(decode_service_reply(payload)))
