@@ -27,7 +27,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ipvsctl.backend.base import RealServerStats
 from ipvsctl.model import (
     AddRealServer,
     AddVirtualService,
@@ -58,7 +57,6 @@ __all__ = [
     "decode_connections",
     "decode_real",
     "decode_service",
-    "decode_stats",
     "dest_dump_request",
     "encoding_problem",
     "real_from_fields",
@@ -405,14 +403,3 @@ def decode_connections(attributes: Mapping[str, Any]) -> ConnectionCounts:
 def stats_counters(stats: Mapping[str, Any]) -> tuple[int, ...]:
     """A destination's counters in ``STATS_COUNTERS`` order (absent ones are 0): ``RealServerStats(*...)``."""
     return tuple(stats.get(name, 0) for name in STATS_COUNTERS)
-
-
-def decode_stats(stats: Mapping[str, Any]) -> RealServerStats:
-    """Traffic counters from a destination's stats attributes (``STATS_COUNTERS``; absent ones are 0)."""
-    return RealServerStats(
-        connections=stats.get("IPVS_STATS_ATTR_CONNS", 0),
-        packets_in=stats.get("IPVS_STATS_ATTR_INPKTS", 0),
-        packets_out=stats.get("IPVS_STATS_ATTR_OUTPKTS", 0),
-        bytes_in=stats.get("IPVS_STATS_ATTR_INBYTES", 0),
-        bytes_out=stats.get("IPVS_STATS_ATTR_OUTBYTES", 0),
-    )

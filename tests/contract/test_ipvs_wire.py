@@ -47,10 +47,10 @@ from ipvsctl.backend.netlink_codec import (
     decode_connections,
     decode_real,
     decode_service,
-    decode_stats,
     dest_dump_request,
     request_for,
     service_dump_request,
+    stats_counters,
 )
 from ipvsctl.errors import IpvsctlError
 from ipvsctl.model import (
@@ -423,7 +423,7 @@ def test_a_dest_reply_decodes_to_the_real_server_and_its_counts(
     assert decode_real(attributes, key=key) == real_server
     assert decode_connections(attributes) == ConnectionCounts(connections[0], connections[1] + connections[2])
     assert isinstance(stats, dict)
-    assert decode_stats(stats) == RealServerStats(*counters[:5])
+    assert RealServerStats(*stats_counters(stats)) == RealServerStats(*counters[:5])
 
 
 def test_without_stats64_the_32_bit_counters_are_read() -> None:
