@@ -287,7 +287,7 @@ class LayoutDecoder:
         self, data: Buffer, *, message_type: int, seq: int, key: ServiceKey, memo: Memo[tuple[Any, ...], DestValues]
     ) -> list[DecodedDest] | None:
         """Every destination reply of a ``recv`` buffer as model values at once, straight from the unpacked
-        fields (no attribute mapping): the ``many`` conditions, and a layout with every destination field.
+        fields (no attribute mapping): the ``many_keyed`` conditions, and a layout with every destination field.
         Values decoded before from the same fields come from ``memo``.
         """
         compiled = self._compiled(data)
@@ -353,7 +353,8 @@ class LayoutDecoder:
         memo: Memo[tuple[Any, ...], _V],
         decode: Callable[[Mapping[str, object]], _V | None],
     ) -> list[tuple[tuple[Any, ...], _V | None]] | None:
-        """Every reply of a buffer (the ``many`` conditions) as ``decode`` of its attributes, keyed by its
+        """Every reply of a ``recv`` buffer at once, when the buffer is only replies of one learnt length (of
+        ``message_type`` and ``seq``; None to walk it instead), as ``decode`` of its attributes, keyed by its
         unpacked fields: a reply whose fields are in ``memo`` is not decoded at all."""
         compiled = self._compiled(data)
         if compiled is None:
@@ -375,24 +376,6 @@ class LayoutDecoder:
                 if value is not None:
                     memo.put(fields, value)
             replies.append((fields, value))
-        return replies
-
-    def many(self, data: Buffer, *, message_type: int, seq: int) -> list[dict[str, object]] | None:
-        """Every reply of a ``recv`` buffer at once, when the buffer is only replies of one learnt length
-        (of ``message_type`` and ``seq``): one ``struct.iter_unpack``; None to walk the buffer instead.
-        """
-        compiled = self._compiled(data)
-        if compiled is None:
-            return None
-        length, unpacker, layout = compiled
-        replies: list[dict[str, object]] = []
-        for raw in unpacker.iter_unpack(data):
-            if raw[0] != length or raw[1] != message_type or raw[3] != seq:
-                return None
-            decoded = layout.decode_values(raw)
-            if decoded is None:
-                return None
-            replies.append(decoded)
         return replies
 
     def __call__(self, payload: Buffer) -> dict[str, object]:

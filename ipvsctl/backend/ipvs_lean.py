@@ -92,7 +92,7 @@ class LeanTransport:
                 key=None,
             )
         else:
-            answers = [self._service_one(attributes, None) for attributes in self._get_services(only)]
+            answers = [self._keyed(attributes) for attributes in self._get_services(only)]
         records: list[ServiceRecord] = []
         for fields, service in answers:
             if service is None:
@@ -127,8 +127,11 @@ class LeanTransport:
             data, message_type=self._family_id, seq=seq, memo=self._services_seen, decode=decode_service
         )
 
-    def _service_one(self, payload: Buffer | Attributes, _key: None) -> _KeyedService:
-        attributes = payload if isinstance(payload, dict) else self._decode_service(payload)
+    def _service_one(self, payload: Buffer, _key: None) -> _KeyedService:
+        return self._keyed(self._decode_service(payload))
+
+    def _keyed(self, attributes: Attributes) -> _KeyedService:
+        """A service by its attributes (memoised under them)."""
         fields = tuple(attributes.items())
         service = self._services_seen.get(fields)
         if service is None:

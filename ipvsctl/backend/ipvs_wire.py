@@ -27,6 +27,9 @@ __all__ = [
     "GENL_VERSION",
     "NLMSG_DONE",
     "NLMSG_ERROR",
+    "NLM_F_ACK",
+    "NLM_F_DUMP",
+    "NLM_F_REQUEST",
     "SERVICE_ATTRIBUTES",
     "STATS64_ATTRIBUTES",
     "STATS_ATTRIBUTES",
@@ -41,6 +44,10 @@ __all__ = [
     "nest_table",
 ]
 
+# Netlink message flags (include/uapi/linux/netlink.h), shared by every request this project encodes.
+NLM_F_REQUEST: Final = 0x1
+NLM_F_ACK: Final = 0x4
+NLM_F_DUMP: Final = 0x300
 NLMSG_ERROR: Final = 2
 NLMSG_DONE: Final = 3
 GENL_VERSION: Final = 1  # IPVS_GENL_VERSION

@@ -191,7 +191,7 @@ class NetlinkBackend:
             ipr = await self._route_socket()
             index = await self._ensure_interface(ipr)
             if scope is None:
-                current = await self._addresses(ipr, index)
+                current = await self._addresses(index)
                 adding = wanted - set(current)
                 removing = {address: current[address] for address in set(current) - wanted}
             else:
@@ -220,7 +220,7 @@ class NetlinkBackend:
         async with self._link_lock, _translated(self._interface):
             ipr = await self._route_socket()
             index = await self._interface_index(ipr)
-            self._bound = frozenset() if index is None else frozenset(await self._addresses(ipr, index))
+            self._bound = frozenset() if index is None else frozenset(await self._addresses(index))
             return self._bound
 
     async def _interface_index(self, ipr: Any) -> int | None:
@@ -239,9 +239,8 @@ class NetlinkBackend:
             await ipr.link("set", index=index, state="up")
         return index
 
-    async def _addresses(self, ipr: Any, index: int) -> dict[str, int]:
+    async def _addresses(self, index: int) -> dict[str, int]:
         """The agent's addresses on the interface, with their prefix lengths."""
-        del ipr  # addresses go over the lean channel; the parameter keeps the callers' shape
         return await asyncio.to_thread(self._address_channel().dump, index)
 
     def _address_channel(self) -> LeanAddresses:

@@ -19,7 +19,15 @@ import os
 import socket
 from collections.abc import Callable, Iterator
 
-from ipvsctl.backend.ipvs_wire import NLMSG_ERROR, Reply, WireFormatError, iter_replies
+from ipvsctl.backend.ipvs_wire import (
+    NLM_F_ACK,
+    NLM_F_DUMP,
+    NLM_F_REQUEST,
+    NLMSG_ERROR,
+    Reply,
+    WireFormatError,
+    iter_replies,
+)
 from ipvsctl.errors import BackendError
 
 __all__ = ["BATCH", "NLM_F_ACK", "NLM_F_DUMP", "NLM_F_REQUEST", "Encoder", "NetlinkChannel"]
@@ -29,9 +37,6 @@ RECEIVE_BUFFER = 8 << 20
 SEND_BUFFER = 1 << 20
 TIMEOUT_SECONDS = 30.0
 
-NLM_F_REQUEST = 0x1
-NLM_F_ACK = 0x4
-NLM_F_DUMP = 0x300
 _SOL_NETLINK = 270
 _NETLINK_CAP_ACK = 10
 _SO_RCVBUFFORCE = 33

@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from socket import AF_INET, AF_INET6, inet_ntop, inet_pton
 from typing import Final, NamedTuple
 
-from ipvsctl.backend.ipvs_wire import Buffer, WireFormatError
+from ipvsctl.backend.ipvs_wire import NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST, Buffer, WireFormatError
 from ipvsctl.model import canonical_ip
 
 __all__ = [
@@ -48,9 +48,6 @@ RTM_DELADDR: Final = 21
 RTM_GETADDR: Final = 22
 
 # pyroute2's addr("add") is NLM_F_REQUEST|NLM_F_ACK|NLM_F_CREATE|NLM_F_EXCL, addr("del") NLM_F_REQUEST|NLM_F_ACK.
-NLM_F_REQUEST: Final = 0x1
-NLM_F_ACK: Final = 0x4
-NLM_F_DUMP: Final = 0x300
 NLM_F_EXCL: Final = 0x200
 NLM_F_CREATE: Final = 0x400
 

@@ -89,10 +89,12 @@ def test_a_buffer_of_replies_decodes_at_once_as_the_walk_decodes_each(
     decode = dest_decoder()
     decode(payloads[0])
 
-    batch = decode.many(netlink_messages(payloads), message_type=0x1C, seq=5)
+    memo: Memo[tuple[object, ...], dict[str, object]] = Memo()
+    batch = decode.many_keyed(netlink_messages(payloads), message_type=0x1C, seq=5, memo=memo, decode=dict)
 
     if len(payloads[0]) == len(payloads[1]):
-        assert batch == [decode_dest_reply(payload) for payload in payloads]
+        assert batch is not None
+        assert [attributes for _, attributes in batch] == [decode_dest_reply(payload) for payload in payloads]
     else:
         assert batch is None
 
@@ -104,7 +106,9 @@ def test_a_buffer_of_another_sequence_number_is_left_to_the_walk() -> None:
     decode = dest_decoder()
     decode(payload)
 
-    assert decode.many(netlink_messages([payload, payload], seq=6), message_type=0x1C, seq=5) is None
+    memo: Memo[tuple[object, ...], dict[str, object]] = Memo()
+    buffer = netlink_messages([payload, payload], seq=6)
+    assert decode.many_keyed(buffer, message_type=0x1C, seq=5, memo=memo, decode=dict) is None
 
 
 def test_a_memo_keeps_what_the_last_generation_used() -> None:
