@@ -51,6 +51,10 @@ class Protocol(StrEnum):
     SCTP = "sctp"
     FWMARK = "fwmark"
 
+    # A member equals its value (str's __eq__), so str's hash is the consistent one; Enum's own __hash__ is a
+    # Python function, and every ServiceKey hash (each dict lookup of a key) called it.
+    __hash__ = str.__hash__
+
 
 _PROTOCOL_ORDER = {protocol: index for index, protocol in enumerate(Protocol)}
 
@@ -61,6 +65,8 @@ class Forwarding(StrEnum):
     MASQ = "masq"
     ROUTE = "route"
     TUNNEL = "tunnel"
+
+    __hash__ = str.__hash__  # as Protocol's
 
 
 def canonical_ip(text: str) -> str:

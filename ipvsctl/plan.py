@@ -13,7 +13,7 @@ Rules:
 
 from __future__ import annotations
 
-from collections.abc import Collection, Container, Iterable, Mapping
+from collections.abc import Collection, Container, Iterable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, replace
 
 import netaddr
@@ -40,6 +40,7 @@ __all__ = [
     "Connections",
     "Ownership",
     "PlanError",
+    "Settled",
     "apply_operations",
     "desired_vips",
     "plan",
@@ -89,6 +90,11 @@ def desired_vips(desired: Table, *, ownership: Ownership) -> set[str]:
     return {vs.key.address for vs in desired.services.values() if vs.key.address not in ownership.node_addresses}
 
 
+Settled = MutableMapping[ServiceKey, tuple[VirtualService, VirtualService]]
+"""Pairs (current, desired) that a plan found equal, by key: values are immutable, so the same two objects
+are equal again, and a resync that reads back the objects it read before skips comparing them."""
+
+
 def plan(
     current: Table,
     desired: Table,
@@ -98,6 +104,7 @@ def plan(
     expired_drains: Collection[tuple[ServiceKey, RealServerKey]] = (),
     only: Collection[ServiceKey] | None = None,
     desired_addresses: Container[str] | None = None,
+    settled: Settled | None = None,
 ) -> tuple[Operation, ...]:
     """Operations that turn the owned part of ``current`` into ``desired``.
 
@@ -106,37 +113,85 @@ def plan(
     ``only`` limits the plan to those keys (an incremental sync of one Service's VIPs).
     ``desired_addresses`` holds every address of ``desired`` when the caller keeps them
     (so that a plan of a few keys does not walk the whole desired table to learn its VIPs).
+    ``settled`` (kept by the caller from plan to plan) remembers the pairs found equal.
+
+    Operations come grouped by key, keys in ``ServiceKey.sort_key`` order; only keys with
+    operations are sorted, so a plan that finds little to do costs little.
     """
+    have_all, want_all = current.services, desired.services
+    pairs: Iterable[tuple[ServiceKey, VirtualService | None, VirtualService | None]]
     if only is None:
-        keys: Iterable[ServiceKey] = set(current.services) | set(desired.services)
+        pairs = _all_pairs(have_all, want_all)
     else:
-        keys = only
-    if desired_addresses is None:
-        owned = ownership.with_addresses(desired_vips(desired, ownership=ownership))
-    else:
-        nodes = ownership.node_addresses
-        mine = {key.address for key in keys if key.address in desired_addresses and key.address not in nodes}
-        owned = ownership.with_addresses(mine)
+        pairs = ((key, have_all.get(key), want_all.get(key)) for key in only)
+    owned = _Owned(ownership, desired, desired_addresses)
     drains = _Drains(connections=connections, expired=frozenset(expired_drains))
-    operations: list[Operation] = []
-    for key in sorted(keys, key=ServiceKey.sort_key):
-        have, want = current.get(key), desired.get(key)
-        if have is None and want is None:
+    known = settled if settled is not None else {}
+    planned: list[tuple[ServiceKey, list[Operation]]] = []
+    for key, have, want in pairs:
+        if have is None or want is None:
+            if want is not None:
+                planned.append((key, [AddVirtualService(want.settings())]))
+                planned[-1][1].extend(AddRealServer(key, real) for real in want.reals)
+            elif have is not None and owned(key):
+                planned.append((key, [DeleteVirtualService(have.settings())]))
+            known.pop(key, None)
             continue
-        if want is None:
-            if owned.owns(key) and have is not None:
-                operations.append(DeleteVirtualService(have.settings()))
-            continue
-        if have is None:
-            operations.append(AddVirtualService(want.settings()))
-            operations.extend(AddRealServer(key, real) for real in want.reals)
+        pair = known.get(key)
+        if pair is not None and pair[0] is have and pair[1] is want:
             continue
         if have == want:
+            known[key] = (have, want)
             continue
+        known.pop(key, None)
+        operations: list[Operation] = []
         if not have.same_settings(want):
             operations.append(EditVirtualService(want.settings(), previous=have.settings()))
         operations.extend(_plan_reals(have, want, drains=drains))
-    return tuple(operations)
+        if operations:
+            planned.append((key, operations))
+    if settled is not None and only is None and len(settled) > len(have_all):
+        for key in [key for key in settled if key not in have_all or key not in want_all]:
+            del settled[key]  # keys gone from a table since they settled
+    planned.sort(key=lambda item: item[0].sort_key())
+    return tuple(operation for _, operations in planned for operation in operations)
+
+
+def _all_pairs(
+    have_all: Mapping[ServiceKey, VirtualService], want_all: Mapping[ServiceKey, VirtualService]
+) -> Iterator[tuple[ServiceKey, VirtualService | None, VirtualService | None]]:
+    """Every key of either table with its two values (a key of both once)."""
+    for key, have in have_all.items():
+        yield key, have, want_all.get(key)
+    for key, want in want_all.items():
+        if key not in have_all:
+            yield key, None, want
+
+
+class _Owned:
+    """Whether the plan may delete a key: ``ownership``'s, plus the desired table's own VIPs (learnt only when
+    a delete asks, so a plan that deletes nothing does not walk the desired table)."""
+
+    __slots__ = ("_desired", "_desired_addresses", "_ownership", "_vips")
+
+    def __init__(self, ownership: Ownership, desired: Table, desired_addresses: Container[str] | None) -> None:
+        self._ownership = ownership
+        self._desired = desired
+        self._desired_addresses = desired_addresses
+        self._vips: Container[str] | None = None
+
+    def __call__(self, key: ServiceKey) -> bool:
+        ownership = self._ownership
+        if key.is_fwmark:
+            return False
+        if ownership.owns(key):
+            return True
+        if self._vips is None:
+            if self._desired_addresses is None:
+                self._vips = desired_vips(self._desired, ownership=ownership)
+            else:
+                self._vips = self._desired_addresses
+        return key.address in self._vips and key.address not in ownership.node_addresses
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from ipvsctl.backend.base import ApplyReport, Backend, KernelState, OperationFailure
 from ipvsctl.model import DeleteRealServer, DeleteVirtualService, Operation, RealServerKey, ServiceKey, Table
-from ipvsctl.plan import Ownership, plan
+from ipvsctl.plan import Ownership, Settled, plan
 
 __all__ = ["DrainTracker", "SyncResult", "sync"]
 
@@ -37,13 +37,17 @@ class DrainTracker:
         """
         now = self.clock()
         draining: set[DrainKey] = set()
+        wanted_services = desired.services
         for service in current.services.values():
-            if service.key not in desired and not ownership.owns(service.key):
+            idle = [real for real in service.reals if real.weight == 0]  # most services have none: cheap first
+            if not idle:
                 continue
-            wanted = desired.get(service.key)
+            wanted = wanted_services.get(service.key)
+            if wanted is None and not ownership.owns(service.key):
+                continue
             wanted_keys = wanted.real_map() if wanted is not None else {}
-            for real in service.reals:
-                if real.weight == 0 and real.key not in wanted_keys:
+            for real in idle:
+                if real.key not in wanted_keys:
                     draining.add((service.key, real.key))
         scope = None if only is None else set(only)
         for key in list(self.started):
@@ -94,6 +98,7 @@ async def sync(
     drains: DrainTracker | None = None,
     only: Collection[ServiceKey] | None = None,
     desired_addresses: Container[str] | None = None,
+    settled: Settled | None = None,
     max_attempts: int = 3,
 ) -> SyncResult:
     """Bring the backend's owned table to ``desired`` and bind exactly ``bind`` to the agent's interface.
@@ -106,6 +111,7 @@ async def sync(
     With ``only``, the sync reads, plans and binds just those keys and their addresses, so
     its cost follows the change, not the table: ``bind`` is then only asked ``in``, and
     ``desired_addresses`` (every address of ``desired``, see ``plan``) saves a walk of it.
+    ``settled`` is the caller's memory of pairs found equal (see ``plan``).
     """
     done: list[Operation] = []
     report = ApplyReport()
@@ -127,6 +133,7 @@ async def sync(
             expired_drains=expired,
             only=only,
             desired_addresses=desired_addresses,
+            settled=settled,
         )
         if not operations:
             report = ApplyReport()

@@ -22,7 +22,7 @@ from ipvsctl.model import (
     Table,
     VirtualService,
 )
-from ipvsctl.plan import Connections, Ownership, PlanError, apply_operations, plan
+from ipvsctl.plan import Connections, Ownership, PlanError, Settled, apply_operations, plan
 
 VIP = ServiceKey(Protocol.TCP, "203.0.113.10", 80)
 UDP_VIP = ServiceKey(Protocol.UDP, "203.0.113.10", 53)
@@ -192,6 +192,33 @@ def test_only_limits_plan_to_given_keys() -> None:
     other = ServiceKey(Protocol.TCP, "203.0.113.11", 80)
     operations = plan(table(), table(vs(VIP, R1), vs(other, R1)), ownership=NONE, only=[other])
     assert {operation.key for operation in operations} == {other}
+
+
+def test_settled_remembers_an_equal_pair() -> None:
+    """A pair found equal is remembered under its key, as the very two objects compared."""
+    have, want = vs(VIP, R1), vs(VIP, R1)
+    settled: Settled = {}
+    plan(table(have), table(want), ownership=NONE, settled=settled)
+    assert settled[VIP][0] is have
+    assert settled[VIP][1] is want
+
+
+def test_settled_forgets_a_pair_that_differs_again() -> None:
+    """A key whose current and desired services differ is no longer remembered as settled."""
+    settled: Settled = {}
+    plan(table(vs(VIP, R1)), table(vs(VIP, R1)), ownership=NONE, settled=settled)
+    operations = plan(table(vs(VIP, R1)), table(vs(VIP, R2)), ownership=NONE, settled=settled)
+    assert VIP not in settled
+    assert kinds(operations) == ["AddRealServer", "EditRealServer"]
+
+
+def test_settled_drops_keys_gone_from_the_tables() -> None:
+    """A full plan drops remembered keys that are no longer in both tables."""
+    other = ServiceKey(Protocol.TCP, "203.0.113.11", 80)
+    settled: Settled = {}
+    plan(table(vs(VIP), vs(other)), table(vs(VIP), vs(other)), ownership=NONE, settled=settled)
+    plan(table(vs(VIP)), table(vs(VIP)), ownership=NONE, settled=settled)
+    assert set(settled) == {VIP}
 
 
 def test_deleting_service_carries_its_reals() -> None:

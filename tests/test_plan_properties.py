@@ -17,7 +17,7 @@ from ipvsctl.model import (
     Table,
     VirtualService,
 )
-from ipvsctl.plan import Connections, Ownership, apply_operations, plan
+from ipvsctl.plan import Connections, Ownership, Settled, apply_operations, plan
 from tests.strategies import real_servers, service_keys, virtual_services
 
 
@@ -153,3 +153,32 @@ def test_plan_of_some_keys_with_known_desired_addresses_equals_plan_restricted(c
     found = plan(case.current, case.desired, ownership=case.ownership, only=only)
     given_addresses = plan(case.current, case.desired, ownership=case.ownership, only=only, desired_addresses=addresses)
     assert given_addresses == found
+
+
+@settings(max_examples=150)
+@given(cases())
+def test_operations_come_grouped_by_key_in_key_order(case: Case) -> None:
+    """Each key's operations are together, and keys follow ServiceKey.sort_key."""
+    operations = plan(case.current, case.desired, ownership=case.ownership)
+    runs = [
+        key for index, key in enumerate(op.key for op in operations) if index == 0 or operations[index - 1].key != key
+    ]
+    assert runs == sorted(set(runs), key=ServiceKey.sort_key)
+
+
+@settings(max_examples=150)
+@given(cases(), cases())
+def test_plans_sharing_settled_pairs_equal_plans_without(first: Case, second: Case) -> None:
+    """Plans that keep a Settled memory between them give exactly the operations of plans that do not."""
+    settled: Settled = {}
+    after = apply_operations(first.current, plan(first.current, first.desired, ownership=first.ownership))
+    steps = [
+        (first.current, first.desired, first.ownership),
+        (first.current, first.desired, first.ownership),
+        (after, first.desired, first.ownership),
+        (second.current, first.desired, second.ownership),
+        (first.current, second.desired, first.ownership),
+    ]
+    for current, desired, ownership in steps:
+        remembered = plan(current, desired, ownership=ownership, settled=settled)
+        assert remembered == plan(current, desired, ownership=ownership)

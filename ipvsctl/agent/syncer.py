@@ -24,7 +24,7 @@ from ipvsctl.backend.base import Backend
 from ipvsctl.errors import BackendError
 from ipvsctl.kube.views import ObjectRef
 from ipvsctl.model import EditRealServer, ServiceKey
-from ipvsctl.plan import Ownership
+from ipvsctl.plan import Ownership, Settled
 from ipvsctl.reconcile import DrainTracker, sync
 from ipvsctl.report import op_name
 from ipvsctl.translate import NodeContext, Notice, Policy, ServiceResult, translate_service
@@ -80,6 +80,7 @@ class Syncer:
         self.metrics = metrics
         self.desired = DesiredState()
         self.pending_keys: set[ServiceKey] = set()
+        self.settled: Settled = {}  # pairs the plans found equal (see plan.Settled)
         self._subjects: dict[ObjectRef, Subject] = {}
         self._states: dict[ObjectRef, str] = {}
         self._state_counts: Counter[str] = Counter()
@@ -127,6 +128,7 @@ class Syncer:
                 drains=self.drains,
                 only=only,
                 desired_addresses=self.desired.address_view(),
+                settled=self.settled,
             )
         except BackendError as error:
             self.metrics.error("backend")
