@@ -50,6 +50,41 @@ THREAD_THRESHOLD = 64  # more requests (or a full read) than this run in a worke
 _NETLINK_GENERIC = 16
 
 
+class _DestDump:
+    """One service's destination dump as the last read saw it: the request (with a sequence number of its
+    own, kept: the same table then answers the same bytes), those bytes when they were one buffer and a
+    lone NLMSG_DONE (or a lone NLMSG_DONE), and the record they gave."""
+
+    __slots__ = ("answer", "before", "dests", "done", "fields", "key", "message", "record", "seen")
+
+    def __init__(self, key: ServiceKey, message: bytes) -> None:
+        self.key = key
+        self.message = message
+        self.seen: dict[tuple[Any, ...], DestValues] = {}  # its destinations' model values, by wire fields
+        self.before: dict[tuple[Any, ...], DestValues] = {}  # those of the decoding before, while decoding
+        self.answer = b""  # empty: never equal to a received buffer, so the first exchange decodes
+        self.done = b""
+        self.dests: list[DecodedDest] = []
+        self.fields: tuple[Any, ...] | None = None
+        self.record: ServiceRecord | None = None
+
+    def remember(self, fields: tuple[Any, ...], service: VirtualService) -> ServiceRecord:
+        """The record of ``service`` (of those ``fields``) and the destinations just decoded: the last one
+        when the settings and the very real server objects are the same (the memo keeps those alive)."""
+        record = self.record
+        dests = self.dests
+        if record is None or fields != self.fields or not _same_objects(record[0].reals, dests):
+            record = (with_reals(service, dests), dests)
+        elif record[1] is not dests:
+            record = (record[0], dests)
+        self.fields, self.record = fields, record
+        return record
+
+
+def _same_objects(reals: Sequence[object], dests: Sequence[DecodedDest]) -> bool:
+    return len(reals) == len(dests) and all(real is dest[0] for real, dest in zip(reals, dests, strict=True))
+
+
 class LeanTransport:
     """IPVS over a raw generic-netlink socket (see the module docstring)."""
 
@@ -58,10 +93,10 @@ class LeanTransport:
         self._family_id = family_id
         self._decode_service = service_decoder()
         self._decode_dest = dest_decoder()
-        self._dests_seen: Memo[tuple[Any, ...], DestValues] = Memo()
         self._services_seen: Memo[tuple[Any, ...], VirtualService] = Memo()
-        self._dump_requests: Memo[ServiceKey, bytes] = Memo()
-        self._whole_services: Memo[tuple[object, ...], VirtualService] = Memo()
+        self._pages_seen: Memo[bytes, list[_KeyedService]] = Memo()
+        self._service_dump: bytes | None = None
+        self._dumps: dict[ServiceKey, _DestDump] = {}
 
     async def read(self, only: Sequence[ServiceKey] | None) -> list[ServiceRecord]:
         """Dump (or get, batched) the services, then dump each one's destinations."""
@@ -82,50 +117,77 @@ class LeanTransport:
     # --- blocking work ----------------------------------------------------------------------------------
 
     def _read(self, only: Sequence[ServiceKey] | None) -> list[ServiceRecord]:
-        if only is None:
-            for memo in (self._dests_seen, self._services_seen, self._dump_requests, self._whole_services):
-                memo.next_generation()
-            answers = self._dump(
-                self._message(service_dump_request(), dump=True),
-                batch=self._service_batch,
-                one=self._service_one,
-                key=None,
-            )
-        else:
-            answers = [self._keyed(attributes) for attributes in self._get_services(only)]
+        try:
+            return self._read_all() if only is None else self._read_some(only)
+        except BaseException:
+            self._channel.drain()  # an exchange broke off: its leftovers must not answer a later one
+            raise
+
+    def _read_all(self) -> list[ServiceRecord]:
+        """Every service and its destinations; entries of services gone from the table are dropped."""
+        for memo in (self._services_seen, self._pages_seen):
+            memo.next_generation()
+        if self._service_dump is None:
+            self._service_dump = self._message(service_dump_request(), dump=True, seq=self._channel.sequences(1))
+        answers = self._dump(self._service_dump, batch=self._service_batch, one=self._service_one, key=None)
+        known, self._dumps = self._dumps, {}
+        return self._records(answers, known)
+
+    def _read_some(self, keys: Sequence[ServiceKey]) -> list[ServiceRecord]:
+        """The services of ``keys`` that exist (a batched GET each) and their destinations."""
+        return self._records([self._keyed(attributes) for attributes in self._get_services(keys)], self._dumps)
+
+    def _records(self, answers: Sequence[_KeyedService], known: dict[ServiceKey, _DestDump]) -> list[ServiceRecord]:
+        """Each answered service with its destinations (one dump each), kept in ``self._dumps``.
+
+        The hot loop of a resync: a service whose destination dump answers exactly the bytes of the last
+        read, and whose own fields are the same, is the very record of the last read, with no decoding.
+        """
+        dumps = self._dumps
+        exchange = self._channel.exchange
         records: list[ServiceRecord] = []
         for fields, service in answers:
             if service is None:
                 continue  # a protocol or family the model cannot hold: not ours to touch
-            dests = self._dests(service.key)
-            # The same settings and the very same real server objects (kept alive by the memoised service,
-            # so their ids cannot be reused meanwhile) give the service of the last read.
-            whole = (fields, *[id(dest[0]) for dest in dests])
-            full = self._whole_services.get(whole)
-            if full is None:
-                full = with_reals(service, dests)
-                self._whole_services.put(whole, full)
-            records.append((full, dests))
+            key = service.key
+            entry = known.get(key)
+            if entry is None:
+                entry = _DestDump(key, self._message(dest_dump_request(key), dump=True, seq=self._channel.sequences(1)))
+            dumps[key] = entry
+            received = exchange(entry.message, entry.answer, entry.done)
+            record = entry.record
+            if received is None and record is not None and fields == entry.fields:
+                records.append(record)
+                continue
+            if received is not None:
+                entry.before, entry.seen = entry.seen, {}  # the memo of this decoding; only its values are kept
+                entry.dests = self._dump(
+                    entry.message, batch=self._dest_batch, one=self._dest_one, key=entry, received=received, entry=entry
+                )
+                entry.before = {}
+            records.append(entry.remember(fields, service))
         return records
 
-    def _dests(self, key: ServiceKey) -> list[DecodedDest]:
-        """The destinations of one service (a dump)."""
-        message = self._dump_requests.get(key)
-        if message is None:
-            message = self._message(dest_dump_request(key), dump=True)
-            self._dump_requests.put(key, message)
-        return self._dump(message, batch=self._dest_batch, one=self._dest_one, key=key)
+    def _dest_batch(self, data: memoryview, seq: int, entry: _DestDump) -> list[DecodedDest] | None:
+        return self._decode_dest.many_dests(
+            data, message_type=self._family_id, seq=seq, key=entry.key, memo=entry.before, into=entry.seen
+        )
 
-    def _dest_batch(self, data: memoryview, seq: int, key: ServiceKey) -> list[DecodedDest] | None:
-        return self._decode_dest.many_dests(data, message_type=self._family_id, seq=seq, key=key, memo=self._dests_seen)
-
-    def _dest_one(self, payload: Buffer, key: ServiceKey) -> DecodedDest:
-        return decode_dest(self._decode_dest(payload), key=key)
+    def _dest_one(self, payload: Buffer, entry: _DestDump) -> DecodedDest:
+        return decode_dest(self._decode_dest(payload), key=entry.key)
 
     def _service_batch(self, data: memoryview, seq: int, _key: None) -> list[_KeyedService] | None:
-        return self._decode_service.many_keyed(
+        # The service dump keeps its sequence number, so a buffer of unchanged services is the same bytes.
+        page = bytes(data)
+        known = self._pages_seen.get(page)
+        if known is not None:
+            return known
+        decoded = self._decode_service.many_keyed(
             data, message_type=self._family_id, seq=seq, memo=self._services_seen, decode=decode_service
         )
+        if decoded is not None:
+            self._pages_seen.put(page, decoded)
+        return decoded
 
     def _service_one(self, payload: Buffer, _key: None) -> _KeyedService:
         return self._keyed(self._decode_service(payload))
@@ -140,10 +202,10 @@ class LeanTransport:
                 self._services_seen.put(fields, service)
         return fields, service
 
-    def _message(self, request: Request, *, dump: bool) -> bytes:
-        """A request's message with sequence number 0 (``_dump`` writes the real one in)."""
+    def _message(self, request: Request, *, dump: bool, seq: int) -> bytes:
+        """A request's message."""
         flags = NLM_F_REQUEST | (NLM_F_DUMP if dump else 0)
-        return encode_request(request, family_id=self._family_id, flags=flags, seq=0)
+        return encode_request(request, family_id=self._family_id, flags=flags, seq=seq)
 
     def _get_services(self, keys: Sequence[ServiceKey]) -> list[Attributes]:
         """GET_SERVICE of every key, batched; keys without a service (ESRCH) are left out."""
@@ -181,22 +243,36 @@ class LeanTransport:
         batch: Callable[[memoryview, int, _K], list[_T] | None],
         one: Callable[[Buffer, _K], _T],
         key: _K,
+        received: Sequence[bytearray] = (),
+        entry: _DestDump | None = None,
     ) -> list[_T]:
         """The decoded answers of one dump request, up to its NLMSG_DONE.
 
-        Each buffer is first offered to ``batch`` (every reply at once, ``LayoutDecoder``); if it declines,
-        the buffer is taken reply by reply with ``one``; both get ``key`` (bound methods, not closures: a
-        closure per service cost more than its decoding under the lab's emulation).
+        The request is sent unless ``received`` holds the first buffers of its answer already
+        (``NetlinkChannel.exchange``). Each buffer is first offered to ``batch`` (every reply at once,
+        ``LayoutDecoder``); if it declines, the buffer is taken reply by reply with ``one``; both get ``key``
+        (bound methods, not closures: a closure per service cost more than its decoding under the lab's
+        emulation). With ``entry``, an answer of one buffer and a lone NLMSG_DONE (or a lone NLMSG_DONE) is
+        remembered there for the next ``exchange``.
         """
         channel = self._channel
-        sequence = channel.sequences(1)
-        channel.send(message[:_SEQUENCE_AT] + _SEQUENCE.pack(sequence) + message[_SEQUENCE_AT + _SEQUENCE.size :])
+        (sequence,) = _SEQUENCE.unpack_from(message, _SEQUENCE_AT)
+        if not received:
+            channel.send(message)
+        if entry is not None:
+            entry.answer = entry.done = b""  # until this answer is known whole: never equal to a buffer
+        pending = list(received)
+        buffers: list[bytes] = []
         answers: list[_T] = []
         while True:
-            data = channel.receive()
+            data = memoryview(pending.pop(0)) if pending else channel.receive()
+            if entry is not None:
+                buffers.append(bytes(data))
             if len(data) == _DONE.size:  # the usual last buffer, a lone NLMSG_DONE: checked in one unpack
                 length, kind, _, seq, _, status = _DONE.unpack_from(data)
                 if (length, kind, seq, status) == (_DONE.size, NLMSG_DONE, sequence, 0):
+                    if entry is not None and len(buffers) <= 2:
+                        entry.answer, entry.done = buffers[0], b"".join(buffers[1:])
                     return answers
             decoded = batch(data, sequence, key)
             if decoded is not None:

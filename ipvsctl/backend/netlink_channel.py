@@ -109,12 +109,58 @@ class NetlinkChannel:
             size = self._socket.recv_into(self._buffer, 0, socket.MSG_TRUNC)
         except OSError as error:
             raise self._error(error, "receive") from None
+        self._check_size(size)
+        return memoryview(self._buffer)[:size]
+
+    def exchange(self, message: bytes, answer: bytes, done: bytes) -> list[bytearray] | None:
+        """Send a dump request whose answer was ``answer`` (then ``done``, unless empty) the last time.
+
+        None when the answer is those buffers again, byte for byte: nothing to decode. Otherwise the
+        buffers received so far (copies), for the caller to decode and to go on receiving after. A
+        request sent again with the same sequence number gets the same bytes for the same table.
+        """
+        sock = self._socket
+        buffer = self._buffer
+        try:
+            sock.send(message)
+            size = sock.recv_into(buffer, 0, socket.MSG_TRUNC)
+            first = buffer[:size]
+            if first != answer:
+                self._check_size(size)
+                return [first]
+            if not done:
+                return None
+            size = sock.recv_into(buffer, 0, socket.MSG_TRUNC)
+            second = buffer[:size]
+        except OSError as error:
+            raise self._error(error, "exchange") from None
+        if second != done:
+            self._check_size(size)
+            return [first, second]
+        return None
+
+    def drain(self, *, limit: int = 1 << 20) -> None:
+        """Read and drop whatever an abandoned exchange left on the socket (finishing a dump it left
+        running: each receive makes the kernel write its next part), so no later exchange mistakes it
+        for its own answer. Bounded by ``limit`` buffers."""
+        sock = self._socket
+        try:
+            sock.setblocking(False)
+            for _ in range(limit):
+                sock.recv_into(self._buffer, 0, socket.MSG_TRUNC)
+        except (BlockingIOError, InterruptedError):
+            pass
+        except OSError as error:
+            raise self._error(error, "drain") from None
+        finally:
+            sock.settimeout(TIMEOUT_SECONDS)
+
+    def _check_size(self, size: int) -> None:
         if size > len(self._buffer):  # a message longer than the buffer: grow it, the rest is lost
             self._buffer = bytearray(size)
             raise BackendError(
                 "netlink answer larger than the receive buffer", target=self._target, errno=errno.EMSGSIZE
             )
-        return memoryview(self._buffer)[:size]
 
     def replies(self, data: memoryview) -> Iterator[Reply]:
         """The messages of a buffer; a corrupt one is a BackendError."""

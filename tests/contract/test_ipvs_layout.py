@@ -129,14 +129,16 @@ def test_destinations_read_again_reuse_their_model_objects() -> None:
     payload = bytes(our_payload(dest_reply(kernel_dest(RealServer("2001:db8::1", 80), key=key))))
     decode = dest_decoder()
     decode(payload)
-    memo: Memo[tuple[object, ...], DestValues] = Memo()
+    memo: dict[tuple[object, ...], DestValues] = {}
+    again: dict[tuple[object, ...], DestValues] = {}
 
-    first = decode.many_dests(netlink_messages([payload]), message_type=0x1C, seq=5, key=key, memo=memo)
-    second = decode.many_dests(netlink_messages([payload]), message_type=0x1C, seq=5, key=key, memo=memo)
+    first = decode.many_dests(netlink_messages([payload]), message_type=0x1C, seq=5, key=key, memo={}, into=memo)
+    second = decode.many_dests(netlink_messages([payload]), message_type=0x1C, seq=5, key=key, memo=memo, into=again)
 
     assert first is not None
     assert second is not None
     assert first[0][0] is second[0][0]
+    assert again == memo
     assert first == [decode_dest(decode_dest_reply(payload), key=key)]
 
 
