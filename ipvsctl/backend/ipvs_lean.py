@@ -8,6 +8,14 @@ encoded straight to bytes and sent up to ``BATCH`` per ``sendmsg``, only the las
 Dumps cannot be pipelined on one socket (a second dump while one runs is EBUSY), so the destinations
 of each service cost one request and two ``recv`` calls, as they do for ``ipvsadm``. Large reads and
 batches run in a worker thread, so the event loop is not held while thousands of messages go by.
+
+Reading again (the agent's resync) decodes only what changed. Each service's destination dump keeps
+its request, sequence number included, from read to read, so an unchanged service answers the very
+same bytes: ``NetlinkChannel.exchange`` compares them with the last answer, and a match (with the
+service's own fields unchanged) gives back the last read's record without decoding anything. Any
+difference in the answer (a weight, a threshold, a counter moved by traffic) decodes it afresh;
+buffers of the service dump are likewise memoised by their bytes. A read that breaks off drains the
+socket, so nothing it left can pass for a later answer under a reused sequence number.
 """
 
 from __future__ import annotations
