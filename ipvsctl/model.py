@@ -191,6 +191,8 @@ class VirtualService:
     reals: tuple[RealServer, ...] = ()
 
     def __post_init__(self) -> None:
+        if len(self.reals) < 2:  # nothing to order: a read builds every service without its servers first
+            return
         ordered = tuple(sorted(self.reals, key=_real_sort_key))
         if ordered != self.reals:
             object.__setattr__(self, "reals", ordered)

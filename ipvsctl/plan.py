@@ -126,35 +126,47 @@ def plan(
         pairs = ((key, have_all.get(key), want_all.get(key)) for key in only)
     owned = _Owned(ownership, desired, desired_addresses)
     drains = _Drains(connections=connections, expired=frozenset(expired_drains))
-    known = settled if settled is not None else {}
-    planned: list[tuple[ServiceKey, list[Operation]]] = []
-    for key, have, want in pairs:
+    work: list[tuple[ServiceKey, VirtualService | None, VirtualService | None]] = []
+    for item in pairs:
+        key, have, want = item
         if have is None or want is None:
-            if want is not None:
-                planned.append((key, [AddVirtualService(want.settings())]))
-                planned[-1][1].extend(AddRealServer(key, real) for real in want.reals)
-            elif have is not None and owned(key):
-                planned.append((key, [DeleteVirtualService(have.settings())]))
-            known.pop(key, None)
+            if want is not None or (have is not None and owned(key)):
+                work.append(item)
+            if settled:
+                settled.pop(key, None)
             continue
-        pair = known.get(key)
-        if pair is not None and pair[0] is have and pair[1] is want:
-            continue
+        if settled is not None:
+            pair = settled.get(key)
+            if pair is not None and pair[0] is have and pair[1] is want:
+                continue
         if have == want:
-            known[key] = (have, want)
+            if settled is not None:
+                settled[key] = (have, want)
             continue
-        known.pop(key, None)
-        operations: list[Operation] = []
-        if not have.same_settings(want):
-            operations.append(EditVirtualService(want.settings(), previous=have.settings()))
-        operations.extend(_plan_reals(have, want, drains=drains))
-        if operations:
-            planned.append((key, operations))
-    if settled is not None and only is None and len(settled) > len(have_all):
+        if settled:
+            settled.pop(key, None)
+        work.append(item)
+    if settled and only is None and len(settled) > len(have_all):
         for key in [key for key in settled if key not in have_all or key not in want_all]:
             del settled[key]  # keys gone from a table since they settled
-    planned.sort(key=lambda item: item[0].sort_key())
-    return tuple(operation for _, operations in planned for operation in operations)
+    work.sort(key=_by_key)
+    operations: list[Operation] = []
+    for key, have, want in work:
+        if want is None:
+            if have is not None:
+                operations.append(DeleteVirtualService(have.settings()))
+        elif have is None:
+            operations.append(AddVirtualService(want.settings()))
+            operations.extend(AddRealServer(key, real) for real in want.reals)
+        else:
+            if not have.same_settings(want):
+                operations.append(EditVirtualService(want.settings(), previous=have.settings()))
+            operations.extend(_plan_reals(have, want, drains=drains))
+    return tuple(operations)
+
+
+def _by_key(item: tuple[ServiceKey, VirtualService | None, VirtualService | None]) -> tuple[int, int, bytes, int]:
+    return item[0].sort_key()
 
 
 def _all_pairs(
