@@ -7,7 +7,7 @@ is left out: after a quiet spell it syncs a change at once. The changes run back
 initial full sync, which collects and freezes the heap as the agent does; nothing forces a garbage
 collection between them (a full ``gc.collect`` before each change would walk the whole heap and leave
 the CPU caches cold, which no running agent does). Each change replaces one endpoint of a
-Service chosen across the whole cluster; the backend is checked to hold the new real server.
+Service chosen across the whole cluster; a read of its key checks the backend holds the new real server.
 
 The time is split: upsert (parse + cache), translate (``Syncer.translate``), and within
 ``Syncer.apply``: backend read, drain bookkeeping, backend apply, bind, and the rest (plan, ownership,
