@@ -86,8 +86,8 @@ class _Layout:
     values: Callable[[tuple[Any, ...]], tuple[Any, ...]]
     fixes: tuple[tuple[str, str], ...]  # (name, kind) of values that need more than struct gives
     stats: tuple[tuple[str, ...], Callable[[tuple[Any, ...]], tuple[Any, ...]]] | None
+    counters: Callable[[tuple[Any, ...]], tuple[Any, ...]]  # STATS_COUNTERS for dest_fields (zeros if none)
     dest_fields: Callable[[tuple[Any, ...]], tuple[Any, ...]] | None = None  # _DEST_FIELDS, when all are there
-    counters: Callable[[tuple[Any, ...]], tuple[Any, ...]] | None = None
 
     def decode(self, payload: Buffer) -> dict[str, object] | None:
         """The reply's attributes, or None when its headers are not the learnt ones."""
@@ -312,7 +312,7 @@ class LayoutDecoder:
             if raw[0] != length or raw[1] != message_type or raw[3] != seq or layout.headers(raw) != layout.expected:
                 return None
             values = fields(raw)
-            counters = layout.counters(raw) if layout.counters is not None else _no_counters(raw)
+            counters = layout.counters(raw)
             known = memo.get(values) if memo else None
             if known is not None:
                 into[values] = known

@@ -270,17 +270,19 @@ class LeanTransport:
         if entry is not None:
             entry.answer = entry.done = b""  # until this answer is known whole: never equal to a buffer
         pending = list(received)
-        buffers: list[bytes] = []
+        first = b""  # the answer's first buffer, kept while the answer may be remembered
+        count = 0
         answers: list[_T] = []
         while True:
             data = memoryview(pending.pop(0)) if pending else channel.receive()
-            if entry is not None:
-                buffers.append(bytes(data))
+            count += 1
+            if entry is not None and count == 1:
+                first = bytes(data)
             if len(data) == _DONE.size:  # the usual last buffer, a lone NLMSG_DONE: checked in one unpack
                 length, kind, _, seq, _, status = _DONE.unpack_from(data)
                 if (length, kind, seq, status) == (_DONE.size, NLMSG_DONE, sequence, 0):
-                    if entry is not None and len(buffers) <= 2:
-                        entry.answer, entry.done = buffers[0], b"".join(buffers[1:])
+                    if entry is not None and count <= 2:
+                        entry.answer, entry.done = first, (bytes(data) if count == 2 else b"")
                     return answers
             decoded = batch(data, sequence, key)
             if decoded is not None:
