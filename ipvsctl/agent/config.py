@@ -21,9 +21,11 @@ __all__ = ["LOG_FORMATS", "AgentConfig", "agent_config", "parse_bind", "startup_
 LOG_FORMATS = ("auto", "json", "console")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 NODE_NAME_ENV = "NODE_NAME"
-# Probes come from the kubelet and scrapes from Prometheus, both off-host: every address.
+# Probes come from the kubelet, off-host: every address.
 DEFAULT_HEALTH_BIND = Bind("0.0.0.0", 10256)  # noqa: S104
-DEFAULT_METRICS_BIND = Bind("0.0.0.0", 10249)  # noqa: S104
+# Metrics stay on the node unless asked (kube-proxy's 10249 is 127.0.0.1 too): the chart widens the bind
+# only when its metrics Service or monitor is enabled, so that a scraper can reach it.
+DEFAULT_METRICS_BIND = Bind("127.0.0.1", 10249)
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +90,7 @@ def agent_config(
     resync_interval: float = 30.0,
     max_drain_seconds: float = 900.0,
     health_bind: str = "0.0.0.0:10256",
-    metrics_bind: str = "0.0.0.0:10249",
+    metrics_bind: str = "127.0.0.1:10249",
     health_check_address: str = "0.0.0.0",  # noqa: S104 (load balancers probe from off-host)
     log_format: str = "auto",
     log_level: str = "info",

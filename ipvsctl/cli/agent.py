@@ -79,8 +79,8 @@ def agent(
         str, typer.Option("--health-bind", metavar="HOST:PORT", help="Where /healthz and /readyz are served.")
     ] = "0.0.0.0:10256",
     metrics_bind: Annotated[
-        str, typer.Option("--metrics-bind", metavar="HOST:PORT", help="Where /metrics is served.")
-    ] = "0.0.0.0:10249",
+        str, typer.Option("--metrics-bind", metavar="HOST:PORT", help="Where /metrics is served (default: loopback only).")
+    ] = "127.0.0.1:10249",
     health_check_address: Annotated[
         str,
         typer.Option("--health-check-address", metavar="IP", help="Address the healthCheckNodePort servers use."),

@@ -24,7 +24,7 @@ def test_defaults_match_the_documented_flags() -> None:
         30.0,
         900.0,
     )
-    assert (config.health_bind, config.metrics_bind) == (Bind("0.0.0.0", 10256), Bind("0.0.0.0", 10249))
+    assert (config.health_bind, config.metrics_bind) == (Bind("0.0.0.0", 10256), Bind("127.0.0.1", 10249))
     assert config.policy.external_ip_cidrs is not None
     assert "203.0.113.1" not in config.policy.external_ip_cidrs
     assert config.kubeconfig is None
