@@ -14,6 +14,7 @@ from collections.abc import Collection, Mapping
 
 from ipvsctl.errors import IpvsctlError
 from ipvsctl.model import max_prefix
+from ipvsctl.numbers import parse_decimal
 
 __all__ = [
     "KNOWN_ANNOTATIONS",
@@ -114,10 +115,10 @@ def _parse_mask(text: str, *, family: int) -> int:
             raise AnnotationError(NETMASK_ANNOTATION, f"{text!r} is not a contiguous IPv4 netmask")
         prefix = network.prefixlen
     else:
-        digits = text.removeprefix("/")
-        if not digits.isdigit():
+        parsed = parse_decimal(text.removeprefix("/"), max_digits=3)
+        if parsed is None:
             raise AnnotationError(NETMASK_ANNOTATION, f"{text!r} is not a prefix length or IPv4 netmask")
-        prefix = int(digits)
+        prefix = parsed
     limit = max_prefix(family)
     if not 1 <= prefix <= limit:
         raise AnnotationError(NETMASK_ANNOTATION, f"IPv{family} prefix length {prefix} is outside 1..{limit}")
