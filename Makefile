@@ -16,7 +16,8 @@ venv: $(STAMP)
 
 ## The main job: the plan for node worker1 of the embedded example cluster, from an empty table.
 run: $(STAMP)
-	$(BIN)/ipvsctl diff --manifests examples/cluster --node worker1 --current-save examples/empty.save; \
+	$(BIN)/ipvsctl diff --manifests examples/cluster --node worker1 --current-save examples/empty.save \
+	  --load-balancer-ip-cidr 192.0.2.96/28; \
 	  rc=$$?; [ $$rc -le 1 ] || exit $$rc
 
 lint: $(STAMP)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 import netaddr
@@ -10,13 +11,24 @@ from ipvsctl.errors import UsageError
 from ipvsctl.model import DEFAULT_SCHEDULERS, canonical_ip, max_prefix
 from ipvsctl.translate import Policy
 
-__all__ = ["parse_cidrs", "parse_node_ips", "parse_port_range", "parse_prefix", "policy_from_flags"]
+__all__ = ["parse_cidrs", "parse_node_ips", "parse_port", "parse_port_range", "parse_prefix", "policy_from_flags"]
+
+# ASCII digits only: str.isdigit() also takes superscripts and other scripts' digits, which int() refuses.
+_PORT = re.compile(r"[0-9]{1,5}")
+
+
+def parse_port(text: str, *, flag: str, allow_zero: bool = False) -> int:
+    """A port number written in ASCII digits: 1..65535 (0 too with ``allow_zero``)."""
+    low = 0 if allow_zero else 1
+    if _PORT.fullmatch(text) is None or not low <= int(text) <= 65535:
+        raise UsageError(f"{text!r} is not a port number {low}..65535", flag=flag)
+    return int(text)
 
 
 def parse_port_range(text: str, *, flag: str = "--node-port-range") -> tuple[int, int]:
     """``30000-32767`` → (30000, 32767)."""
     low_text, sep, high_text = text.partition("-")
-    if not sep or not low_text.strip().isdigit() or not high_text.strip().isdigit():
+    if not sep or _PORT.fullmatch(low_text.strip()) is None or _PORT.fullmatch(high_text.strip()) is None:
         raise UsageError(f"{text!r} is not a port range like 30000-32767", flag=flag)
     low, high = int(low_text), int(high_text)
     if not 1 <= low <= high <= 65535:
@@ -61,8 +73,9 @@ def policy_from_flags(
     netmask_v6: int,
     node_port_range: str,
     external_ip_cidrs: Sequence[str] | None,
+    load_balancer_ip_cidrs: Sequence[str] | None,
 ) -> Policy:
-    """The translation policy the flags describe (``external_ip_cidrs`` None: every externalIP honoured)."""
+    """The translation policy the flags describe (a CIDR list of None: every such address honoured)."""
     if scheduler not in DEFAULT_SCHEDULERS:
         choices = " ".join(sorted(DEFAULT_SCHEDULERS))
         raise UsageError(f"unknown scheduler {scheduler!r} (known: {choices})", flag="--scheduler")
@@ -73,5 +86,10 @@ def policy_from_flags(
         node_port_range=parse_port_range(node_port_range),
         external_ip_cidrs=(
             None if external_ip_cidrs is None else parse_cidrs(external_ip_cidrs, flag="--external-ip-cidr")
+        ),
+        load_balancer_ip_cidrs=(
+            None
+            if load_balancer_ip_cidrs is None
+            else parse_cidrs(load_balancer_ip_cidrs, flag="--load-balancer-ip-cidr")
         ),
     )

@@ -11,11 +11,13 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 import netaddr
 
+from ipvsctl.addresses import special_address
 from ipvsctl.annotations import AnnotationError, parse_netmasks, parse_scheduler, unknown_annotations
-from ipvsctl.endpoints import EndpointSelection, backends_for_port, select
+from ipvsctl.endpoints import EndpointSelection, PortEndpoint, backends_for_port, select
 from ipvsctl.kube.views import (
     SERVICE_PROXY_NAME_LABEL,
     EndpointSliceView,
@@ -39,6 +41,7 @@ __all__ = [
     "AFFINITY_TIMEOUT_MAX",
     "NodeContext",
     "Notice",
+    "NoticeKind",
     "Policy",
     "Rejection",
     "ServiceMessage",
@@ -74,6 +77,7 @@ class Policy:
     netmask_v6: int = 128
     node_port_range: tuple[int, int] = (30000, 32767)
     external_ip_cidrs: netaddr.IPSet | None = None  # None: every externalIP is honoured
+    load_balancer_ip_cidrs: netaddr.IPSet | None = None  # None: every ingress IP is honoured
 
     def default_netmasks(self) -> dict[int, int]:
         """Default persistence prefix length per family."""
@@ -97,9 +101,21 @@ class Rejection(ServiceMessage):
     """Why a Service (or one of its VIPs, for a conflict) is not programmed."""
 
 
+class NoticeKind(StrEnum):
+    """What a notice is about (the agent's Event reason follows from it)."""
+
+    EXTERNAL_IP_IGNORED = "external-ip-ignored"  # outside --external-ip-cidr
+    LOAD_BALANCER_IP_IGNORED = "load-balancer-ip-ignored"  # outside --load-balancer-ip-cidr
+    ADDRESS_REFUSED = "address-refused"  # a VIP or endpoint address that is never programmed (ipvsctl.addresses)
+    UNKNOWN_ANNOTATION = "unknown-annotation"
+    NO_LOCAL_ENDPOINTS = "no-local-endpoints"
+
+
 @dataclass(frozen=True, slots=True)
 class Notice(ServiceMessage):
     """Something an operator should know about a Service that is still programmed."""
+
+    kind: NoticeKind
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,6 +210,16 @@ def _skip_reason(service: ServiceView) -> str:
     return ""
 
 
+@dataclass(frozen=True, slots=True)
+class _Vip:
+    """One VIP address of a Service and where it comes from; NodePorts take each port's nodePort."""
+
+    address: str
+    source: str  # "spec.clusterIPs[0]"; empty for NodePorts (each port's "spec.ports[i].nodePort")
+    local: bool  # only this node's endpoints (a traffic policy of Local)
+    node_port: bool = False
+
+
 class _ServiceBuilder:
     """Accumulates one Service's virtual services; validation first, then one port at a time."""
 
@@ -204,10 +230,12 @@ class _ServiceBuilder:
         "persistence",
         "pods",
         "policy",
+        "refused_reals",
         "scheduler",
         "service",
         "services",
         "sources",
+        "vips",
     )
 
     def __init__(self, service: ServiceView, *, node: NodeContext, policy: Policy) -> None:
@@ -219,11 +247,13 @@ class _ServiceBuilder:
         self.pods: dict[str, ObjectRef] = {}
         self.notices: list[Notice] = []
         self.local_addresses: set[str] = set()
+        self.refused_reals: set[str] = set()
         self.scheduler = policy.default_scheduler
         self.persistence: dict[int, Persistence] = {}
+        self.vips: list[_Vip] = []
 
     def validate(self) -> list[Rejection]:
-        """Check the fields translation relies on; set scheduler and persistence from them."""
+        """Check the fields translation relies on; set the VIPs, scheduler and persistence from them."""
         service, ref = self.service, self.service.ref
         problems: list[Rejection] = []
         for name, value in (
@@ -238,11 +268,68 @@ class _ServiceBuilder:
             )
         except AnnotationError as error:
             problems.append(Rejection(ref, error.field, error.message))
+        self.vips = self._screen_vips()
         problems.extend(self._validate_affinity())
         problems.extend(self._validate_ports())
         for key in unknown_annotations(service.annotations):
-            self.notices.append(Notice(ref, f"metadata.annotations[{key}]", "unknown ipvsctl annotation, ignored"))
+            self._notice(
+                f"metadata.annotations[{key}]", "unknown ipvsctl annotation, ignored", NoticeKind.UNKNOWN_ANNOTATION
+            )
         return problems
+
+    def _notice(self, field: str, message: str, kind: NoticeKind) -> None:
+        self.notices.append(Notice(self.service.ref, field, message, kind=kind))
+
+    def _screen_vips(self) -> list[_Vip]:
+        """The Service's VIP addresses that pass the address policy; a notice for each one refused."""
+        service = self.service
+        external_local = service.external_traffic_policy == "Local"
+        vips = [
+            _Vip(address, source=f"spec.clusterIPs[{i}]", local=service.internal_traffic_policy == "Local")
+            for i, address in enumerate(service.cluster_ips)
+            if address != "None"
+        ]
+        if self._has_node_ports():
+            vips += [
+                _Vip(address, source="", local=external_local, node_port=True)
+                for address in self.node.addresses
+                if special_address(address) is None
+            ]
+        for i, address in enumerate(service.external_ips):
+            source = f"spec.externalIPs[{i}]"
+            if not _within(address, self.policy.external_ip_cidrs):
+                self._notice(
+                    source, f"{address} is outside --external-ip-cidr, ignored", NoticeKind.EXTERNAL_IP_IGNORED
+                )
+            else:
+                vips.append(_Vip(address, source=source, local=external_local))
+        for i, address in enumerate(service.load_balancer_ips):
+            source = f"status.loadBalancer.ingress[{i}].ip"
+            if not _within(address, self.policy.load_balancer_ip_cidrs):
+                self._notice(
+                    source,
+                    f"{address} is outside --load-balancer-ip-cidr, ignored",
+                    NoticeKind.LOAD_BALANCER_IP_IGNORED,
+                )
+            else:
+                vips.append(_Vip(address, source=source, local=external_local))
+        return [vip for vip in vips if vip.node_port or self._claimable(vip)]
+
+    def _claimable(self, vip: _Vip) -> bool:
+        """Whether a Service may claim this (non-NodePort) VIP address; a notice when it may not."""
+        special = special_address(vip.address)
+        if special is not None:
+            why = f"{vip.address} is a {special} address, never a VIP: ignored"
+        elif vip.address in self.node.addresses:
+            why = f"{vip.address} is an address of node {self.node.name}: only NodePorts may use it, ignored"
+        else:
+            return True
+        self._notice(vip.source, why, NoticeKind.ADDRESS_REFUSED)
+        return False
+
+    def _has_node_ports(self) -> bool:
+        service = self.service
+        return service.type in ("NodePort", "LoadBalancer") and any(port.node_port for port in service.ports)
 
     def _validate_affinity(self) -> list[Rejection]:
         service, ref = self.service, self.service.ref
@@ -253,7 +340,7 @@ class _ServiceBuilder:
         timeout = AFFINITY_TIMEOUT_DEFAULT if service.affinity_timeout is None else service.affinity_timeout
         if not 1 <= timeout <= AFFINITY_TIMEOUT_MAX:
             return [Rejection(ref, _TIMEOUT_FIELD, f"{timeout} is outside 1..{AFFINITY_TIMEOUT_MAX}")]
-        families = {family_of(address) for address in self._all_vip_addresses()} or {4}
+        families = {family_of(vip.address) for vip in self.vips} or {4}
         try:
             netmasks = parse_netmasks(service.annotations, families=families, defaults=self.policy.default_netmasks())
         except AnnotationError as error:
@@ -262,10 +349,11 @@ class _ServiceBuilder:
         return []
 
     def _validate_ports(self) -> list[Rejection]:
-        ref, low_high = self.service.ref, self.policy.node_port_range
+        service, ref = self.service, self.service.ref
+        low, high = self.policy.node_port_range
         problems: list[Rejection] = []
         seen: dict[tuple[int, Protocol], int] = {}
-        for index, port in enumerate(self.service.ports):
+        for index, port in enumerate(service.ports):
             first = seen.setdefault((port.port, port.protocol), index)
             if first != index:
                 problems.append(
@@ -275,30 +363,28 @@ class _ServiceBuilder:
                         f"duplicates spec.ports[{first}] ({port.protocol.name}/{port.port})",
                     )
                 )
-            if port.node_port is not None and not low_high[0] <= port.node_port <= low_high[1]:
+            if port.node_port is not None and not low <= port.node_port <= high:
                 problems.append(
                     Rejection(
                         ref,
                         f"spec.ports[{index}].nodePort",
-                        f"{port.node_port} is outside the node-port range {low_high[0]}-{low_high[1]}",
+                        f"{port.node_port} is outside the node-port range {low}-{high}",
                     )
                 )
+        health = service.health_check_node_port
+        # Served only for these Services (agent.healthcheck); elsewhere the field means nothing to the proxy.
+        served = service.type == "LoadBalancer" and service.external_traffic_policy == "Local"
+        if served and health is not None and not low <= health <= high:
+            problems.append(
+                Rejection(ref, "spec.healthCheckNodePort", f"{health} is outside the node-port range {low}-{high}")
+            )
         return problems
-
-    def _all_vip_addresses(self) -> list[str]:
-        service = self.service
-        addresses = [ip for ip in service.cluster_ips if ip != "None"]
-        addresses += list(service.external_ips) + list(service.load_balancer_ips)
-        if any(port.node_port for port in service.ports) and service.type in ("NodePort", "LoadBalancer"):
-            addresses += list(self.node.addresses)
-        return addresses
 
     def add_port(self, index: int, port: ServicePortView, slices: Sequence[EndpointSliceView]) -> None:
         """Add the virtual services of one Service port (every VIP kind, every family)."""
-        service = self.service
         selections: dict[int, EndpointSelection] = {}
         for family in (4, 6):
-            backends = backends_for_port(port, slices, family=family)
+            backends = self._usable_addresses(backends_for_port(port, slices, family=family))
             if not backends:
                 continue
             selection = selections[family] = select(backends, node_name=self.node.name)
@@ -307,61 +393,42 @@ class _ServiceBuilder:
                     self.pods[endpoint.address] = endpoint.target
             self.local_addresses.update([endpoint.address for endpoint, _ in selection.local])
         reals = _PortReals(selections)
-        internal_local = service.internal_traffic_policy == "Local"
-        external_local = service.external_traffic_policy == "Local"
-        for i, address in enumerate(ip for ip in service.cluster_ips if ip != "None"):
-            self._add(address, port, reals.of(address, local=internal_local), source=f"spec.clusterIPs[{i}]")
-        if port.node_port and service.type in ("NodePort", "LoadBalancer"):
-            for address in self.node.addresses:
-                self._add(
-                    address,
-                    port,
-                    reals.of(address, local=external_local),
-                    source=f"spec.ports[{index}].nodePort",
-                    vip_port=port.node_port,
-                )
-        for i, address in enumerate(service.external_ips):
-            if not self._external_ip_allowed(address):
-                if index == 0:
-                    self.notices.append(
-                        Notice(
-                            service.ref,
-                            f"spec.externalIPs[{i}]",
-                            f"{address} is outside --external-ip-cidrs, ignored",
-                        )
-                    )
+        with_node_port = bool(port.node_port) and self._has_node_ports()
+        for vip in self.vips:
+            if vip.node_port and not with_node_port:
                 continue
-            self._add(address, port, reals.of(address, local=external_local), source=f"spec.externalIPs[{i}]")
-        for i, address in enumerate(service.load_balancer_ips):
             self._add(
-                address,
+                vip.address,
                 port,
-                reals.of(address, local=external_local),
-                source=f"status.loadBalancer.ingress[{i}].ip",
+                reals.of(vip.address, local=vip.local),
+                source=f"spec.ports[{index}].nodePort" if vip.node_port else vip.source,
+                vip_port=port.node_port if vip.node_port else None,
             )
+
+    def _usable_addresses(self, backends: list[PortEndpoint]) -> list[PortEndpoint]:
+        """Backends less those at addresses no real server may have (a notice for each such address, once)."""
+        refused = [endpoint.address for endpoint, _ in backends if special_address(endpoint.address) is not None]
+        if not refused:
+            return backends
+        for address in refused:
+            if address not in self.refused_reals:
+                self.refused_reals.add(address)
+                self._notice(
+                    "endpoints",
+                    f"endpoint {address} is a {special_address(address)} address, never a real server: not used",
+                    NoticeKind.ADDRESS_REFUSED,
+                )
+        return [backend for backend in backends if special_address(backend[0].address) is None]
 
     def finish(self) -> None:
         """Notices that need every port: an externalTrafficPolicy Local Service with nothing local."""
-        if self.service.external_traffic_policy == "Local" and not self.local_addresses and self._has_external_vips():
-            self.notices.append(
-                Notice(
-                    self.service.ref,
-                    "spec.externalTrafficPolicy",
-                    f"Local with no endpoints on node {self.node.name}: external traffic to it is dropped here",
-                )
+        has_external = any(vip.node_port or not vip.source.startswith("spec.clusterIPs") for vip in self.vips)
+        if self.service.external_traffic_policy == "Local" and not self.local_addresses and has_external:
+            self._notice(
+                "spec.externalTrafficPolicy",
+                f"Local with no endpoints on node {self.node.name}: external traffic to it is dropped here",
+                NoticeKind.NO_LOCAL_ENDPOINTS,
             )
-
-    def _has_external_vips(self) -> bool:
-        service = self.service
-        has_node_port = any(port.node_port for port in service.ports) and service.type in (
-            "NodePort",
-            "LoadBalancer",
-        )
-        return bool(service.external_ips or service.load_balancer_ips or (has_node_port and self.node.addresses))
-
-    def _external_ip_allowed(self, address: str) -> bool:
-        cidrs = self.policy.external_ip_cidrs
-        return cidrs is None or address in cidrs
 
     def _add(
         self,
@@ -382,6 +449,11 @@ class _ServiceBuilder:
             reals=reals,
         )
         self.sources[key] = source
+
+
+def _within(address: str, cidrs: netaddr.IPSet | None) -> bool:
+    """Whether an allow-list (None: allow everything) admits ``address``."""
+    return cidrs is None or address in cidrs
 
 
 class _PortReals:

@@ -37,10 +37,20 @@ def example_save(tmp_path: Path, extra: str = "") -> str:
 
 
 def test_example_plan_from_empty_table() -> None:
-    """The embedded example for worker1 from an empty table: 26 adds, exit 1."""
-    code, out, _ = diff("--manifests", CLUSTER, "--node", "worker1", "--current-save", EMPTY)
+    """The embedded example for worker1 from an empty table, as `make run` shows it: 26 adds, exit 1."""
+    code, out, _ = diff(
+        "--manifests", CLUSTER, "--node", "worker1", "--current-save", EMPTY, "--load-balancer-ip-cidr", "192.0.2.96/28"
+    )
     assert code == 1
     assert "node worker1: 26 changes pending (26 add)" in out
+
+
+def test_example_ingress_ips_need_the_allow_list() -> None:
+    """Without --load-balancer-ip-cidr the example's ingress IPs are noticed, not programmed."""
+    code, out, err = diff("--manifests", CLUSTER, "--node", "worker1", "--current-save", EMPTY)
+    assert code == 1
+    assert "192.0.2.100" not in out
+    assert "status.loadBalancer.ingress[0].ip: 192.0.2.100 is outside --load-balancer-ip-cidr" in err
 
 
 def test_text_groups_changes_under_their_service() -> None:
@@ -101,7 +111,8 @@ def test_removed_tcp_real_server_drains(tmp_path: Path) -> None:
 
 def test_json_output_schema() -> None:
     """JSON output carries the schema name, inSync, one change per operation and a summary."""
-    code, out, _ = diff("--manifests", CLUSTER, "--node", "worker1", "--current-save", EMPTY, "-o", "json")
+    code, out, _ = diff("--manifests", CLUSTER, "--node", "worker1", "--current-save", EMPTY, "-o", "json",
+                        "--load-balancer-ip-cidr", "192.0.2.96/28")  # fmt: skip
     document = json.loads(out)
     assert code == 1
     assert document["schema"] == "ipvsctl.plan/v1"
@@ -198,7 +209,7 @@ def test_rejected_service_reported_others_planned(tmp_path: Path) -> None:
                           "--current-save", EMPTY)  # fmt: skip
     assert code == 2
     assert "Service default/broken: spec.sessionAffinityConfig.clientIP.timeoutSeconds: 90000 is outside" in err
-    assert "26 changes pending" in out
+    assert "20 changes pending" in out
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,7 @@ from ipvsctl.agent.http import Bind
 from ipvsctl.backend.sysctl import STARTUP_SYSCTLS
 from ipvsctl.errors import UsageError
 from ipvsctl.model import canonical_ip
-from ipvsctl.options import policy_from_flags
+from ipvsctl.options import parse_port, policy_from_flags
 from ipvsctl.translate import Policy
 
 __all__ = ["LOG_FORMATS", "AgentConfig", "agent_config", "parse_bind", "startup_sysctls"]
@@ -33,8 +33,10 @@ class AgentConfig:
     """Everything ``ipvsctl agent`` was told."""
 
     node_name: str
-    # No externalIP is honoured unless allowed (CVE-2020-8554).
-    policy: Policy = field(default_factory=lambda: Policy(external_ip_cidrs=netaddr.IPSet()))
+    # No externalIP or ingress IP is honoured unless allowed (CVE-2020-8554).
+    policy: Policy = field(
+        default_factory=lambda: Policy(external_ip_cidrs=netaddr.IPSet(), load_balancer_ip_cidrs=netaddr.IPSet())
+    )
     kubeconfig: str | None = None  # None: the pod's service account
     interface: str = "ipvs0"
     min_sync_interval: float = 1.0
@@ -53,13 +55,14 @@ def parse_bind(text: str, *, flag: str) -> Bind:
     """``host:port`` or ``[v6]:port`` → Bind."""
     host, sep, port_text = text.rpartition(":")
     host = host.removeprefix("[").removesuffix("]")
-    if not sep or not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+    if not sep:
         raise UsageError(f"{text!r} is not host:port (like 0.0.0.0:10256)", flag=flag)
+    port = parse_port(port_text, flag=flag, allow_zero=True)
     try:
         host = canonical_ip(host)
     except ValueError:
         raise UsageError(f"{host!r} is not an IP address", flag=flag) from None
-    return Bind(host, int(port_text))
+    return Bind(host, port)
 
 
 def startup_sysctls(skipped: Sequence[str]) -> dict[str, str]:
@@ -86,6 +89,7 @@ def agent_config(
     netmask_v6: int = 128,
     node_port_range: str = "30000-32767",
     external_ip_cidrs: Sequence[str] = (),
+    load_balancer_ip_cidrs: Sequence[str] = (),
     min_sync_interval: float = 1.0,
     resync_interval: float = 30.0,
     max_drain_seconds: float = 900.0,
@@ -124,6 +128,7 @@ def agent_config(
             netmask_v6=netmask_v6,
             node_port_range=node_port_range,
             external_ip_cidrs=external_ip_cidrs,
+            load_balancer_ip_cidrs=load_balancer_ip_cidrs,
         ),
         kubeconfig=kubeconfig,
         interface=interface,

@@ -39,6 +39,8 @@ INVALID_OBJECT = "IpvsctlInvalidObject"
 REASON_LOG_EVENTS: Mapping[str, str] = {
     "IpvsctlRejected": "service_rejected",
     "IpvsctlExternalIPIgnored": "external_ip_ignored",
+    "IpvsctlLoadBalancerIPIgnored": "load_balancer_ip_ignored",
+    "IpvsctlAddressRefused": "address_refused",
     "IpvsctlUnknownAnnotation": "annotation_unknown",
     "IpvsctlNotice": "service_notice",
     INVALID_OBJECT: "object_invalid",

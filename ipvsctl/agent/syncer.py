@@ -27,7 +27,7 @@ from ipvsctl.model import EditRealServer, ServiceKey
 from ipvsctl.plan import Ownership, Settled
 from ipvsctl.reconcile import DrainTracker, sync
 from ipvsctl.report import op_name
-from ipvsctl.translate import NodeContext, Notice, Policy, ServiceResult, translate_service
+from ipvsctl.translate import NodeContext, Notice, NoticeKind, Policy, ServiceResult, translate_service
 
 __all__ = ["SyncOutcome", "Syncer"]
 
@@ -46,15 +46,19 @@ class SyncOutcome:
     error: str = ""
 
 
+_NOTICE_REASONS: dict[NoticeKind, str | None] = {
+    NoticeKind.EXTERNAL_IP_IGNORED: "IpvsctlExternalIPIgnored",
+    NoticeKind.LOAD_BALANCER_IP_IGNORED: "IpvsctlLoadBalancerIPIgnored",
+    NoticeKind.ADDRESS_REFUSED: "IpvsctlAddressRefused",
+    NoticeKind.UNKNOWN_ANNOTATION: "IpvsctlUnknownAnnotation",
+    # Changes with every endpoint on every node: the no-local-endpoints metric says it.
+    NoticeKind.NO_LOCAL_ENDPOINTS: None,
+}
+
+
 def notice_reason(notice: Notice) -> str | None:
     """The Event reason of a notice; None for those that are not Event-worthy."""
-    if notice.field.startswith("spec.externalIPs"):
-        return "IpvsctlExternalIPIgnored"
-    if notice.field.startswith("metadata.annotations"):
-        return "IpvsctlUnknownAnnotation"
-    if notice.field == "spec.externalTrafficPolicy":
-        return None  # changes with every endpoint on every node: the no-local-endpoints metric says it
-    return "IpvsctlNotice"
+    return _NOTICE_REASONS.get(notice.kind, "IpvsctlNotice")
 
 
 class Syncer:
@@ -191,8 +195,10 @@ class Syncer:
         self._set_state(ref, _state(result, rejected=bool(self.desired.rejections(ref))))
         local = view.external_traffic_policy == "Local" and bool(result.services) and result.local_endpoints == 0
         (self._no_local.add if local else self._no_local.discard)(ref)
+        # A Service rejected as a whole (its healthCheckNodePort may be why) gets no server either.
+        served = not result.skipped and not result.rejections
         await self.health_checks.update(
-            ref, port=health_check_port(view) if not result.skipped else None, local_endpoints=result.local_endpoints
+            ref, port=health_check_port(view) if served else None, local_endpoints=result.local_endpoints
         )
 
     def _problems(self, ref: ObjectRef, result: ServiceResult) -> list[Problem]:

@@ -13,10 +13,10 @@ from ipvsctl.errors import UsageError
 from ipvsctl.kube.manifests import ManifestSet, load_manifests
 from ipvsctl.kube.views import ObjectRef
 from ipvsctl.model import ServiceKey
-from ipvsctl.options import parse_cidrs, parse_node_ips, parse_port_range, policy_from_flags
+from ipvsctl.options import parse_cidrs, parse_node_ips
 from ipvsctl.plan import Ownership
 from ipvsctl.report import Problem
-from ipvsctl.translate import NodeContext, Translation, translate
+from ipvsctl.translate import NodeContext, Policy, Translation, translate
 
 __all__ = [
     "DEFAULT_INTERFACE",
@@ -24,6 +24,7 @@ __all__ = [
     "ExternalCidrOpt",
     "InterfaceOpt",
     "KubeconfigOpt",
+    "LoadBalancerCidrOpt",
     "ManifestsOpt",
     "NetmaskV4Opt",
     "NetmaskV6Opt",
@@ -98,6 +99,15 @@ ExternalCidrOpt = Annotated[
         help="CIDR in which spec.externalIPs are honoured (repeatable; default none, see CVE-2020-8554).",
     ),
 ]
+LoadBalancerCidrOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--load-balancer-ip-cidr",
+        metavar="CIDR",
+        help="CIDR in which status.loadBalancer.ingress IPs are honoured (repeatable; default none, see "
+        "CVE-2020-8554).",
+    ),
+]
 OwnedCidrOpt = Annotated[
     list[str] | None,
     typer.Option(
@@ -144,20 +154,9 @@ def load_desired(
     kubeconfig: str | None = None,
     node: str,
     node_ips: Sequence[str],
-    scheduler: str,
-    netmask_v4: int,
-    netmask_v6: int,
-    node_port_range: str,
-    external_ip_cidrs: Sequence[str],
+    policy: Policy,
 ) -> Desired:
     """Manifests + flags → the node's desired table; object errors and rejections become problems."""
-    policy = policy_from_flags(
-        scheduler=scheduler,
-        netmask_v4=netmask_v4,
-        netmask_v6=netmask_v6,
-        node_port_range=node_port_range,
-        external_ip_cidrs=external_ip_cidrs,
-    )
     loaded = load_objects(manifests=manifests, kubeconfig=kubeconfig, node=node)
     context = node_context(loaded, node=node, node_ips=node_ips)
     translation = translate(loaded.services, loaded.slices, node=context, policy=policy)
@@ -173,26 +172,12 @@ def desired_and_ownership(
     node: str,
     node_ips: Sequence[str],
     owned_cidrs: Sequence[str],
-    scheduler: str,
-    netmask_v4: int,
-    netmask_v6: int,
-    node_port_range: str,
-    external_ip_cidrs: Sequence[str],
+    policy: Policy,
 ) -> tuple[Desired, Ownership]:
     """What ``diff`` and ``apply`` both start from: the desired table and what the agent owns."""
-    desired = load_desired(
-        manifests=manifests,
-        kubeconfig=kubeconfig,
-        node=node,
-        node_ips=node_ips,
-        scheduler=scheduler,
-        netmask_v4=netmask_v4,
-        netmask_v6=netmask_v6,
-        node_port_range=node_port_range,
-        external_ip_cidrs=external_ip_cidrs,
-    )
+    desired = load_desired(manifests=manifests, kubeconfig=kubeconfig, node=node, node_ips=node_ips, policy=policy)
     ownership = ownership_from_flags(
-        node_ips=desired.node.addresses, owned_cidrs=owned_cidrs, node_port_range=node_port_range
+        node_ips=desired.node.addresses, owned_cidrs=owned_cidrs, node_port_range=policy.node_port_range
     )
     return desired, ownership
 
@@ -207,12 +192,14 @@ def node_context(loaded: ManifestSet, *, node: str, node_ips: Sequence[str]) -> 
     raise UsageError(f"node {node!r} is not in the manifests or cluster: add its Node or pass --node-ip", flag="--node")
 
 
-def ownership_from_flags(*, node_ips: Sequence[str], owned_cidrs: Sequence[str], node_port_range: str) -> Ownership:
+def ownership_from_flags(
+    *, node_ips: Sequence[str], owned_cidrs: Sequence[str], node_port_range: tuple[int, int]
+) -> Ownership:
     """Ownership from flags (the agent's interface addresses are added when the table is read)."""
     return Ownership(
         cidrs=parse_cidrs(owned_cidrs, flag="--owned-cidr") if owned_cidrs else None,
         node_addresses=frozenset(node_ips),
-        node_port_range=parse_port_range(node_port_range),
+        node_port_range=node_port_range,
     )
 
 

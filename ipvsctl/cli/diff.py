@@ -22,6 +22,7 @@ from ipvsctl.cli.common import (
     ExternalCidrOpt,
     InterfaceOpt,
     KubeconfigOpt,
+    LoadBalancerCidrOpt,
     ManifestsOpt,
     NetmaskV4Opt,
     NetmaskV6Opt,
@@ -35,6 +36,7 @@ from ipvsctl.cli.common import (
 from ipvsctl.errors import IpvsctlError, UsageError
 from ipvsctl.ipvsadm import parse_save, render_restore
 from ipvsctl.model import Table
+from ipvsctl.options import policy_from_flags
 from ipvsctl.plan import Ownership, plan
 from ipvsctl.report import PlanContext, Problem, plan_json, plan_text
 
@@ -71,21 +73,26 @@ def diff(
     netmask_v6: NetmaskV6Opt = 128,
     node_port_range: NodePortRangeOpt = "30000-32767",
     external_ip_cidr: ExternalCidrOpt = None,
+    load_balancer_ip_cidr: LoadBalancerCidrOpt = None,
     interface: InterfaceOpt = DEFAULT_INTERFACE,
 ) -> None:
     """Show what the agent would change on NODE: exit 0 in sync, 1 changes pending, 2 error."""
     try:
+        policy = policy_from_flags(
+            scheduler=scheduler,
+            netmask_v4=netmask_v4,
+            netmask_v6=netmask_v6,
+            node_port_range=node_port_range,
+            external_ip_cidrs=external_ip_cidr or [],
+            load_balancer_ip_cidrs=load_balancer_ip_cidr or [],
+        )
         desired, ownership = desired_and_ownership(
             manifests=manifests,
             kubeconfig=kubeconfig,
             node=node,
             node_ips=node_ip or [],
             owned_cidrs=owned_cidr or [],
-            scheduler=scheduler,
-            netmask_v4=netmask_v4,
-            netmask_v6=netmask_v6,
-            node_port_range=node_port_range,
-            external_ip_cidrs=external_ip_cidr or [],
+            policy=policy,
         )
         if current_save is None:
             current, ownership = asyncio.run(_read_live(interface=interface, ownership=ownership))

@@ -21,6 +21,7 @@ from ipvsctl.cli.common import (
     ExternalCidrOpt,
     InterfaceOpt,
     KubeconfigOpt,
+    LoadBalancerCidrOpt,
     ManifestsOpt,
     NetmaskV4Opt,
     NetmaskV6Opt,
@@ -39,11 +40,12 @@ from ipvsctl.cli.common import (
 from ipvsctl.conntable import parse_connections
 from ipvsctl.errors import IpvsctlError, UsageError
 from ipvsctl.model import DeleteVirtualService, Operation
-from ipvsctl.options import parse_node_ips
+from ipvsctl.options import parse_node_ips, parse_port_range, policy_from_flags
 from ipvsctl.plan import Ownership, desired_vips
 from ipvsctl.reconcile import SyncResult, sync
 from ipvsctl.report import PlanContext, Problem, plan_json, plan_text
 from ipvsctl.show import show_json, show_text
+from ipvsctl.translate import Policy
 
 __all__ = ["affinity", "apply", "cleanup", "show"]
 
@@ -80,22 +82,27 @@ def apply(
     netmask_v6: NetmaskV6Opt = 128,
     node_port_range: NodePortRangeOpt = "30000-32767",
     external_ip_cidr: ExternalCidrOpt = None,
+    load_balancer_ip_cidr: LoadBalancerCidrOpt = None,
     interface: InterfaceOpt = DEFAULT_INTERFACE,
     no_sysctl: NoSysctlOpt = None,
 ) -> None:
     """Reconcile this node's IPVS table with the manifests once, and print what was done."""
     try:
+        policy = policy_from_flags(
+            scheduler=scheduler,
+            netmask_v4=netmask_v4,
+            netmask_v6=netmask_v6,
+            node_port_range=node_port_range,
+            external_ip_cidrs=external_ip_cidr or [],
+            load_balancer_ip_cidrs=load_balancer_ip_cidr or [],
+        )
         desired, ownership = desired_and_ownership(
             manifests=manifests,
             kubeconfig=kubeconfig,
             node=node,
             node_ips=node_ip or [],
             owned_cidrs=owned_cidr or [],
-            scheduler=scheduler,
-            netmask_v4=netmask_v4,
-            netmask_v6=netmask_v6,
-            node_port_range=node_port_range,
-            external_ip_cidrs=external_ip_cidr or [],
+            policy=policy,
         )
         skipped = set(no_sysctl or [])
         unknown = skipped - set(STARTUP_SYSCTLS)
@@ -150,7 +157,7 @@ def show(
         desired = _optional_desired(manifests=manifests, kubeconfig=kubeconfig, node=node, node_ip=node_ip or [])
         node_ips = desired.node.addresses if desired else parse_node_ips(node_ip or [])
         ownership = ownership_from_flags(
-            node_ips=node_ips, owned_cidrs=owned_cidr or [], node_port_range=node_port_range
+            node_ips=node_ips, owned_cidrs=owned_cidr or [], node_port_range=parse_port_range(node_port_range)
         )
         state = asyncio.run(_read(interface=interface))
     except IpvsctlError as error:
@@ -174,17 +181,8 @@ def _optional_desired(
         raise UsageError(
             "is required with --manifests or --kubeconfig (names come from this node's view)", flag="--node"
         )
-    return load_desired(
-        manifests=manifests,
-        kubeconfig=kubeconfig,
-        node=node,
-        node_ips=node_ip,
-        scheduler="rr",
-        netmask_v4=32,
-        netmask_v6=128,
-        node_port_range="30000-32767",
-        external_ip_cidrs=["0.0.0.0/0", "::/0"],
-    )
+    # Only names are wanted here: every externalIP and ingress IP may name a VIP.
+    return load_desired(manifests=manifests, kubeconfig=kubeconfig, node=node, node_ips=node_ip, policy=Policy())
 
 
 async def _read(*, interface: str) -> KernelState:
@@ -268,7 +266,8 @@ def cleanup(
         raise typer.Exit(EXIT_ERROR)
 
 
-async def _cleanup(*, ownership: Ownership, interface: str) -> tuple[list[Operation], list[OperationFailure]]:
+async def _cleanup(*, ownership: Ownership, interface: str) -> tuple[list[Operation], list[OperationFailure], bool]:
+    """Delete what the agent owns, then its interface (only a dummy: open_backend refused any other kind)."""
     async with open_backend(interface=interface) as backend:
         state = await backend.read()
         owned = ownership.with_addresses(state.bound_addresses)

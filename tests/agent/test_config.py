@@ -27,6 +27,8 @@ def test_defaults_match_the_documented_flags() -> None:
     assert (config.health_bind, config.metrics_bind) == (Bind("0.0.0.0", 10256), Bind("127.0.0.1", 10249))
     assert config.policy.external_ip_cidrs is not None
     assert "203.0.113.1" not in config.policy.external_ip_cidrs
+    assert config.policy.load_balancer_ip_cidrs is not None
+    assert "203.0.113.1" not in config.policy.load_balancer_ip_cidrs
     assert config.kubeconfig is None
 
 
@@ -45,6 +47,14 @@ def test_defaults_match_the_documented_flags() -> None:
         pytest.param({"log_level": "loud"}, "--log-level", id="log-level"),
         pytest.param({"scheduler": "fastest"}, "--scheduler", id="scheduler"),
         pytest.param({"external_ip_cidrs": ["not-a-cidr"]}, "--external-ip-cidr", id="cidr"),
+        pytest.param({"load_balancer_ip_cidrs": ["300.0.0.0/8"]}, "--load-balancer-ip-cidr", id="lb-cidr"),
+        pytest.param({"health_bind": "0.0.0.0:\u00b2"}, "--health-bind", id="bind-port-superscript-digit"),
+        pytest.param({"health_bind": "0.0.0.0:\u0661\u0660"}, "--health-bind", id="bind-port-arabic-indic-digits"),
+        pytest.param({"metrics_bind": "127.0.0.1:" + "9" * 5000}, "--metrics-bind", id="bind-port-huge"),
+        pytest.param({"health_bind": "0.0.0.0:65536"}, "--health-bind", id="bind-port-above-range"),
+        pytest.param({"node_port_range": "\u00b9-\u00b2"}, "--node-port-range", id="range-superscript-digits"),
+        pytest.param({"node_port_range": "1-" + "9" * 5000}, "--node-port-range", id="range-huge"),
+        pytest.param({"node_port_range": "2-1"}, "--node-port-range", id="range-reversed"),
     ],
 )
 def test_bad_flag_is_named(flags: dict[str, Any], flag: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 import socket
 from typing import Any
 
@@ -14,10 +15,15 @@ from tests.agent.fakes import FakeClock, endpoint_slice, list_everything, servic
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+    """A free port in the default node-port range (healthCheckNodePorts outside it are rejected)."""
+    for candidate in random.sample(range(30000, 32768), 200):
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", candidate))
+            except OSError:
+                continue
+            return candidate
+    raise RuntimeError("no free port in 30000-32767")
 
 
 async def get(port: int, path: str = "/") -> tuple[int, Any]:

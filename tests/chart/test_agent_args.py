@@ -102,6 +102,7 @@ def test_agent_accepts_the_rendered_args(values: dict[str, Any] | None) -> None:
     context = root.commands["agent"].make_context("agent", _args(values)[1:])
     params = dict(context.params)
     params["external_ip_cidrs"] = params.pop("external_ip_cidr") or []
+    params["load_balancer_ip_cidrs"] = params.pop("load_balancer_ip_cidr") or []
     params["no_sysctl"] = params["no_sysctl"] or []
     config = agent_config(**params, environ={"NODE_NAME": "node-1"})
     assert config.sysctls == {}
