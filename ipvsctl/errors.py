@@ -42,6 +42,23 @@ class LineFormatError(IpvsctlError):
         where = f"{source}:{line_number}" if source else f"line {line_number}"
         super().__init__(f"{where}: {message}: {line.strip()!r}")
 
+    @classmethod
+    def decode(cls, data: bytes, *, source: str = "") -> str:
+        """``data`` as UTF-8 text; this error type, naming the line and the byte, where it is not UTF-8."""
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError as error:
+            start = data.rfind(b"\n", 0, error.start) + 1
+            end = data.find(b"\n", error.start)
+            line = data[start : len(data) if end < 0 else end].decode("utf-8", errors="backslashreplace")
+            column = error.start - start + 1
+            raise cls(
+                f"not UTF-8 text (byte 0x{data[error.start]:02x} at column {column})",
+                line_number=data.count(b"\n", 0, error.start) + 1,
+                line=line,
+                source=source,
+            ) from error
+
 
 class SaveFormatError(LineFormatError):
     """A line of ``ipvsadm -Sn`` save output cannot be parsed."""

@@ -46,6 +46,7 @@ from ipvsctl.model import (
     family_of,
     max_prefix,
 )
+from ipvsctl.numbers import parse_decimal
 
 __all__ = ["parse_save", "render_restore", "write_save"]
 
@@ -83,6 +84,8 @@ _FLAG_BITS: Mapping[str, int] = {
 }
 _NAME = re.compile(r"[a-z0-9_]{1,15}")  # IP_VS_SCHEDNAME_MAXLEN and IP_VS_PENAME_MAXLEN, less the NUL
 _DIGITS = re.compile(r"[0-9]+")
+# Every number of a save fits in a u32; more digits than a u64 has are out of range before int() sees them.
+_MAX_DIGITS = 20
 
 
 class _MalformedError(ValueError):
@@ -108,8 +111,13 @@ class _Line:
 # --- parsing ---------------------------------------------------------------------------------------
 
 
-def parse_save(text: str, *, source: str = "") -> Table:
-    """Parse ``ipvsadm -Sn`` output into a Table; SaveFormatError names the first bad line."""
+def parse_save(text: str | bytes, *, source: str = "") -> Table:
+    """Parse ``ipvsadm -Sn`` output (text, or bytes that must be UTF-8) into a Table.
+
+    SaveFormatError names the first bad line.
+    """
+    if isinstance(text, bytes):
+        text = SaveFormatError.decode(text, source=source)
     services: dict[ServiceKey, VirtualService] = {}
     reals: dict[ServiceKey, dict[RealServerKey, RealServer]] = {}
     for number, raw in enumerate(text.splitlines(), start=1):
@@ -184,9 +192,10 @@ def _service_key(line: _Line) -> ServiceKey:
     if given is None:
         raise _MalformedError("missing virtual service (-t, -u, --sctp-service or -f)")
     if given.name == "-f":
-        if not re.fullmatch(r"-?[0-9]+", given.value):
-            raise _MalformedError(f"bad firewall mark {given.value!r}: not a number")
-        mark = int(given.value)
+        digits = given.value.removeprefix("-")
+        mark = _integer(digits, what="firewall mark", shown=given.value)
+        if digits != given.value:
+            mark = -mark
         if -(2**31) <= mark < 0:
             mark += 2**32  # ipvsadm prints the unsigned mark with %d
         _bounded(mark, low=1, high=UINT_MAX, what="firewall mark")
@@ -288,10 +297,14 @@ def _count(line: _Line, *, slot: str, default: int, what: str) -> int:
     return default if text is None else _integer(text, what=what)
 
 
-def _integer(text: str, *, what: str) -> int:
-    if not _DIGITS.fullmatch(text):
-        raise _MalformedError(f"bad {what} {text!r}: not a number")
-    return int(text)
+def _integer(text: str, *, what: str, shown: str | None = None) -> int:
+    """A decimal field; ``shown`` is the text to quote when it is not one (default: ``text``)."""
+    value = parse_decimal(text, max_digits=_MAX_DIGITS)
+    if value is not None:
+        return value
+    if _DIGITS.fullmatch(text):  # only ASCII digits, but more than any field can hold (and int() can read)
+        raise _MalformedError(f"{what} of {len(text)} digits out of range")
+    raise _MalformedError(f"bad {what} {text if shown is None else shown!r}: not a number")
 
 
 # --- checks shared by parsing and writing ------------------------------------------------------------

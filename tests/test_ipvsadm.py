@@ -368,6 +368,36 @@ MALFORMED = [
     pytest.param("-A -t 192.0.2.11:80 -s rr -s wlc", "option -s given twice", id="repeated-option"),
     pytest.param("-A -t 192.0.2.11:80 -s rr -w 1", "option -w is not allowed with -A", id="option-for-other-command"),
     pytest.param("-A -t 192.0.2.11:80 -s Round-Robin", "bad scheduler name 'Round-Robin'", id="scheduler-name"),
+    pytest.param(
+        "-a -t 192.0.2.10:80 -r 198.51.100.1:80 -m -w ²", "bad weight '²': not a number", id="weight-unicode-digit"
+    ),
+    pytest.param(
+        "-a -t 192.0.2.10:80 -r 198.51.100.1:80 -m -w " + "9" * 5000,
+        "weight of 5000 digits out of range",
+        id="weight-5000-digits",
+    ),
+    pytest.param(
+        "-a -t 192.0.2.10:80 -r 198.51.100.1:" + "8" * 5000 + " -m -w 1",
+        "real server port of 5000 digits out of range",
+        id="port-5000-digits",
+    ),
+    pytest.param(
+        "-A -t 192.0.2.11:80 -s rr -p " + "3" * 5000,
+        "persistence timeout of 5000 digits out of range",
+        id="timeout-5000",
+    ),
+    pytest.param(
+        "-A -t [2001:db8::1]:80 -s rr -p 300 -M " + "6" * 5000,
+        "persistence netmask of 5000 digits out of range",
+        id="ipv6-mask-5000-digits",
+    ),
+    pytest.param("-A -f " + "7" * 5000 + " -s rr", "firewall mark of 5000 digits out of range", id="fwmark-5000"),
+    pytest.param("-A -f -" + "7" * 5000 + " -s rr", "firewall mark of 5000 digits out of range", id="fwmark-neg-5000"),
+    pytest.param(
+        "-a -t 192.0.2.10:80 -r 198.51.100.1:80 -m -w 1 -x " + "1" * 21,
+        "upper threshold of 21 digits out of range",
+        id="threshold-21-digits",
+    ),
 ]
 
 
@@ -393,6 +423,20 @@ def test_error_names_source_and_line() -> None:
     with pytest.raises(SaveFormatError) as caught:
         parse_save(HEADER + "-A -t 192.0.2.11:80 -s rr -q\n", source="node.save")
     assert str(caught.value) == "node.save:2: unknown option '-q': '-A -t 192.0.2.11:80 -s rr -q'"
+
+
+def test_non_utf8_save_names_the_line() -> None:
+    """Save bytes that are not UTF-8 raise SaveFormatError naming the line and the byte, not UnicodeDecodeError."""
+    data = (HEADER + "# saved at the caf\xe9\n" + REAL).encode("latin-1")
+    with pytest.raises(SaveFormatError) as caught:
+        parse_save(data, source="node.save")
+    assert (caught.value.line_number, caught.value.message) == (2, "not UTF-8 text (byte 0xe9 at column 19)")
+    assert str(caught.value).startswith("node.save:2: ")
+
+
+def test_utf8_save_bytes_parse_as_text() -> None:
+    """Save bytes that are UTF-8 parse exactly as the same text does."""
+    assert parse_save((HEADER + REAL).encode()) == parse_save(HEADER + REAL)
 
 
 # --- restore -------------------------------------------------------------------------------------
