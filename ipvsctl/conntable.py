@@ -37,6 +37,7 @@ from enum import StrEnum
 
 from ipvsctl.errors import ConnTableError
 from ipvsctl.model import Protocol, ServiceKey, canonical_ip, family_of, packed_address
+from ipvsctl.numbers import parse_decimal
 
 __all__ = [
     "CONN_COLUMNS",
@@ -55,6 +56,7 @@ _IPV4 = re.compile(r"[0-9A-Fa-f]{8}")
 _IPV6 = re.compile(r"[0-9A-Fa-f]{4}(?::[0-9A-Fa-f]{4}){7}")
 _PORT = re.compile(r"[0-9A-Fa-f]{4}")
 _SECONDS = re.compile(r"[0-9]+")
+_MAX_SECONDS_DIGITS = 20  # %lu of a 64-bit long: what kernels before jiffies_delta_to_msecs printed
 
 
 class ConnectionProtocol(StrEnum):
@@ -132,11 +134,13 @@ class Connection:
         return ServiceKey(_SERVICE_PROTOCOLS[self.protocol], self.virtual_address, self.virtual_port)
 
 
-def parse_connections(text: str, *, source: str = "") -> tuple[Connection, ...]:
-    """Parse either file's text; ConnTableError names the first bad line.
+def parse_connections(text: str | bytes, *, source: str = "") -> tuple[Connection, ...]:
+    """Parse either file's text (or bytes, which must be UTF-8); ConnTableError names the first bad line.
 
     The header decides the layout, so it is required unless the text is empty.
     """
+    if isinstance(text, bytes):
+        text = ConnTableError.decode(text, source=source)
     columns: tuple[str, ...] | None = None
     connections: list[Connection] = []
     for number, raw in enumerate(text.splitlines(), start=1):
@@ -227,6 +231,9 @@ def _port(named: Mapping[str, str], column: str) -> int:
 
 def _seconds(named: Mapping[str, str], column: str) -> int:
     text = named[column]
-    if not _SECONDS.fullmatch(text):
-        raise _MalformedError(f"{column}: {text!r} is not a whole number of seconds")
-    return int(text)
+    seconds = parse_decimal(text, max_digits=_MAX_SECONDS_DIGITS)
+    if seconds is not None:
+        return seconds
+    if _SECONDS.fullmatch(text):
+        raise _MalformedError(f"{column}: {len(text)} digits are more than a timer holds")
+    raise _MalformedError(f"{column}: {text!r} is not a whole number of seconds")

@@ -171,6 +171,9 @@ V4 = "C0000202 0000 CB00710A 0050 C6336402 1F90"
         ),
         (sync(f"TCP {V4} NONE REMOTE 5"), 2, "Origin: 'REMOTE' is neither LOCAL nor SYNC"),
         (conn(LAB_TEMPLATE, f"TCP {V4} NONE soon"), 3, "Expires: 'soon'"),
+        (conn(f"TCP {V4} NONE {'9' * 5000}"), 2, "Expires: 5000 digits are more than a timer holds"),
+        (conn(f"TCP {V4} NONE ²"), 2, "Expires: '²' is not a whole number of seconds"),
+        (conn(f"TCP {V4} NONE \u0661\u0662"), 2, "Expires: '\u0661\u0662' is not a whole number of seconds"),
     ],
     ids=[
         "no-header",
@@ -186,6 +189,9 @@ V4 = "C0000202 0000 CB00710A 0050 C6336402 1F90"
         "family-mismatch",
         "unknown-origin",
         "later-line",
+        "expires-5000-digits",
+        "expires-superscript",
+        "expires-arabic-indic",
     ],
 )
 def test_malformed_line_is_named_with_its_number(text: str, line_number: int, message: str) -> None:
@@ -200,3 +206,16 @@ def test_error_names_the_source() -> None:
     """A source replaces 'line' with 'source:number' and the offending line is quoted."""
     with pytest.raises(ConnTableError, match=r"^/proc/net/ip_vs_conn:2: Pro: unknown protocol 'GRE': 'GRE "):
         parse_connections(conn(f"GRE {V4} NONE 5"), source="/proc/net/ip_vs_conn")
+
+
+def test_non_utf8_table_names_the_line() -> None:
+    """Bytes that are not UTF-8 raise ConnTableError naming the line and the byte, not UnicodeDecodeError."""
+    data = conn(LAB_TEMPLATE).encode() + b"TCP C0000202 C822 CB00710A 0050 C6336402 1F90 \xff 5\n"
+    with pytest.raises(ConnTableError) as caught:
+        parse_connections(data, source="/proc/net/ip_vs_conn")
+    assert (caught.value.line_number, caught.value.message) == (3, "not UTF-8 text (byte 0xff at column 47)")
+
+
+def test_utf8_table_bytes_parse_as_text() -> None:
+    """Bytes that are UTF-8 parse exactly as the same text does."""
+    assert parse_connections(conn(LAB_TEMPLATE).encode()) == parse_connections(conn(LAB_TEMPLATE))
