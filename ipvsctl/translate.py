@@ -49,6 +49,7 @@ __all__ = [
     "Translation",
     "group_slices",
     "resolve",
+    "service_age",
     "translate",
     "translate_service",
 ]
@@ -178,7 +179,7 @@ def translate_service(
     policy: Policy,
 ) -> ServiceResult:
     """The virtual services one Service asks for on ``node`` (conflicts with others not yet settled)."""
-    age = (service.creation_timestamp or _NEVER_CREATED, service.ref.namespace, service.ref.name)
+    age = service_age(service)
     skipped = _skip_reason(service)
     if skipped:
         return ServiceResult(ref=service.ref, age=age, skipped=skipped)
@@ -198,6 +199,11 @@ def translate_service(
         notices=tuple(builder.notices),
         local_endpoints=len(builder.local_addresses),
     )
+
+
+def service_age(service: ServiceView) -> tuple[str, str, str]:
+    """How old a Service is, for conflicts: (creationTimestamp, namespace, name); older sorts first."""
+    return (service.creation_timestamp or _NEVER_CREATED, service.ref.namespace, service.ref.name)
 
 
 def _skip_reason(service: ServiceView) -> str:

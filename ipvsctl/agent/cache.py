@@ -2,13 +2,18 @@
 
 Every change answers "which Services does this affect?", so that only those are translated
 again. Raw objects are parsed here (``ipvsctl.kube.parse``); a malformed one is treated as
-absent and reported through ``on_invalid``, and the others are unaffected.
+absent and reported through ``on_invalid``, and the others are unaffected. So is an object that
+makes parsing fail in a way nobody foresaw (a bug): anyone who may create a Service must not be
+able to stop the agent on every node, so that failure is confined to the object, logged with
+its traceback and reported like any malformed object.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+
+import structlog
 
 from ipvsctl.errors import ObjectError
 from ipvsctl.kube.parse import parse_endpoint_slice, parse_node, parse_service
@@ -149,6 +154,7 @@ class ObjectHandler:
         self._on_invalid = on_invalid
         self._on_valid = on_valid
         self.listed = False
+        self._log = structlog.get_logger("ipvsctl.agent.cache")
 
     def replace(self, objects: Sequence[JSON]) -> None:
         """A complete list: the cache holds exactly these objects of this kind afterwards."""
@@ -194,6 +200,15 @@ class ObjectHandler:
                 affected = cache.put_node(parse_node(obj))
         except ObjectError as error:
             self._on_invalid(Invalid(subject, error))
+            return self._remove(subject.ref)
+        except Exception as error:  # confined to this object: see the module docstring
+            self._log.error(
+                "object_unreadable", kind=self.kind, object=str(subject.ref), error=repr(error), exc_info=True
+            )
+            unforeseen = ObjectError(
+                f"cannot be read (unexpected {type(error).__name__})", obj=f"{self.kind} {subject.ref}"
+            )
+            self._on_invalid(Invalid(subject, unforeseen))
             return self._remove(subject.ref)
         self._on_valid(subject)
         return affected

@@ -16,7 +16,7 @@ from ipvsctl.report import op_name
 __all__ = ["ERROR_SOURCES", "AgentMetrics"]
 
 # Where an error counted in ipvsctl_errors_total came from.
-ERROR_SOURCES = ("backend", "operation", "watch", "object", "event", "health_check")
+ERROR_SOURCES = ("backend", "operation", "watch", "object", "translation", "sync", "event", "health_check")
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
 
 

@@ -22,12 +22,21 @@ from ipvsctl.agent.healthcheck import HealthCheckServers, health_check_port
 from ipvsctl.agent.metrics import AgentMetrics
 from ipvsctl.backend.base import Backend
 from ipvsctl.errors import BackendError
-from ipvsctl.kube.views import ObjectRef
+from ipvsctl.kube.views import ObjectRef, ServiceView
 from ipvsctl.model import EditRealServer, ServiceKey
 from ipvsctl.plan import Ownership, Settled
 from ipvsctl.reconcile import DrainTracker, sync
 from ipvsctl.report import op_name
-from ipvsctl.translate import NodeContext, Notice, NoticeKind, Policy, ServiceResult, translate_service
+from ipvsctl.translate import (
+    NodeContext,
+    Notice,
+    NoticeKind,
+    Policy,
+    Rejection,
+    ServiceResult,
+    service_age,
+    translate_service,
+)
 
 __all__ = ["SyncOutcome", "Syncer"]
 
@@ -104,16 +113,35 @@ class Syncer:
         touched: set[ObjectRef] = set()
         for ref in refs:
             view = self.cache.services.get(ref)
-            result = None
-            if view is not None:
-                result = translate_service(view, self.cache.slices_for(ref), node=node, policy=self.policy)
+            result = None if view is None else self._translate_one(view, node=node)
             change = self.desired.update(ref, result)
             self.pending_keys |= change.keys
             touched |= change.services
             touched.add(ref)
         for ref in sorted(touched):
-            await self._report(ref)
+            try:
+                await self._report(ref)
+            except Exception as error:  # one Service's Events and health check, not the agent's
+                self.metrics.error("translation")
+                self._log.error("report_failed", service=str(ref), error=repr(error), exc_info=True)
         self._update_gauges()
+
+    def _translate_one(self, view: ServiceView, *, node: NodeContext) -> ServiceResult:
+        """One Service's translation; a failure nobody foresaw (a bug) rejects that Service alone.
+
+        Anyone who may create a Service must not be able to stop the agent on every node.
+        """
+        try:
+            return translate_service(view, self.cache.slices_for(view.ref), node=node, policy=self.policy)
+        except Exception as error:  # confined to this Service, logged with its traceback
+            self.metrics.error("translation")
+            self._log.error("translation_failed", service=str(view.ref), error=repr(error), exc_info=True)
+            message = f"cannot be translated (unexpected {type(error).__name__}); see the agent's log"
+            return ServiceResult(
+                ref=view.ref,
+                age=service_age(view),
+                rejections=(Rejection(view.ref, "spec", message),),
+            )
 
     async def apply(self, *, full: bool) -> SyncOutcome:
         """Plan and apply the pending keys (every key when ``full``) and bind the VIPs; never raises BackendError."""
@@ -138,6 +166,12 @@ class Syncer:
             self.metrics.error("backend")
             self._log.error("sync_failed", full=full, error=str(error))
             return SyncOutcome(ok=False, full=full, error=str(error))
+        except Exception as error:
+            # A bug, maybe triggered by one object: the sync fails and is retried (the table stays as it is,
+            # readiness says so), rather than every node's agent exiting and relisting the cluster in a loop.
+            self.metrics.error("sync")
+            self._log.error("sync_crashed", full=full, error=repr(error), exc_info=True)
+            return SyncOutcome(ok=False, full=full, error=f"unexpected {type(error).__name__}: {error}")
         finally:
             self.metrics.drain_queue.set(len(self.drains))
         # Operations on a key that failed may or may not have gone in; count only the certain ones.
