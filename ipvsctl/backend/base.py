@@ -164,6 +164,15 @@ async def apply_in_waves(
 class Backend(Protocol):
     """An IPVS table the agent can read and change, plus the interface its VIPs are bound to."""
 
+    async def check_interface(self) -> None:
+        """Refuse an interface of the agent's name that is not a dummy: BackendError naming its kind.
+
+        Changes nothing: an absent interface is fine (the first bind creates it). ``read``,
+        ``bind_addresses`` and ``remove_interface`` refuse such an interface too, before they look at its
+        addresses: a NIC's, a bridge's or ``lo``'s addresses are never taken for the agent's VIPs.
+        """
+        ...
+
     async def read(self, *, only: Collection[ServiceKey] | None = None) -> KernelState:
         """The table with connection counts, stats and the addresses bound to the agent's interface.
 
@@ -184,13 +193,19 @@ class Backend(Protocol):
     async def bind_addresses(self, addresses: Collection[str], *, within: Collection[str] | None = None) -> None:
         """Make the agent's interface hold exactly ``addresses`` (add missing ones, remove the rest).
 
+        Creates the interface as a dummy when it is absent, adopts an existing dummy, and refuses
+        (BackendError, nothing changed) an interface of any other kind.
+
         With ``within``, only addresses in ``within`` are considered: those of ``addresses`` are added,
         the others in ``within`` removed, and every address outside ``within`` is left alone.
         """
         ...
 
-    async def remove_interface(self) -> None:
-        """Delete the agent's interface and every address on it (``ipvsctl cleanup``)."""
+    async def remove_interface(self) -> bool:
+        """Delete the agent's interface and every address on it (``ipvsctl cleanup``); whether one was there.
+
+        Only a dummy is deleted: an interface of any other kind is refused (BackendError) and left alone.
+        """
         ...
 
     async def close(self) -> None:

@@ -1,7 +1,7 @@
 """A stateful fake of the kernel's IPVS table: the same table semantics and the same errnos, in memory.
 
-Owns the fake kernel's state: the table, the connection counts and stats tests set, the addresses on
-the fake interface, and the log of the operations it accepted. Tests simulate drift by replacing
+Owns the fake kernel's state: the table, the connection counts and stats tests set, the fake interface
+(its kind and addresses), and the log of the operations it accepted. Tests simulate drift by replacing
 ``table``. Refusals follow the order of checks of the kernel's ``ip_vs_ctl.c`` (measured in the kernel
 lab), so an operation that breaks two rules fails with the errno the kernel gives; operations the
 netlink client cannot encode are refused first, by the checks the netlink backend runs too.
@@ -24,6 +24,7 @@ from ipvsctl.backend.base import (
     canonical_addresses,
 )
 from ipvsctl.backend.netlink_codec import Refusal, encoding_problem
+from ipvsctl.backend.rtnl_link import DEFAULT_INTERFACE, DUMMY_KIND, foreign_interface_error, valid_interface_name
 from ipvsctl.errors import BackendError
 from ipvsctl.model import (
     DEFAULT_SCHEDULERS,
@@ -54,7 +55,12 @@ _RealRef = tuple[ServiceKey, RealServerKey]
 
 
 class MemoryBackend:
-    """The Backend protocol over an in-memory table that refuses what the kernel refuses."""
+    """The Backend protocol over an in-memory table that refuses what the kernel refuses.
+
+    The fake interface holds ``bound_addresses``. It is a dummy when they are given and absent otherwise,
+    unless ``interface_kind`` names the kind of an interface already there (``""``: a device without a
+    kind, as a NIC or ``lo``); one of any kind but dummy is refused as the kernel backend refuses it.
+    """
 
     def __init__(
         self,
@@ -63,14 +69,17 @@ class MemoryBackend:
         schedulers: Collection[str] = DEFAULT_SCHEDULERS,
         persistence_engines: Collection[str] = DEFAULT_PERSISTENCE_ENGINES,
         bound_addresses: Collection[str] = (),
+        interface: str = DEFAULT_INTERFACE,
+        interface_kind: str | None = None,
     ) -> None:
         self._services: dict[ServiceKey, VirtualService] = dict(table.services) if table is not None else {}
         self._schedulers = frozenset(schedulers) | {NO_SCHEDULER}
         self._persistence_engines = frozenset(persistence_engines)
+        self._interface = valid_interface_name(interface)
         self._bound = {canonical_ip(address) for address in bound_addresses}
+        self._kind = interface_kind if interface_kind is not None else DUMMY_KIND if self._bound else None
         self._connections: dict[_RealRef, ConnectionCounts] = {}
         self._stats: dict[_RealRef, RealServerStats] = {}
-        self.interface_present = bool(self._bound)
         self.closed = False
         self.operations_applied: list[Operation] = []
         """Every operation the fake accepted, in order (refused and skipped ones are in the ApplyReport)."""
@@ -91,6 +100,16 @@ class MemoryBackend:
             for ref in set(counters) - present:
                 del counters[ref]
 
+    @property
+    def interface_kind(self) -> str | None:
+        """The kind of the fake interface now (``"dummy"`` once the fake made it), None when there is none."""
+        return self._kind
+
+    @property
+    def interface_addresses(self) -> frozenset[str]:
+        """The addresses on the fake interface now, whatever its kind (what ``ip addr`` would show)."""
+        return frozenset(self._bound)
+
     def set_connections(self, *, service: ServiceKey, real: RealServerKey, active: int, inactive: int = 0) -> None:
         """Set the connection counts the fake kernel reports for one real server."""
         self._connections[self._present(service, real)] = ConnectionCounts(active=active, inactive=inactive)
@@ -107,9 +126,15 @@ class MemoryBackend:
 
     # --- the Backend protocol ---------------------------------------------------------------------
 
+    async def check_interface(self) -> None:
+        """Refuse a fake interface that is not a dummy (BackendError naming its kind); change nothing."""
+        self._check_open()
+        self._check_kind()
+
     async def read(self, *, only: Collection[ServiceKey] | None = None) -> KernelState:
         """The table (or the ``only`` keys of it), their counts (zero unless set) and stats, and bound addresses."""
         self._check_open()
+        self._check_kind()
         if only is None:
             services = dict(self._services)
             bound = frozenset(self._bound)
@@ -134,18 +159,22 @@ class MemoryBackend:
         """Make the fake interface hold exactly ``addresses`` (of ``within``, when given), creating it if needed."""
         self._check_open()
         wanted = canonical_addresses(addresses)
-        self.interface_present = True
+        self._check_kind()
+        self._kind = DUMMY_KIND
         if within is None:
             self._bound = wanted
             return
         scope = canonical_addresses(within)
         self._bound = (self._bound - scope) | (wanted & scope)
 
-    async def remove_interface(self) -> None:
-        """Delete the fake interface and its addresses (no error if it is absent)."""
+    async def remove_interface(self) -> bool:
+        """Delete the fake dummy interface and its addresses; False when there is none, BackendError for others."""
         self._check_open()
-        self.interface_present = False
+        self._check_kind()
+        present = self._kind is not None
+        self._kind = None
         self._bound = set()
+        return present
 
     async def close(self) -> None:
         """Mark the fake closed: later calls raise BackendError, as a closed socket would."""
@@ -154,6 +183,10 @@ class MemoryBackend:
     def _check_open(self) -> None:
         if self.closed:
             raise BackendError("backend closed", target="memory")
+
+    def _check_kind(self) -> None:
+        if self._kind is not None and self._kind != DUMMY_KIND:
+            raise foreign_interface_error(interface=self._interface, kind=self._kind)
 
     # --- the fake kernel --------------------------------------------------------------------------
 

@@ -10,9 +10,11 @@ encoding is ``netlink_codec``'s; see PYROUTE2-IPVS.md for the traps it avoids (`
 Operations are applied in waves (``apply_in_waves``): the k-th operation of every service together,
 which lets the lean transport send thousands in a few system calls.
 
-The interface's addresses: a full read dumps them; a partial read (``only=``) answers from the
-record this backend keeps of them (refreshed by every full read and every bind), so a sync of one
-Service does not dump 10,000 addresses. A scoped bind (``within=``) adds or removes just its addresses.
+The interface: only a dummy is the agent's. A link of that name is looked up with one RTM_GETLINK (its
+index, flags and IFLA_INFO_KIND); any other kind is refused (``rtnl_link``) before its addresses are read,
+changed or the link deleted. Its addresses: a full read dumps them; a partial read (``only=``) answers
+from the record this backend keeps of them (refreshed by every full read and every bind), so a sync of
+one Service does not dump 10,000 addresses. A scoped bind (``within=``) adds or removes just its addresses.
 
 Network namespaces: with ``netns=`` (a name under /run/netns, or a path to a namespace file) every
 socket is opened inside that namespace (``netns.netlink_descriptor``).
@@ -25,6 +27,7 @@ import contextlib
 import errno
 import os
 from collections.abc import AsyncIterator, Callable, Collection, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Literal, Self, TypeVar
 
@@ -48,6 +51,7 @@ from ipvsctl.backend.netlink_codec import (
 )
 from ipvsctl.backend.netns import NETLINK_GENERIC, NETLINK_ROUTE, netlink_descriptor
 from ipvsctl.backend.rtnl_lean import LeanAddresses
+from ipvsctl.backend.rtnl_link import DEFAULT_INTERFACE, DUMMY_KIND, foreign_interface_error, valid_interface_name
 from ipvsctl.errors import BackendError
 from ipvsctl.model import (
     ConnectionCounts,
@@ -59,7 +63,6 @@ from ipvsctl.model import (
 
 __all__ = ["DEFAULT_INTERFACE", "WIRES", "NetlinkBackend", "Wire"]
 
-DEFAULT_INTERFACE = "ipvs0"
 Wire = Literal["lean", "pyroute2"]
 WIRES: tuple[Wire, ...] = ("lean", "pyroute2")
 
@@ -72,6 +75,14 @@ _V = TypeVar("_V")
 _THREAD_THRESHOLD = 64
 
 
+@dataclass(frozen=True, slots=True)
+class _Link:
+    """The agent's dummy interface as RTM_GETLINK answers it."""
+
+    index: int
+    flags: int
+
+
 class NetlinkBackend:
     """The Backend protocol over the kernel: IPVS through an ``IpvsTransport``, VIPs on a dummy interface.
 
@@ -82,7 +93,7 @@ class NetlinkBackend:
     def __init__(self, *, interface: str = DEFAULT_INTERFACE, netns: str | None = None, wire: Wire = "lean") -> None:
         if wire not in WIRES:
             raise BackendError(f"unknown wire {wire!r} (one of {', '.join(WIRES)})", target="netlink")
-        self._interface = interface
+        self._interface = valid_interface_name(interface)
         self._netns = netns
         self._wire = wire
         self._ipvs: IpvsTransport | None = None
@@ -202,37 +213,50 @@ class NetlinkBackend:
             elif self._bound is not None:
                 self._bound = (self._bound - scope) | (wanted & scope)
 
-    async def remove_interface(self) -> None:
-        """Delete the interface and its addresses; nothing to do if it is absent."""
+    async def check_interface(self) -> None:
+        """Refuse an interface of this name that is not a dummy (BackendError naming its kind); change nothing."""
+        async with self._link_lock, _translated(self._interface):
+            await self._link(await self._route_socket())
+
+    async def remove_interface(self) -> bool:
+        """Delete the dummy interface and its addresses; False when it is absent, BackendError for another kind."""
         async with self._link_lock, _translated(self._interface):
             ipr = await self._route_socket()
-            index = await self._interface_index(ipr)
-            if index is not None:
-                await _tolerating(ipr.link("del", index=index), *_GONE_ERRNOS)
+            link = await self._link(ipr)
+            if link is not None:
+                await _tolerating(ipr.link("del", index=link.index), *_GONE_ERRNOS)
             self._bound = frozenset()
+            return link is not None
 
     async def _bound_addresses(self) -> frozenset[str]:
         async with self._link_lock, _translated(self._interface):
-            ipr = await self._route_socket()
-            index = await self._interface_index(ipr)
-            self._bound = frozenset() if index is None else frozenset(await self._addresses(index))
+            link = await self._link(await self._route_socket())
+            self._bound = frozenset() if link is None else frozenset(await self._addresses(link.index))
             return self._bound
 
-    async def _interface_index(self, ipr: Any) -> int | None:
-        indices = await ipr.link_lookup(ifname=self._interface)
-        return int(indices[0]) if indices else None
+    async def _link(self, ipr: Any) -> _Link | None:
+        """The interface, None when there is none; BackendError (and nothing read) when it is not a dummy."""
+        try:
+            (link,) = await ipr.link("get", ifname=self._interface)
+        except NetlinkError as error:
+            if error.code == errno.ENODEV:
+                return None
+            raise
+        kind = link.get(("IFLA_LINKINFO", "IFLA_INFO_KIND"))
+        if kind != DUMMY_KIND:
+            raise foreign_interface_error(interface=self._interface, kind=str(kind or ""))
+        return _Link(index=int(link["index"]), flags=int(link["flags"]))
 
     async def _ensure_interface(self, ipr: Any) -> int:
-        index = await self._interface_index(ipr)
-        if index is None:
-            await _tolerating(ipr.link("add", ifname=self._interface, kind="dummy"), errno.EEXIST)
-            index = await self._interface_index(ipr)
-            if index is None:
+        link = await self._link(ipr)
+        if link is None:
+            await _tolerating(ipr.link("add", ifname=self._interface, kind=DUMMY_KIND), errno.EEXIST)
+            link = await self._link(ipr)  # one made meanwhile by someone else is checked as well
+            if link is None:
                 raise BackendError("interface vanished right after it was created", target=self._interface)
-        (link,) = await ipr.link("get", index=index)
-        if not int(link["flags"]) & _IFF_UP:
-            await ipr.link("set", index=index, state="up")
-        return index
+        if not link.flags & _IFF_UP:
+            await ipr.link("set", index=link.index, state="up")
+        return link.index
 
     async def _addresses(self, index: int) -> dict[str, int]:
         """The agent's addresses on the interface, with their prefix lengths."""
