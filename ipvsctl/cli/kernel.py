@@ -254,14 +254,17 @@ def cleanup(
         ownership = ownership_from_flags(
             node_ips=node_ips, owned_cidrs=owned_cidr or [], node_port_range=node_port_range
         )
-        operations, failures = asyncio.run(_cleanup(ownership=ownership, interface=interface))
+        operations, failures, removed = asyncio.run(_cleanup(ownership=ownership, interface=interface))
     except IpvsctlError as error:
         fail(error)
     context = PlanContext(node="(this node)", errors=[Problem(str(f.operation.key), "", f.message) for f in failures])
     if output is Format.JSON:
-        typer.echo(json.dumps(plan_json(operations, context), indent=2))
+        document = plan_json(operations, context)
+        document["interface"] = {"name": interface, "deleted": removed}
+        typer.echo(json.dumps(document, indent=2))
     else:
         typer.echo(plan_text(operations, context).replace("changes pending", "changes applied"), nl=False)
+        typer.echo(f"interface {interface}: {'deleted' if removed else 'absent, nothing to delete'}")
     if failures:
         raise typer.Exit(EXIT_ERROR)
 
@@ -275,5 +278,5 @@ async def _cleanup(*, ownership: Ownership, interface: str) -> tuple[list[Operat
             DeleteVirtualService(service.settings()) for service in state.table if owned.owns(service.key)
         ]
         report = await backend.apply(operations)
-        await backend.remove_interface()
-    return operations, list(report.failures)
+        removed = await backend.remove_interface()
+    return operations, list(report.failures), removed
