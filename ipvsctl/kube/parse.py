@@ -27,7 +27,7 @@ from ipvsctl.kube.views import (
 )
 from ipvsctl.model import Protocol, canonical_ip, family_of
 
-__all__ = ["parse_endpoint_slice", "parse_node", "parse_service"]
+__all__ = ["OversizedInteger", "parse_endpoint_slice", "parse_node", "parse_service"]
 
 _T = TypeVar("_T")
 
@@ -55,11 +55,38 @@ _JSON_TYPES: tuple[tuple[type, str], ...] = (
 )
 
 
+# Every integer field of Service, EndpointSlice and Node is an int32 in the API.
+_INT32_MIN, _INT32_MAX = -(2**31), 2**31 - 1
+_SHOWN_LIMIT = 2**64  # beyond this an integer is described by its size: str() refuses past 4300 digits
+
+
+@dataclass(frozen=True, slots=True)
+class OversizedInteger:
+    """An integer literal too long to convert, which a loader keeps as its length instead of calling int().
+
+    ``int()`` raises ValueError past 4300 digits, and no Kubernetes field needs more than ten. An object
+    holding one fails only when parse reads that field, as with any other wrong value.
+    """
+
+    digits: int
+
+
 def _json_type(value: object) -> str:
     """The JSON name of a value's type, for messages."""
     if value is None:
         return "null"
+    if isinstance(value, OversizedInteger):
+        return "integer"
     return next((name for kind, name in _JSON_TYPES if isinstance(value, kind)), type(value).__name__)
+
+
+def _describe_integer(value: int | OversizedInteger) -> str:
+    """An integer for a message: its digits when it has few, else its size."""
+    if isinstance(value, OversizedInteger):
+        return f"an integer of {value.digits} digits"
+    if -_SHOWN_LIMIT < value < _SHOWN_LIMIT:
+        return str(value)
+    return f"an integer of {value.bit_length()} bits"
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,19 +152,22 @@ class _Field:
         return self.value
 
     def integer(self) -> int | None:
-        """This field as an integer (a boolean is not one), None when absent."""
-        if self.value is None:
-            return None
-        if isinstance(self.value, bool) or not isinstance(self.value, int):
-            raise self.error(f"must be an integer, got {_json_type(self.value)}")
-        return self.value
+        """This field as a 32-bit integer (a boolean is not one), None when absent."""
+        return self._integer_within(_INT32_MIN, _INT32_MAX, requirement="must be a 32-bit integer")
 
     def optional_port(self) -> int | None:
         """This field as a port number 1..65535, None when absent."""
-        number = self.integer()
-        if number is not None and not 1 <= number <= 65535:
-            raise self.error(f"must be a port between 1 and 65535, got {number}")
-        return number
+        return self._integer_within(1, 65535, requirement="must be a port between 1 and 65535")
+
+    def _integer_within(self, low: int, high: int, *, requirement: str) -> int | None:
+        value = self.value
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int | OversizedInteger):
+            raise self.error(f"must be an integer, got {_json_type(value)}")
+        if isinstance(value, OversizedInteger) or not low <= value <= high:
+            raise self.error(f"{requirement}, got {_describe_integer(value)}")
+        return value
 
     def port(self) -> int:
         """This field as a required port number 1..65535."""
@@ -166,7 +196,8 @@ class _Field:
         result: dict[str, str] = {}
         for key in self.mapping():
             if not isinstance(key, str):
-                raise self.error(f"keys must be strings, got {_json_type(key)} {key!r}")
+                shown = _describe_integer(key) if isinstance(key, int | OversizedInteger) else repr(key)
+                raise self.error(f"keys must be strings, got {_json_type(key)} {shown}")
             result[key] = self.entry(key).text()
         return result
 
