@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -268,3 +269,156 @@ def test_example_session_affinity_service() -> None:
     )
     assert (view.session_affinity, view.affinity_timeout) == ("ClientIP", 10800)
     assert [(p.port, p.node_port) for p in view.ports] == [(8080, 30080)]
+
+
+# --- hostile input --------------------------------------------------------------------------------
+
+
+def service_json(port: str) -> str:
+    """A Service web as JSON with ``port`` written verbatim as its port."""
+    return (
+        '{"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},'
+        f' "spec": {{"clusterIP": "203.0.113.10", "ports": [{{"port": {port}}}]}}}}'
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        ("svc.json", service_json("9" * 5000)),
+        ("svc.yaml", service().replace("port: 80", "port: " + "9" * 5000)),
+        ("svc.yaml", service().replace("port: 80", "port: 1_" + "9" * 5000)),
+        ("svc.yaml", service().replace("port: 80", "port: 0x" + "f" * 20000)),
+        ("svc.yaml", service().replace("port: 80", "port: " + ":".join(["59"] * 5000))),
+    ],
+    ids=["json", "yaml-decimal", "yaml-underscores", "yaml-hex", "yaml-base-60"],
+)
+def test_huge_integer_field_is_an_object_error(tmp_path: Path, name: str, text: str) -> None:
+    """A port written with thousands of digits is an error naming the Service and the field; the Node loads."""
+    path = write(tmp_path / name, text)
+    write(tmp_path / "node.yaml", NODE)
+    manifests = load_manifests([path, tmp_path / "node.yaml"])
+    assert names(manifests) == ["worker1"]
+    (error,) = manifests.errors
+    assert (error.source, error.obj, error.field) == (str(path), "Service default/web", "spec.ports[0].port")
+    assert error.message.startswith("must be a port between 1 and 65535, got an integer of ")
+
+
+def test_huge_integer_in_a_field_not_read_is_ignored(tmp_path: Path) -> None:
+    """A huge integer where the proxy reads nothing (another kind, an unknown field) disturbs nothing."""
+    other = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ndata: {}\nsize: " + "9" * 5000 + "\n"
+    text = service().replace("spec:\n", "spec:\n  replicas: " + "9" * 5000 + "\n")
+    manifests = load_manifests([write(tmp_path / "a.yaml", other + "---\n" + text)])
+    assert (names(manifests), manifests.errors) == (["web"], ())
+
+
+DEEP = "nested too deeply to read"
+LIBYAML_DEPTH = "exceeded maximum nesting depth"  # libyaml's own limit (1000 levels)
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "message"),
+    [
+        ("deep.json", "[" * 100_000 + "]" * 100_000, DEEP),
+        ("deep.json", '{"a":' * 100_000 + "1" + "}" * 100_000, DEEP),
+        ("deep.yaml", "[" * 100_000 + "]" * 100_000, f"invalid YAML at line 1: {LIBYAML_DEPTH}"),
+        (
+            "deep.yaml",
+            "".join("  " * depth + "a:\n" for depth in range(2000)) + "  " * 2000 + "b\n",
+            f"invalid YAML at line 1000: {LIBYAML_DEPTH}",
+        ),
+    ],
+    ids=["json-lists", "json-objects", "yaml-flow", "yaml-block"],
+)
+def test_deeply_nested_file_is_a_manifest_error(tmp_path: Path, name: str, text: str, message: str) -> None:
+    """A file nested too deeply to read raises ManifestError naming it, not RecursionError."""
+    path = write(tmp_path / name, text)
+    with pytest.raises(ManifestError) as caught:
+        load_manifests([path])
+    assert (caught.value.source, caught.value.message) == (str(path), message)
+
+
+def nested_lists(depth: int, item: Mapping[str, object]) -> Mapping[str, object]:
+    """``item`` inside ``depth`` Lists, each the only item of the one around it."""
+    document = item
+    for _ in range(depth):
+        document = {"apiVersion": "v1", "kind": "List", "items": [document]}
+    return document
+
+
+def test_list_nested_once_is_flattened(tmp_path: Path) -> None:
+    """A List inside a List contributes its items, as kubectl flattens it."""
+    node = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "worker1"}}
+    manifests = load_manifests([write(tmp_path / "lists.json", json.dumps(nested_lists(2, node)))])
+    assert (names(manifests), manifests.errors) == (["worker1"], ())
+
+
+@pytest.mark.parametrize("depth", [17, 400], ids=["just-too-deep", "four-hundred"])
+def test_list_nested_too_deeply_is_an_object_error(tmp_path: Path, depth: int) -> None:
+    """Lists nested beyond 16 are an error naming the document; the file's other documents load."""
+    node = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "worker1"}}
+    lists = json.dumps(nested_lists(depth, {**node, "metadata": {"name": "deep"}}))
+    path = write(tmp_path / "lists.yaml", lists + "\n---\n" + json.dumps(node))
+    manifests = load_manifests([path])
+    assert names(manifests) == ["worker1"]
+    (error,) = manifests.errors
+    assert (error.source, error.obj.split()[:2]) == (str(path), ["document", "1"])
+    assert error.message == "Lists nested deeper than 16"
+
+
+def test_list_that_contains_itself_is_an_object_error(tmp_path: Path) -> None:
+    """A YAML alias making a List its own item is reported once, not followed for ever."""
+    text = "&top {apiVersion: v1, kind: List, items: [*top]}\n---\n" + NODE
+    manifests = load_manifests([write(tmp_path / "loop.yaml", text)])
+    assert names(manifests) == ["worker1"]
+    (error,) = manifests.errors
+    assert (error.obj, error.message) == ("document 1 items[0]", "the same List again (a YAML alias): read once")
+
+
+def test_list_aliased_many_times_is_read_once(tmp_path: Path) -> None:
+    """Aliases that repeat a List ten times at each of six levels (a million Services) cost one read of each."""
+    levels = ["- &l0 {apiVersion: v1, kind: List, items: [" + service_json("80") + "]}"]
+    levels += [f"- &l{n} {{kind: List, items: [{', '.join([f'*l{n - 1}'] * 10)}]}}" for n in range(1, 7)]
+    text = "apiVersion: v1\nkind: List\nitems:\n" + "\n".join(levels) + "\n"
+    manifests = load_manifests([write(tmp_path / "bomb.yaml", text)])
+    assert names(manifests) == ["web"]
+    assert len(manifests.errors) == 60
+    assert {error.message for error in manifests.errors} == {"the same List again (a YAML alias): read once"}
+
+
+@pytest.mark.parametrize(
+    "value",
+    ['!!int "²"', '!!int ""', '!!int "0x"', '!!float "x"', '!!bool "maybe"'],
+    ids=["int-superscript", "int-empty", "int-no-hex-digits", "float-word", "bool-word"],
+)
+def test_bad_explicitly_tagged_scalar_is_a_manifest_error_with_line(tmp_path: Path, value: str) -> None:
+    """A scalar its explicit tag cannot read raises ManifestError naming the file and line, not ValueError."""
+    path = write(tmp_path / "tagged.yaml", service().replace("port: 80", f"port: {value}"))
+    with pytest.raises(ManifestError) as caught:
+        load_manifests([path])
+    assert caught.value.source == str(path)
+    assert caught.value.message.startswith("invalid YAML at line 6: ")
+
+
+def test_non_utf8_file_names_the_line(tmp_path: Path) -> None:
+    """The error for a file that is not UTF-8 names the line and the byte."""
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes(b"kind: Service\nmetadata: {name: caf\xe9}\n")
+    with pytest.raises(ManifestError) as caught:
+        load_manifests([path])
+    assert caught.value.message == "not UTF-8 text at line 2 (byte 0xe9 at column 21)"
+
+
+@pytest.mark.parametrize(
+    "stdin",
+    [
+        io.TextIOWrapper(io.BytesIO(b"kind: Service\nmetadata: {name: caf\xe9}\n"), encoding="utf-8"),
+        io.StringIO("kind: Service\nmetadata: {name: caf\udce9}\n"),
+    ],
+    ids=["strict-decoding", "surrogate-escaped"],
+)
+def test_non_utf8_stdin_is_a_manifest_error(stdin: io.TextIOBase) -> None:
+    """Stdin that is not UTF-8 (strictly decoded, or smuggled in as surrogates) raises ManifestError for -."""
+    with pytest.raises(ManifestError) as caught:
+        load_manifests(["-"], stdin=stdin)  # type: ignore[arg-type]
+    assert (caught.value.source, caught.value.message.startswith("not UTF-8 text")) == ("-", True)
