@@ -9,6 +9,7 @@ non-fwmark service on the service port (ipvsadm forces that).
 
 from __future__ import annotations
 
+import re
 from ipaddress import IPv4Network, IPv6Network
 
 from hypothesis import strategies as st
@@ -26,15 +27,21 @@ from ipvsctl.model import (
 )
 
 __all__ = [
+    "HOSTILE_FRAGMENTS",
+    "HOSTILE_NUMBERS",
+    "HUGE_NUMBERS",
     "IPV4_NETWORKS",
     "IPV6_NETWORK",
     "SCHED_FLAG_NAMES",
     "addresses",
+    "hostile_bytes",
+    "hostile_text",
     "persistences",
     "ports",
     "real_servers",
     "schedulers",
     "service_keys",
+    "spliced",
     "tables",
     "virtual_services",
 ]
@@ -144,3 +151,89 @@ def tables(*, thresholds: bool = True, max_services: int = 5) -> st.SearchStrate
         unique_by=lambda service: service.key,
     )
     return services.map(Table.of)
+
+
+# --- hostile input ---------------------------------------------------------------------------------
+
+# Numbers that broke, or could break, a parser: integers past int()'s 4300-digit limit (and YAML's forms of
+# them), Unicode digits (str.isdigit() is true for them), and forms int() or YAML accept that a strict reader
+# must not.
+HUGE_NUMBERS = ("9" * 5000, "-" + "9" * 5000, "0" * 4400 + "1", "0x" + "f" * 5000, ":".join(["59"] * 2000))
+HOSTILE_NUMBERS = (
+    *HUGE_NUMBERS,
+    "²",
+    "\u0661\u0662",
+    "\uff18\uff10",
+    "1_000",
+    " 80",
+    "-1",
+    "4294967296",
+)
+# Other fragments: deep nesting, YAML tags and aliases, control characters and bytes that are not UTF-8.
+HOSTILE_FRAGMENTS = (
+    *HOSTILE_NUMBERS,
+    "[" * 2000,
+    "{" * 2000,
+    "- " * 2000,
+    "&a [*a]",
+    "*a",
+    "!!int",
+    '!!int "²"',
+    "!!bool maybe",
+    "!!python/object:os.system",
+    "kind: List\nitems: [{kind: List, items: []}]\n",
+    "\x00",
+    "\x1b[2J",
+    "\r",
+    "\n",
+    "\u2028",
+    "\ufeff",
+    "\udce9",
+    " ",
+    "\t",
+    "#",
+    ":",
+    "-",
+    "[",
+    "]",
+    '"',
+)
+_NUMBER = re.compile(r"[0-9]+")
+_TOKEN = re.compile(r"[^\s,\[\]{}]+")
+
+
+@st.composite
+def spliced(draw: st.DrawFn, base: str) -> str:
+    """``base`` with one to four edits: a number or a token replaced, a fragment inserted, or a span cut.
+
+    Numbers are replaced by hostile numbers; the other edits use any fragment or arbitrary characters.
+    """
+    text = base
+    # Mostly one edit, mostly of a number: several edits tend to stop a parser at a line before the one that
+    # matters, and the numbers are where readers broke.
+    for _ in range(draw(st.sampled_from((1, 1, 1, 2, 4)))):
+        edit = draw(st.sampled_from(("number", "number", "token", "insert", "cut")))
+        if edit == "number" and (spans := [match.span() for match in _NUMBER.finditer(text)]):
+            start, end = draw(st.sampled_from(spans))
+            text = text[:start] + draw(st.sampled_from(HUGE_NUMBERS) | st.sampled_from(HOSTILE_NUMBERS)) + text[end:]
+            continue
+        if edit == "token" and (spans := [match.span() for match in _TOKEN.finditer(text)]):
+            start, end = draw(st.sampled_from(spans))
+            text = text[:start] + draw(st.sampled_from(HOSTILE_FRAGMENTS) | st.text(max_size=8)) + text[end:]
+            continue
+        at = draw(st.integers(min_value=0, max_value=len(text)))
+        if edit == "cut":
+            text = text[:at] + text[at + draw(st.integers(min_value=1, max_value=20)) :]
+        else:
+            text = text[:at] + draw(st.sampled_from(HOSTILE_FRAGMENTS) | st.text(max_size=8)) + text[at:]
+    return text
+
+
+def hostile_text(base: str) -> st.SearchStrategy[str]:
+    """Arbitrary text, hostile fragments on their own, or ``base`` (valid input) spliced with them."""
+    return st.one_of(spliced(base), spliced(base), st.text(max_size=200), st.sampled_from(HOSTILE_FRAGMENTS))
+
+
+def hostile_bytes(base: str) -> st.SearchStrategy[bytes]:
+    """Arbitrary bytes, or ``base`` spliced with hostile fragments in UTF-8 (where ``\udce9`` is the byte 0xe9)."""
+    return st.binary(max_size=200) | spliced(base).map(lambda text: text.encode("utf-8", "surrogateescape"))
