@@ -3,19 +3,21 @@
 For each such LoadBalancer Service, an HTTP server on ``--health-check-address:healthCheckNodePort``
 answers any path with 200 and ``{"service": {"namespace", "name"}, "localEndpoints": N}`` when this
 node has N > 0 usable endpoints, else 503 with the same body (as kube-proxy does). Servers start and
-stop as Services come and go; the count is updated in place, without restarting the server.
+stop as Services come and go; the count is updated in place, without restarting the server. A port the
+agent itself serves (``reserved_ports``: its health and metrics ports) is refused, so a Service cannot
+take or shadow them. The listeners are ``httpserver``'s (timeouts, size and connection limits).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
 import structlog
-from aiohttp import web
 
-from ipvsctl.agent.http import Bind, ServerError, start_site
+from ipvsctl.agent.httpserver import DEFAULT_LIMITS, Bind, Handler, Limits, Listener, ServerError, listen
+from ipvsctl.agent.httpwire import JSON_TYPE, Response
 from ipvsctl.kube.views import ObjectRef, ServiceView
 
 __all__ = ["HealthCheckServers", "health_check_port"]
@@ -32,15 +34,24 @@ def health_check_port(service: ServiceView) -> int | None:
 class _Server:
     ref: ObjectRef
     local_endpoints: int
-    runner: web.AppRunner | None = None  # None: could not listen yet (retried on the next update)
+    listener: Listener | None = None  # None: could not listen yet (retried on the next update)
 
 
 class HealthCheckServers:
     """One HTTP server per healthCheckNodePort; ``update`` per Service, ``close`` at the end."""
 
-    def __init__(self, *, address: str, on_error: Callable[[], None] = lambda: None) -> None:
+    def __init__(
+        self,
+        *,
+        address: str,
+        on_error: Callable[[], None] = lambda: None,
+        reserved_ports: Collection[int] = (),
+        limits: Limits = DEFAULT_LIMITS,
+    ) -> None:
         self._address = address
         self._on_error = on_error
+        self._reserved = frozenset(reserved_ports)
+        self._limits = limits
         self._by_port: dict[int, _Server] = {}
         self._port_of: dict[ObjectRef, int] = {}
         self._log = structlog.get_logger("ipvsctl.agent.healthcheck")
@@ -48,7 +59,7 @@ class HealthCheckServers:
     @property
     def listening(self) -> dict[int, ObjectRef]:
         """Ports with a server listening, and the Service each one answers for."""
-        return {port: server.ref for port, server in self._by_port.items() if server.runner is not None}
+        return {port: server.ref for port, server in self._by_port.items() if server.listener is not None}
 
     async def update(self, ref: ObjectRef, *, port: int | None, local_endpoints: int) -> None:
         """Serve ``port`` for a Service (None: it needs no server any more) with its local endpoint count."""
@@ -56,6 +67,10 @@ class HealthCheckServers:
         if old_port is not None and old_port != port:
             await self._stop(old_port)
         if port is None:
+            return
+        if port in self._reserved:
+            self._on_error()
+            self._log.error("health_check_port_reserved", port=port, service=str(ref))
             return
         server = self._by_port.get(port)
         if server is not None and server.ref != ref:
@@ -65,13 +80,13 @@ class HealthCheckServers:
             server = self._by_port[port] = _Server(ref, local_endpoints)
             self._port_of[ref] = port
         server.local_endpoints = local_endpoints
-        if server.runner is None:
+        if server.listener is None:
             await self._start(port, server)
 
     async def retry(self) -> None:
         """Try again to listen on ports that failed before."""
         for port, server in list(self._by_port.items()):
-            if server.runner is None:
+            if server.listener is None:
                 await self._start(port, server)
 
     async def close(self) -> None:
@@ -80,10 +95,8 @@ class HealthCheckServers:
             await self._stop(port)
 
     async def _start(self, port: int, server: _Server) -> None:
-        app = web.Application()
-        app.router.add_route("GET", "/{tail:.*}", self._handler(port))
         try:
-            server.runner, _ = await start_site(app, Bind(self._address, port))
+            server.listener = await listen(Bind(self._address, port), self._handler(port), limits=self._limits)
         except ServerError as error:
             self._on_error()
             self._log.error("health_check_bind_failed", port=port, service=str(server.ref), error=str(error))
@@ -95,24 +108,19 @@ class HealthCheckServers:
         if server is None:
             return
         self._port_of.pop(server.ref, None)
-        if server.runner is not None:
-            await server.runner.cleanup()
+        if server.listener is not None:
+            await server.listener.close()
             self._log.info("health_check_stopped", port=port, service=str(server.ref))
 
-    def _handler(self, port: int) -> Callable[[web.Request], Awaitable[web.Response]]:
-        async def answer(_request: web.Request) -> web.Response:
+    def _handler(self, port: int) -> Handler:
+        def answer(_path: str) -> Response:
             server = self._by_port.get(port)
             if server is None:
-                return web.Response(status=503, text="{}", content_type="application/json")
+                return Response(503, b"{}", JSON_TYPE)
             body = {
                 "service": {"namespace": server.ref.namespace, "name": server.ref.name},
                 "localEndpoints": server.local_endpoints,
             }
-            return web.Response(
-                status=200 if server.local_endpoints > 0 else 503,
-                text=json.dumps(body),
-                content_type="application/json",
-                headers={"X-Content-Type-Options": "nosniff"},
-            )
+            return Response(200 if server.local_endpoints > 0 else 503, json.dumps(body).encode(), JSON_TYPE)
 
         return answer

@@ -19,6 +19,7 @@ from ipvsctl.agent.config import AgentConfig
 from ipvsctl.agent.events import INVALID_OBJECT, EventRecorder, EventSink
 from ipvsctl.agent.healthcheck import HealthCheckServers
 from ipvsctl.agent.http import serve_endpoints
+from ipvsctl.agent.httpserver import raise_open_files_limit
 from ipvsctl.agent.metrics import AgentMetrics
 from ipvsctl.agent.runner import SyncRunner
 from ipvsctl.agent.status import AgentStatus
@@ -57,7 +58,9 @@ class NodeAgent:
             sink=event_sink, node_name=config.node_name, clock=self.clock, on_error=lambda: self.metrics.error("event")
         )
         self.health_checks = HealthCheckServers(
-            address=config.health_check_address, on_error=lambda: self.metrics.error("health_check")
+            address=config.health_check_address,
+            on_error=lambda: self.metrics.error("health_check"),
+            reserved_ports={config.health_bind.port, config.metrics_bind.port},
         )
         self.drains = DrainTracker(max_drain_seconds=config.max_drain_seconds, clock=self.clock.now)
         self.syncer = Syncer(
@@ -143,11 +146,13 @@ class NodeAgent:
         """Watch, sync, serve probes and metrics until ``stop`` is set; TaskFailedError if a task dies."""
         config = self.config
         supervisor = Supervisor()
+        open_files = raise_open_files_limit()
         self._log.info(
             "agent_started",
             node=config.node_name,
             min_sync_interval_s=config.min_sync_interval,
             resync_interval_s=config.resync_interval,
+            open_files=open_files,
         )
         async with serve_endpoints(
             health=config.health_bind,

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 import socket
 from typing import Any
 
 import aiohttp
+import pytest
+from structlog.testing import capture_logs
 
-from ipvsctl.agent.http import serve_endpoints
+from ipvsctl.agent.healthcheck import HealthCheckServers
+from ipvsctl.agent.http import Bind, serve_endpoints
+from ipvsctl.agent.httpserver import Limits
+from ipvsctl.kube.views import ObjectRef
 from tests.agent.conftest import StartAgent
 from tests.agent.fakes import FakeClock, endpoint_slice, list_everything, service, settle
+from tests.agent.rawhttp import send
 
 
 def free_port() -> int:
@@ -135,3 +142,72 @@ async def test_liveness_fails_when_a_sync_hangs(start_agent: StartAgent, clock: 
     assert agent.status.liveness().ok
     await clock.advance(agent.status.stall_after + 1)
     assert not agent.status.liveness().ok
+
+
+async def test_health_check_port_equal_to_the_agents_own_port_is_refused(start_agent: StartAgent) -> None:
+    """A healthCheckNodePort equal to the health or metrics port is not served: logged and counted as an error."""
+    health, metrics = free_port(), free_port()
+    agent = start_agent(health_bind=Bind("127.0.0.1", health), metrics_bind=Bind("127.0.0.1", metrics))
+    other = service("lb2", cluster_ip="10.0.0.51", type="LoadBalancer", externalTrafficPolicy="Local")
+    other["spec"] |= {"healthCheckNodePort": metrics, "ports": [{"port": 80, "protocol": "TCP", "nodePort": 30081}]}
+    with capture_logs() as logs:
+        list_everything(agent, services=[local_lb(health), other])
+        await settle()
+    assert agent.health_checks.listening == {}
+    refused = sorted(entry["port"] for entry in logs if entry["event"] == "health_check_port_reserved")
+    assert refused == sorted([health, metrics])
+    assert agent.metrics.registry.get_sample_value("ipvsctl_errors_total", {"source": "health_check"}) == 2
+
+
+@pytest.fixture
+async def listeners(start_agent: StartAgent) -> Any:
+    """The ports of an agent's /healthz listener and of one of its healthCheckNodePort servers."""
+    port = free_port()
+    agent = start_agent()
+    list_everything(agent, services=[local_lb(port)], slices=[lb_slice(("10.1.0.1", "worker1"))])
+    await settle()
+    config = agent.config
+    async with serve_endpoints(
+        health=config.health_bind,
+        metrics_bind=config.metrics_bind,
+        healthz=agent.status.liveness,
+        readyz=agent.status.readiness,
+        metrics=agent.metrics,
+    ) as ports:
+        yield {"healthz": ports["/healthz"], "health-check": port}
+
+
+@pytest.mark.parametrize("name", ["healthz", "health-check"])
+async def test_bad_request_to_the_agent_gets_a_fixed_400_without_banner(listeners: dict[str, int], name: str) -> None:
+    """A malformed request to /healthz's or a health-check port's listener: 400, a fixed body, no Server header."""
+    reply = await send(listeners[name], b"GET /<script>x</script> HTTP/1.1\r\nBad Header\r\n\r\n")
+    assert (reply.status, reply.body, reply.headers.get("server")) == (400, b"400 Bad Request\n", None)
+    assert b"script" not in reply.raw
+
+
+@pytest.mark.parametrize("name", ["healthz", "health-check"])
+async def test_agent_answers_no_method_but_get_and_head(listeners: dict[str, int], name: str) -> None:
+    """POST to /healthz's or a health-check port's listener gets 405."""
+    path = "/healthz" if name == "healthz" else "/"
+    assert (await send(listeners[name], f"POST {path} HTTP/1.1\r\n\r\n".encode())).status == 405
+
+
+async def test_unknown_path_of_the_endpoints_is_404(listeners: dict[str, int]) -> None:
+    """A path other than /healthz, /readyz and /metrics gets 404 with a fixed body."""
+    reply = await send(listeners["healthz"], b"GET /debug/pprof HTTP/1.1\r\n\r\n")
+    assert (reply.status, reply.body) == (404, b"404 Not Found\n")
+
+
+async def test_health_check_server_applies_its_limits() -> None:
+    """HealthCheckServers' listeners use the limits they are given: a slow client is dropped after the timeout."""
+    servers = HealthCheckServers(address="127.0.0.1", limits=Limits(header_timeout=0.2))
+    port = free_port()
+    await servers.update(ObjectRef("default", "lb"), port=port, local_endpoints=1)
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET / HTTP/1.1\r\n")
+        async with asyncio.timeout(2):
+            assert await reader.read() == b""
+        writer.close()
+    finally:
+        await servers.close()
