@@ -131,9 +131,9 @@ async def _read_live(*, interface: str, ownership: Ownership) -> tuple[Table, Ow
 
 def _read_save(current_save: str) -> Table:
     if current_save == "-":
-        return parse_save(sys.stdin.read(), source="<stdin>")
+        return parse_save(sys.stdin.buffer.read(), source="<stdin>")
     try:
-        text = Path(current_save).read_text(encoding="utf-8")
+        text = Path(current_save).read_bytes()  # parse_save names the line of a byte that is not UTF-8
     except OSError as error:
         raise UsageError(f"cannot read {current_save}: {error.strerror}", flag="--current-save") from None
     return parse_save(text, source=current_save)

@@ -216,7 +216,7 @@ def affinity(
             raise UsageError("needs --manifests or --kubeconfig to know the Service's VIPs", flag="--service")
         desired = _optional_desired(manifests=manifests, kubeconfig=kubeconfig, node=node, node_ip=node_ip or [])
         try:
-            text = conn_file.read_text()
+            text = conn_file.read_bytes()  # parse_connections names the line of a byte that is not UTF-8
         except OSError as error:
             raise UsageError(f"cannot read {conn_file}: {error.strerror}", flag="--conn-file") from None
         connections = parse_connections(text, source=str(conn_file))
