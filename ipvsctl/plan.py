@@ -1,7 +1,8 @@
 """Current table x desired table → ordered operations (pure), and applying operations to a table.
 
 Rules:
-- Only owned virtual services are touched (``Ownership``); foreign ones survive every plan.
+- Only owned virtual services are edited or deleted (``Ownership``); foreign ones survive every plan,
+  whatever the desired table says. Desired keys that ``claims.claim`` refused are left out.
 - Changed settings (scheduler, persistence timeout or netmask, flags) and changed real servers
   (weight, forwarding, thresholds) are in-place edits, never delete + add.
 - A removed TCP real server is drained: deleted at once if the kernel reports no connections,
@@ -13,7 +14,7 @@ Rules:
 
 from __future__ import annotations
 
-from collections.abc import Collection, Container, Iterable, Iterator, Mapping, MutableMapping
+from collections.abc import Collection, Iterable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, replace
 
 import netaddr
@@ -42,7 +43,6 @@ __all__ = [
     "PlanError",
     "Settled",
     "apply_operations",
-    "desired_vips",
     "plan",
 ]
 
@@ -59,9 +59,10 @@ class PlanError(ValueError):
 class Ownership:
     """Which virtual services are the agent's to change.
 
-    Owned: VIPs in ``addresses`` (the desired VIPs; on a live node, the addresses on the
-    agent's interface), VIPs inside ``cidrs``, and ``node_addresses`` at ports inside
-    ``node_port_range``. Firewall-mark services are never owned.
+    Owned: VIPs at ``addresses`` (on a live node, the addresses held on the agent's interface: the
+    agent binds an address before it adds a virtual service on it, and only when no foreign one is
+    there, so everything at a held address is its own), VIPs inside ``cidrs``, and
+    ``node_addresses`` at ports inside ``node_port_range``. Firewall-mark services are never owned.
     """
 
     addresses: frozenset[str] = frozenset()
@@ -85,11 +86,6 @@ class Ownership:
         return replace(self, addresses=self.addresses | frozenset(addresses))
 
 
-def desired_vips(desired: Table, *, ownership: Ownership) -> set[str]:
-    """Desired VIP addresses that the agent owns outright: not node IPs (only their node ports are ours)."""
-    return {vs.key.address for vs in desired.services.values() if vs.key.address not in ownership.node_addresses}
-
-
 Settled = MutableMapping[ServiceKey, tuple[VirtualService, VirtualService]]
 """Pairs (current, desired) that a plan found equal, by key: values are immutable, so the same two objects
 are equal again, and a resync that reads back the objects it read before skips comparing them."""
@@ -103,7 +99,7 @@ def plan(
     connections: Connections | None = None,
     expired_drains: Collection[tuple[ServiceKey, RealServerKey]] = (),
     only: Collection[ServiceKey] | None = None,
-    desired_addresses: Container[str] | None = None,
+    refused: Collection[ServiceKey] = (),
     settled: Settled | None = None,
 ) -> tuple[Operation, ...]:
     """Operations that turn the owned part of ``current`` into ``desired``.
@@ -111,12 +107,13 @@ def plan(
     ``connections`` are the kernel's counts (None: unknown). ``expired_drains`` are real
     servers whose maximum drain time has passed: deleted whatever their connections.
     ``only`` limits the plan to those keys (an incremental sync of one Service's VIPs).
-    ``desired_addresses`` holds every address of ``desired`` when the caller keeps them
-    (so that a plan of a few keys does not walk the whole desired table to learn its VIPs).
-    ``settled`` (kept by the caller from plan to plan) remembers the pairs found equal.
+    ``refused`` are desired keys the agent may not claim (``claims.claim``): planned as if
+    nobody wanted them. ``settled`` (kept by the caller from plan to plan) remembers the
+    pairs found equal.
 
-    Operations come grouped by key, keys in ``ServiceKey.sort_key`` order; only keys with
-    operations are sorted, so a plan that finds little to do costs little.
+    A key present in ``current`` and not owned is foreign: never edited or deleted, even if
+    ``desired`` has it. Operations come grouped by key, keys in ``ServiceKey.sort_key`` order;
+    only keys with operations are sorted, so a plan that finds little to do costs little.
     """
     have_all, want_all = current.services, desired.services
     pairs: Iterable[tuple[ServiceKey, VirtualService | None, VirtualService | None]]
@@ -124,14 +121,14 @@ def plan(
         pairs = _all_pairs(have_all, want_all)
     else:
         pairs = ((key, have_all.get(key), want_all.get(key)) for key in only)
-    owned = _Owned(ownership, desired, desired_addresses)
+    owns = ownership.owns
     drains = _Drains(connections=connections, expired=frozenset(expired_drains))
     work: list[tuple[ServiceKey, VirtualService | None, VirtualService | None]] = []
-    for item in pairs:
-        key, have, want = item
+    for key, have, wanted in pairs:
+        want = None if refused and key in refused else wanted
         if have is None or want is None:
-            if want is not None or (have is not None and owned(key)):
-                work.append(item)
+            if (want is not None and have is None) or (have is not None and owns(key)):
+                work.append((key, have, want))
             if settled:
                 settled.pop(key, None)
             continue
@@ -145,7 +142,8 @@ def plan(
             continue
         if settled:
             settled.pop(key, None)
-        work.append(item)
+        if owns(key):
+            work.append((key, have, want))
     if settled and only is None and len(settled) > len(have_all):
         for key in [key for key in settled if key not in have_all or key not in want_all]:
             del settled[key]  # keys gone from a table since they settled
@@ -178,32 +176,6 @@ def _all_pairs(
     for key, want in want_all.items():
         if key not in have_all:
             yield key, None, want
-
-
-class _Owned:
-    """Whether the plan may delete a key: ``ownership``'s, plus the desired table's own VIPs (learnt only when
-    a delete asks, so a plan that deletes nothing does not walk the desired table)."""
-
-    __slots__ = ("_desired", "_desired_addresses", "_ownership", "_vips")
-
-    def __init__(self, ownership: Ownership, desired: Table, desired_addresses: Container[str] | None) -> None:
-        self._ownership = ownership
-        self._desired = desired
-        self._desired_addresses = desired_addresses
-        self._vips: Container[str] | None = None
-
-    def __call__(self, key: ServiceKey) -> bool:
-        ownership = self._ownership
-        if key.is_fwmark:
-            return False
-        if ownership.owns(key):
-            return True
-        if self._vips is None:
-            if self._desired_addresses is None:
-                self._vips = desired_vips(self._desired, ownership=ownership)
-            else:
-                self._vips = self._desired_addresses
-        return key.address in self._vips and key.address not in ownership.node_addresses
 
 
 @dataclass(frozen=True, slots=True)

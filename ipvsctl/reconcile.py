@@ -1,6 +1,9 @@
-"""One sync of a backend to a desired table: read → plan → apply → bind VIPs, re-planning after drift.
+"""One sync of a backend to a desired table: read → claim → plan → apply → bind VIPs, re-planning after drift.
 
-Shared by ``ipvsctl apply`` (one shot) and the agent (every change and every resync).
+Shared by ``ipvsctl apply`` (one shot) and the agent (every change and every resync). New VIP
+addresses are claimed (``claims.claim``) and bound before any service is added on them, and
+unbound only after their last service is gone: an address on the agent's interface is the
+record that everything at it is the agent's, across restarts.
 The ``DrainTracker`` remembers since when each real server has been draining, so that a
 drain ends at zero connections or after the maximum drain time, whichever comes first.
 """
@@ -8,10 +11,11 @@ drain ends at zero connections or after the maximum drain time, whichever comes 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Collection, Container, Iterable, Set
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Set
 from dataclasses import dataclass, field
 
 from ipvsctl.backend.base import ApplyReport, Backend, KernelState, OperationFailure
+from ipvsctl.claims import Claims, claim, unclaimed_addresses
 from ipvsctl.model import DeleteRealServer, DeleteVirtualService, Operation, RealServerKey, ServiceKey, Table
 from ipvsctl.plan import Ownership, Settled, plan
 
@@ -82,6 +86,7 @@ class SyncResult:
     failures: tuple[OperationFailure, ...] = ()
     attempts: int = 1
     state: KernelState | None = None  # the state the last plan was made against
+    refused: Mapping[ServiceKey, str] = field(default_factory=dict)  # desired keys not claimed, and why
 
     @property
     def ok(self) -> bool:
@@ -97,30 +102,35 @@ async def sync(
     bind: Set[str],
     drains: DrainTracker | None = None,
     only: Collection[ServiceKey] | None = None,
-    desired_addresses: Container[str] | None = None,
     settled: Settled | None = None,
     max_attempts: int = 3,
 ) -> SyncResult:
     """Bring the backend's owned table to ``desired`` and bind exactly ``bind`` to the agent's interface.
 
     Ownership grows by the addresses currently bound to the agent's interface (VIPs it
-    programmed earlier). After a drift failure (EEXIST/ESRCH/ENOENT) the table is re-read
-    and re-planned, up to ``max_attempts`` times. VIPs are re-bound after the services
-    change, so a stale VIP stays owned until its service is gone.
+    programmed earlier) and by the new addresses it claims; desired keys on an address that
+    carries a foreign virtual service are refused (``SyncResult.refused``), neither programmed
+    nor bound. After a drift failure (EEXIST/ESRCH/ENOENT) the table is re-read and re-planned,
+    up to ``max_attempts`` times. VIPs are unbound after the services change, so a stale VIP
+    stays owned until its service is gone.
 
     With ``only``, the sync reads, plans and binds just those keys and their addresses, so
-    its cost follows the change, not the table: ``bind`` is then only asked ``in``, and
-    ``desired_addresses`` (every address of ``desired``, see ``plan``) saves a walk of it.
+    its cost follows the change, not the table: ``bind`` is then only asked ``in``.
     ``settled`` is the caller's memory of pairs found equal (see ``plan``).
     """
     done: list[Operation] = []
     report = ApplyReport()
     state: KernelState | None = None
+    claims = Claims()
     attempts = 0
     while attempts < max_attempts:
         attempts += 1
         state = await backend.read(only=only)
         owned = ownership.with_addresses(state.bound_addresses)
+        claims = await _claim(backend, state=state, desired=desired, ownership=owned, only=only)
+        if claims.taken:
+            await backend.bind_addresses(claims.taken, within=claims.taken)
+            owned = owned.with_addresses(claims.taken)
         expired: frozenset[DrainKey] = frozenset()
         if drains is not None:
             drains.observe(current=state.table, desired=desired, ownership=owned, only=only)
@@ -132,7 +142,7 @@ async def sync(
             connections=state.connections,
             expired_drains=expired,
             only=only,
-            desired_addresses=desired_addresses,
+            refused=claims.refused,
             settled=settled,
         )
         if not operations:
@@ -144,8 +154,48 @@ async def sync(
             drains.deleted(operations)
         if not report.drifted:
             break
-    await _bind(backend, bind, bound=state.bound_addresses if state is not None else None, only=only)
-    return SyncResult(operations=tuple(done), failures=report.failures, attempts=attempts, state=state)
+    refused_addresses = frozenset(key.address for key in claims.refused)
+    await _bind(
+        backend,
+        _Without(bind, refused_addresses) if refused_addresses else bind,
+        bound=state.bound_addresses | claims.taken if state is not None else None,
+        only=only,
+    )
+    return SyncResult(
+        operations=tuple(done), failures=report.failures, attempts=attempts, state=state, refused=claims.refused
+    )
+
+
+async def _claim(
+    backend: Backend, *, state: KernelState, desired: Table, ownership: Ownership, only: Collection[ServiceKey] | None
+) -> Claims:
+    """Claim the new addresses of the desired keys in scope (the kernel asked only when there are any)."""
+    if only is None:
+        return claim(desired.services, present=state.table.services, ownership=ownership)
+    wanted = [key for key in only if key in desired.services]
+    unclaimed = unclaimed_addresses(wanted, ownership=ownership)
+    if not unclaimed:
+        return Claims()
+    return claim(wanted, present=await backend.service_keys(unclaimed), ownership=ownership)
+
+
+class _Without(Set[str]):
+    """A live set less some addresses (refused VIPs are not bound)."""
+
+    __slots__ = ("_addresses", "_excluded")
+
+    def __init__(self, addresses: Set[str], excluded: frozenset[str]) -> None:
+        self._addresses = addresses
+        self._excluded = excluded
+
+    def __contains__(self, address: object) -> bool:
+        return address in self._addresses and address not in self._excluded
+
+    def __iter__(self) -> Iterator[str]:
+        return (address for address in self._addresses if address not in self._excluded)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
 
 
 async def _bind(

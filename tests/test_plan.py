@@ -29,6 +29,7 @@ UDP_VIP = ServiceKey(Protocol.UDP, "203.0.113.10", 53)
 R1 = RealServer("198.51.100.10", 8080)
 R2 = RealServer("198.51.100.20", 8080)
 NONE = Ownership()
+HELD = Ownership(addresses=frozenset({VIP.address}))  # the VIP is on the agent's interface: its services are ours
 
 
 def vs(
@@ -47,13 +48,13 @@ def kinds(operations: tuple[Operation, ...]) -> list[str]:
 
 def test_empty_to_desired_adds_service_then_reals() -> None:
     """From an empty table: the service is added before its real servers."""
-    operations = plan(table(), table(vs(VIP, R1, R2)), ownership=NONE)
+    operations = plan(table(), table(vs(VIP, R1, R2)), ownership=HELD)
     assert kinds(operations) == ["AddVirtualService", "AddRealServer", "AddRealServer"]
 
 
 def test_in_sync_is_empty() -> None:
     """A table equal to the desired one needs no operations."""
-    assert plan(table(vs(VIP, R1)), table(vs(VIP, R1)), ownership=NONE) == ()
+    assert plan(table(vs(VIP, R1)), table(vs(VIP, R1)), ownership=HELD) == ()
 
 
 @pytest.mark.parametrize(
@@ -67,33 +68,33 @@ def test_in_sync_is_empty() -> None:
 def test_changed_settings_are_edited_in_place(changed: VirtualService) -> None:
     """Scheduler, timeout and netmask changes are one EditVirtualService, never delete + add."""
     current = table(vs(VIP, R1, persistence=Persistence(10800, 32)))
-    operations = plan(current, table(changed), ownership=NONE)
+    operations = plan(current, table(changed), ownership=HELD)
     assert kinds(operations) == ["EditVirtualService"]
 
 
 def test_changed_weight_is_edited_in_place() -> None:
     """A real server's weight change is an EditRealServer."""
-    operations = plan(table(vs(VIP, R1.with_weight(5))), table(vs(VIP, R1)), ownership=NONE)
+    operations = plan(table(vs(VIP, R1.with_weight(5))), table(vs(VIP, R1)), ownership=HELD)
     assert operations == (EditRealServer(VIP, R1, previous=R1.with_weight(5)),)
 
 
 def test_changed_forwarding_is_edited_in_place() -> None:
     """A real server switched to DR by hand is switched back to masquerading in place."""
     routed = RealServer(R1.address, R1.port, forwarding=Forwarding.ROUTE)
-    operations = plan(table(vs(VIP, routed)), table(vs(VIP, R1)), ownership=NONE)
+    operations = plan(table(vs(VIP, routed)), table(vs(VIP, R1)), ownership=HELD)
     assert kinds(operations) == ["EditRealServer"]
 
 
 def test_removed_tcp_real_with_connections_is_drained() -> None:
     """A removed TCP real server with connections goes to weight 0 first."""
     counts: Connections = {(VIP, R2.key): ConnectionCounts(active=3, inactive=0)}
-    operations = plan(table(vs(VIP, R1, R2)), table(vs(VIP, R1)), ownership=NONE, connections=counts)
+    operations = plan(table(vs(VIP, R1, R2)), table(vs(VIP, R1)), ownership=HELD, connections=counts)
     assert operations == (EditRealServer(VIP, R2.with_weight(0), previous=R2, drain=True),)
 
 
 def test_removed_tcp_real_unknown_connections_is_drained() -> None:
     """Without connection counts (a save file), a removed TCP real server is drained, not deleted."""
-    operations = plan(table(vs(VIP, R1, R2)), table(vs(VIP, R1)), ownership=NONE)
+    operations = plan(table(vs(VIP, R1, R2)), table(vs(VIP, R1)), ownership=HELD)
     assert kinds(operations) == ["EditRealServer"]
 
 
@@ -101,14 +102,14 @@ def test_draining_real_with_connections_waits() -> None:
     """A real server already at weight 0 with connections left is left alone."""
     counts: Connections = {(VIP, R2.key): ConnectionCounts(active=0, inactive=2)}
     current = table(vs(VIP, R1, R2.with_weight(0)))
-    assert plan(current, table(vs(VIP, R1)), ownership=NONE, connections=counts) == ()
+    assert plan(current, table(vs(VIP, R1)), ownership=HELD, connections=counts) == ()
 
 
 def test_drained_real_without_connections_is_deleted() -> None:
     """A draining real server whose connections are gone is deleted."""
     counts: Connections = {(VIP, R2.key): ConnectionCounts(active=0, inactive=0)}
     current = table(vs(VIP, R1, R2.with_weight(0)))
-    assert plan(current, table(vs(VIP, R1)), ownership=NONE, connections=counts) == (
+    assert plan(current, table(vs(VIP, R1)), ownership=HELD, connections=counts) == (
         DeleteRealServer(VIP, R2.with_weight(0)),
     )
 
@@ -117,19 +118,19 @@ def test_expired_drain_is_deleted_despite_connections() -> None:
     """A real server past its maximum drain time is deleted even with connections."""
     counts: Connections = {(VIP, R2.key): ConnectionCounts(active=4, inactive=0)}
     current = table(vs(VIP, R1, R2.with_weight(0)))
-    operations = plan(current, table(vs(VIP, R1)), ownership=NONE, connections=counts, expired_drains=[(VIP, R2.key)])
+    operations = plan(current, table(vs(VIP, R1)), ownership=HELD, connections=counts, expired_drains=[(VIP, R2.key)])
     assert kinds(operations) == ["DeleteRealServer"]
 
 
 def test_removed_udp_real_is_deleted_at_once() -> None:
     """UDP real servers are not drained: deleted at once."""
-    operations = plan(table(vs(UDP_VIP, R1, R2)), table(vs(UDP_VIP, R1)), ownership=NONE)
+    operations = plan(table(vs(UDP_VIP, R1, R2)), table(vs(UDP_VIP, R1)), ownership=HELD)
     assert operations == (DeleteRealServer(UDP_VIP, R2),)
 
 
 def test_returning_real_is_restored_from_drain() -> None:
     """A draining real server that is wanted again gets its weight back."""
-    operations = plan(table(vs(VIP, R1.with_weight(0))), table(vs(VIP, R1)), ownership=NONE)
+    operations = plan(table(vs(VIP, R1.with_weight(0))), table(vs(VIP, R1)), ownership=HELD)
     assert operations == (EditRealServer(VIP, R1, previous=R1.with_weight(0)),)
 
 
@@ -181,16 +182,23 @@ def test_fwmark_services_are_never_owned() -> None:
     assert plan(table(vs(ServiceKey.fwmark(7), R1)), table(), ownership=ownership) == ()
 
 
-def test_desired_vip_is_owned_even_if_foreign_looking() -> None:
-    """A desired VIP held by a foreign entry is taken over: its settings are edited."""
+def test_desired_vip_at_a_foreign_entry_is_not_edited() -> None:
+    """A desired key that a foreign entry holds (its address not the agent's) is never edited."""
     current = table(vs(VIP, R1, scheduler="wlc"))
-    assert kinds(plan(current, table(vs(VIP, R1)), ownership=NONE)) == ["EditVirtualService"]
+    assert plan(current, table(vs(VIP, R1, R2)), ownership=NONE) == ()
+
+
+def test_refused_key_is_planned_as_unwanted() -> None:
+    """A refused desired key is neither added nor, when foreign, touched; an owned one is deleted."""
+    other = ServiceKey(Protocol.TCP, "203.0.113.11", 80)
+    operations = plan(table(vs(VIP, R1)), table(vs(VIP, R1, R2), vs(other, R1)), ownership=HELD, refused={VIP, other})
+    assert operations == (DeleteVirtualService(vs(VIP)),)
 
 
 def test_only_limits_plan_to_given_keys() -> None:
     """An incremental plan touches only the keys it is given."""
     other = ServiceKey(Protocol.TCP, "203.0.113.11", 80)
-    operations = plan(table(), table(vs(VIP, R1), vs(other, R1)), ownership=NONE, only=[other])
+    operations = plan(table(), table(vs(VIP, R1), vs(other, R1)), ownership=HELD, only=[other])
     assert {operation.key for operation in operations} == {other}
 
 
@@ -198,7 +206,7 @@ def test_settled_remembers_an_equal_pair() -> None:
     """A pair found equal is remembered under its key, as the very two objects compared."""
     have, want = vs(VIP, R1), vs(VIP, R1)
     settled: Settled = {}
-    plan(table(have), table(want), ownership=NONE, settled=settled)
+    plan(table(have), table(want), ownership=HELD, settled=settled)
     assert settled[VIP][0] is have
     assert settled[VIP][1] is want
 
@@ -206,8 +214,8 @@ def test_settled_remembers_an_equal_pair() -> None:
 def test_settled_forgets_a_pair_that_differs_again() -> None:
     """A key whose current and desired services differ is no longer remembered as settled."""
     settled: Settled = {}
-    plan(table(vs(VIP, R1)), table(vs(VIP, R1)), ownership=NONE, settled=settled)
-    operations = plan(table(vs(VIP, R1)), table(vs(VIP, R2)), ownership=NONE, settled=settled)
+    plan(table(vs(VIP, R1)), table(vs(VIP, R1)), ownership=HELD, settled=settled)
+    operations = plan(table(vs(VIP, R1)), table(vs(VIP, R2)), ownership=HELD, settled=settled)
     assert VIP not in settled
     assert kinds(operations) == ["AddRealServer", "EditRealServer"]
 
@@ -216,8 +224,8 @@ def test_settled_drops_keys_gone_from_the_tables() -> None:
     """A full plan drops remembered keys that are no longer in both tables."""
     other = ServiceKey(Protocol.TCP, "203.0.113.11", 80)
     settled: Settled = {}
-    plan(table(vs(VIP), vs(other)), table(vs(VIP), vs(other)), ownership=NONE, settled=settled)
-    plan(table(vs(VIP)), table(vs(VIP)), ownership=NONE, settled=settled)
+    plan(table(vs(VIP), vs(other)), table(vs(VIP), vs(other)), ownership=HELD, settled=settled)
+    plan(table(vs(VIP)), table(vs(VIP)), ownership=HELD, settled=settled)
     assert set(settled) == {VIP}
 
 

@@ -58,33 +58,44 @@ def zero_connections(table: Table) -> Connections:
 
 
 def is_owned(key: ServiceKey, case: Case) -> bool:
-    """Desired keys are always the agent's; others by the ownership rules (desired VIPs included)."""
-    owned = case.ownership.with_addresses(vs.key.address for vs in case.desired)
-    return key in case.desired or owned.owns(key)
+    """The ownership rules alone: wanting a key does not make an existing entry the agent's."""
+    return case.ownership.owns(key)
+
+
+def reachable(case: Case) -> dict[ServiceKey, VirtualService]:
+    """What the plan can make of the desired table: its keys that are new or already the agent's."""
+    return {key: vs for key, vs in case.desired.services.items() if key not in case.current or is_owned(key, case)}
 
 
 def owned_part(table: Table, case: Case) -> dict[ServiceKey, VirtualService]:
-    return {key: vs for key, vs in table.services.items() if is_owned(key, case)}
+    """Entries the agent manages: owned ones, and those that were not there before (its adds)."""
+    return {key: vs for key, vs in table.services.items() if is_owned(key, case) or key not in case.current}
 
 
 def foreign_part(table: Table, case: Case) -> dict[ServiceKey, VirtualService]:
-    return {key: vs for key, vs in table.services.items() if not is_owned(key, case)}
+    """Entries that were there before and are not the agent's."""
+    return {key: vs for key, vs in table.services.items() if not is_owned(key, case) and key in case.current}
 
 
 @settings(max_examples=150)
 @given(cases())
 def test_applying_plan_yields_desired_on_owned_entries(case: Case) -> None:
-    """apply(current, plan(current, desired)) equals desired on owned entries (connections drained)."""
+    """apply(current, plan(current, desired)) equals desired on the entries the agent manages (drained)."""
     operations = plan(case.current, case.desired, ownership=case.ownership, connections=zero_connections(case.current))
     after = apply_operations(case.current, operations)
-    assert owned_part(after, case) == dict(case.desired.services)
+    assert owned_part(after, case) == reachable(case)
 
 
 @settings(max_examples=150)
-@given(cases())
-def test_applying_plan_leaves_foreign_entries_unchanged(case: Case) -> None:
-    """Virtual services the agent does not own are exactly as they were."""
-    operations = plan(case.current, case.desired, ownership=case.ownership)
+@given(cases(), st.data())
+def test_applying_plan_leaves_foreign_entries_unchanged(case: Case, data: st.DataObject) -> None:
+    """Virtual services the agent does not own are exactly as they were, whatever is desired or refused."""
+    refused = (
+        data.draw(st.frozensets(st.sampled_from(sorted(case.desired.services, key=ServiceKey.sort_key))))
+        if case.desired.services
+        else frozenset()
+    )
+    operations = plan(case.current, case.desired, ownership=case.ownership, refused=refused)
     after = apply_operations(case.current, operations)
     assert foreign_part(after, case) == foreign_part(case.current, case)
 
@@ -123,7 +134,7 @@ def test_drains_converge_when_connections_end(case: Case) -> None:
         after_drain,
         plan(after_drain, case.desired, ownership=case.ownership, connections=zero_connections(after_drain)),
     )
-    assert owned_part(final, case) == dict(case.desired.services)
+    assert owned_part(final, case) == reachable(case)
 
 
 @settings(max_examples=100)
@@ -135,7 +146,7 @@ def test_draining_keeps_live_servers_at_weight_zero(case: Case) -> None:
     }
     after = apply_operations(case.current, plan(case.current, case.desired, ownership=case.ownership, connections=busy))
     for key, wanted in case.desired.services.items():
-        if key.protocol.value != "tcp" or key not in case.current:
+        if key.protocol.value != "tcp" or key not in case.current or not is_owned(key, case):
             continue
         kept = after.services[key].real_map()
         for real_key, old in case.current.services[key].real_map().items():
@@ -145,14 +156,13 @@ def test_draining_keeps_live_servers_at_weight_zero(case: Case) -> None:
 
 @settings(max_examples=150)
 @given(cases(), st.data())
-def test_plan_of_some_keys_with_known_desired_addresses_equals_plan_restricted(case: Case, data: st.DataObject) -> None:
-    """Handing plan the desired addresses (as the agent does) gives the same operations as letting it find them."""
-    keys = sorted(set(case.current.services) | set(case.desired.services), key=ServiceKey.sort_key)
-    only = data.draw(st.lists(st.sampled_from(keys), unique=True)) if keys else []
-    addresses = {vs.key.address for vs in case.desired}
-    found = plan(case.current, case.desired, ownership=case.ownership, only=only)
-    given_addresses = plan(case.current, case.desired, ownership=case.ownership, only=only, desired_addresses=addresses)
-    assert given_addresses == found
+def test_refused_keys_are_never_added_or_edited(case: Case, data: st.DataObject) -> None:
+    """A refused desired key gets no add or edit: at most its owned stale entry is deleted."""
+    keys = sorted(case.desired.services, key=ServiceKey.sort_key)
+    refused = data.draw(st.frozensets(st.sampled_from(keys))) if keys else frozenset()
+    operations = plan(case.current, case.desired, ownership=case.ownership, refused=refused)
+    touched = [op for op in operations if op.key in refused]
+    assert all(isinstance(op, DeleteVirtualService) and is_owned(op.key, case) for op in touched)
 
 
 @settings(max_examples=150)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
+from typing import Any
 
-from ipvsctl.backend.base import KernelState
+import pytest
+
+from ipvsctl.backend.base import ApplyReport, KernelState
 from ipvsctl.backend.memory import MemoryBackend
-from ipvsctl.model import Protocol, RealServer, ServiceKey, Table, VirtualService
+from ipvsctl.model import Operation, Protocol, RealServer, ServiceKey, Table, VirtualService
 from ipvsctl.plan import Ownership
 from ipvsctl.reconcile import DrainTracker, sync
 
@@ -152,12 +155,60 @@ async def test_unchanged_vips_are_not_rebound() -> None:
 
 
 async def test_changed_vips_are_rebound() -> None:
-    """A sync with a new VIP set binds it."""
+    """A sync with a new VIP set binds it: the new address before its service, the old one away after."""
     backend = CountingBackend()
     await sync(backend, table(VirtualService(VIP)), ownership=Ownership(), bind={VIP.address})
     await sync(backend, table(VirtualService(OLD_VIP)), ownership=Ownership(), bind={OLD_VIP.address})
-    assert backend.binds == 2
+    assert backend.binds == 3
     assert (await backend.read()).bound_addresses == {OLD_VIP.address}
+
+
+class OrderRecordingBackend(MemoryBackend):
+    """Records binds and applies in order."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.calls: list[str] = []
+
+    async def bind_addresses(self, addresses: Collection[str], *, within: Collection[str] | None = None) -> None:
+        self.calls.append(f"bind {sorted(addresses)}")
+        await super().bind_addresses(addresses, within=within)
+
+    async def apply(self, operations: Sequence[Operation]) -> ApplyReport:
+        self.calls.append(f"apply {len(operations)}")
+        return await super().apply(operations)
+
+
+@pytest.mark.parametrize("only", [pytest.param(None, id="full"), pytest.param({VIP}, id="partial")])
+async def test_new_vip_is_bound_before_its_service_is_added(only: set[ServiceKey] | None) -> None:
+    """The address is the record of ownership: it is on the interface before anything is added at it."""
+    backend = OrderRecordingBackend()
+    await sync(backend, table(VirtualService(VIP, reals=(R1,))), ownership=Ownership(), bind={VIP.address}, only=only)
+    assert backend.calls[:2] == ["bind ['203.0.113.10']", "apply 2"]
+
+
+@pytest.mark.parametrize("only", [pytest.param(None, id="full"), pytest.param({VIP}, id="partial")])
+async def test_vip_on_an_address_with_a_foreign_service_is_refused(only: set[ServiceKey] | None) -> None:
+    """keepalived's service at the VIP's address on another port: the VIP is refused, not added, not bound."""
+    keepalived = VirtualService(ServiceKey(Protocol.TCP, VIP.address, 443), scheduler="wlc", reals=(R2,))
+    backend = MemoryBackend(table=table(keepalived))
+    result = await sync(
+        backend, table(VirtualService(VIP, reals=(R1,))), ownership=Ownership(), bind={VIP.address}, only=only
+    )
+    assert set(result.refused) == {VIP}
+    assert backend.table == table(keepalived)
+    assert (await backend.read()).bound_addresses == frozenset()
+
+
+async def test_refused_vip_is_taken_once_the_foreign_service_is_gone() -> None:
+    """A later sync, with keepalived's service deleted, claims and programs the VIP."""
+    keepalived = VirtualService(ServiceKey(Protocol.TCP, VIP.address, 443))
+    backend = MemoryBackend(table=table(keepalived))
+    desired = table(VirtualService(VIP, reals=(R1,)))
+    await sync(backend, desired, ownership=Ownership(), bind={VIP.address})
+    backend.table = table()
+    result = await sync(backend, desired, ownership=Ownership(), bind={VIP.address})
+    assert (dict(result.refused), backend.table) == ({}, desired)
 
 
 class ReadRecordingBackend(CountingBackend):
@@ -204,15 +255,12 @@ async def test_sync_of_a_removed_key_unbinds_its_vip() -> None:
     assert state.bound_addresses == {VIP.address}
 
 
-async def test_sync_of_some_keys_uses_the_callers_desired_addresses_for_ownership() -> None:
-    """In a partial sync, a key whose VIP another desired key holds is owned: its stale service goes."""
+async def test_partial_sync_deletes_a_stale_port_on_a_held_vip() -> None:
+    """In a partial sync, a stale port at an address the agent holds is the agent's: it goes."""
     stale = ServiceKey(Protocol.TCP, VIP.address, 8443)
-    backend = MemoryBackend(table=table(VirtualService(stale)))
-    desired = table(VirtualService(VIP))
-    await sync(
-        backend, desired, ownership=Ownership(), bind={VIP.address}, only={stale}, desired_addresses={VIP.address}
-    )
-    assert stale not in backend.table.services
+    backend = MemoryBackend(table=table(VirtualService(stale)), bound_addresses=[VIP.address])
+    await sync(backend, table(VirtualService(VIP)), ownership=Ownership(), bind={VIP.address}, only={stale, VIP})
+    assert set(backend.table.services) == {VIP}
 
 
 def test_drain_tracker_keeps_drains_outside_the_observed_keys() -> None:

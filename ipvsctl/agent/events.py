@@ -41,6 +41,7 @@ REASON_LOG_EVENTS: Mapping[str, str] = {
     "IpvsctlExternalIPIgnored": "external_ip_ignored",
     "IpvsctlLoadBalancerIPIgnored": "load_balancer_ip_ignored",
     "IpvsctlAddressRefused": "address_refused",
+    "IpvsctlVIPTaken": "vip_taken",
     "IpvsctlUnknownAnnotation": "annotation_unknown",
     "IpvsctlNotice": "service_notice",
     INVALID_OBJECT: "object_invalid",

@@ -10,7 +10,7 @@ until an apply succeeds.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 
 import structlog
@@ -41,6 +41,7 @@ from ipvsctl.translate import (
 __all__ = ["SyncOutcome", "Syncer"]
 
 TRANSLATION = "translation"  # the Event topic of rejections and notices
+VIP_TAKEN = "IpvsctlVIPTaken"  # the Event reason of a VIP whose address carries a foreign virtual service
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +95,7 @@ class Syncer:
         self.desired = DesiredState()
         self.pending_keys: set[ServiceKey] = set()
         self.settled: Settled = {}  # pairs the plans found equal (see plan.Settled)
+        self.refused: dict[ServiceKey, str] = {}  # desired keys the last syncs could not claim, and why
         self._subjects: dict[ObjectRef, Subject] = {}
         self._states: dict[ObjectRef, str] = {}
         self._state_counts: Counter[str] = Counter()
@@ -159,7 +161,6 @@ class Syncer:
                 bind=self.desired.address_view(excluding=node_ips),
                 drains=self.drains,
                 only=only,
-                desired_addresses=self.desired.address_view(),
                 settled=self.settled,
             )
         except BackendError as error:
@@ -199,6 +200,7 @@ class Syncer:
             self.metrics.real_servers.set(self.desired.real_servers)
         # The drain clock starts when a sync sees weight 0: plan these keys again soon.
         self.pending_keys |= drained
+        await self._note_refusals(result.refused, only=only)
         return SyncOutcome(
             ok=result.ok,
             full=full,
@@ -207,6 +209,23 @@ class Syncer:
             drains_started=len(drained),
             error="; ".join(str(f) for f in result.failures),
         )
+
+    async def _note_refusals(self, refused: Mapping[ServiceKey, str], *, only: Collection[ServiceKey] | None) -> None:
+        """Remember which desired keys the last sync could not claim, and re-report the Services that changed.
+
+        A refused key is not kept pending: the next full resync looks again (the foreign entry may be gone).
+        """
+        scope = self.refused.keys() | refused.keys() if only is None else only
+        changed = {key for key in scope if self.refused.get(key) != refused.get(key)}
+        for key in changed:
+            if key in refused:
+                self.refused[key] = refused[key]
+            else:
+                self.refused.pop(key, None)
+        for ref in sorted({owner for key in changed if (owner := self.desired.owners.get(key)) is not None}):
+            await self._report(ref)
+        if changed:
+            self._update_gauges()
 
     async def _report(self, ref: ObjectRef) -> None:
         """Events, health-check server and gauges of one Service after its translation changed."""
@@ -226,7 +245,8 @@ class Syncer:
             self.recorder.forget(old_subject)  # deleted and created again under the same name
         self._subjects[ref] = subject
         self.recorder.set(subject, topic=TRANSLATION, problems=self._problems(ref, result))
-        self._set_state(ref, _state(result, rejected=bool(self.desired.rejections(ref))))
+        rejected = bool(self.desired.rejections(ref)) or bool(self._refused_of(result))
+        self._set_state(ref, _state(result, rejected=rejected))
         local = view.external_traffic_policy == "Local" and bool(result.services) and result.local_endpoints == 0
         (self._no_local.add if local else self._no_local.discard)(ref)
         # A Service rejected as a whole (its healthCheckNodePort may be why) gets no server either.
@@ -237,11 +257,18 @@ class Syncer:
 
     def _problems(self, ref: ObjectRef, result: ServiceResult) -> list[Problem]:
         problems = [("IpvsctlRejected", f"{r.field}: {r.message}") for r in self.desired.rejections(ref)]
+        problems += [(VIP_TAKEN, f"{result.sources.get(key, 'spec')}: {why}") for key, why in self._refused_of(result)]
         for notice in result.notices:
             reason = notice_reason(notice)
             if reason is not None:
                 problems.append((reason, f"{notice.field}: {notice.message}"))
         return problems
+
+    def _refused_of(self, result: ServiceResult) -> list[tuple[ServiceKey, str]]:
+        """The Service's VIPs that the agent could not claim (a foreign virtual service on the address)."""
+        if not self.refused:
+            return []
+        return [(vs.key, self.refused[vs.key]) for vs in result.services if vs.key in self.refused]
 
     def _set_state(self, ref: ObjectRef, state: str | None) -> None:
         old = self._states.pop(ref, None)

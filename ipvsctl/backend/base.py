@@ -183,6 +183,13 @@ class Backend(Protocol):
         """
         ...
 
+    async def service_keys(self, addresses: Collection[str]) -> frozenset[ServiceKey]:
+        """The keys of every virtual service at ``addresses``, any protocol and port (no real servers read).
+
+        What the agent asks before it claims a new VIP address: is anything already there?
+        """
+        ...
+
     async def apply(self, operations: Sequence[Operation]) -> ApplyReport:
         """Apply operations in order; per-operation failures are reported, not raised.
 

@@ -50,6 +50,7 @@ __all__ = ["LeanTransport"]
 
 _T = TypeVar("_T")
 _K = TypeVar("_K")
+_R = TypeVar("_R")
 _KeyedService = tuple[tuple[Any, ...], VirtualService | None]  # a service by the fields it came from
 _SEQUENCE = struct.Struct("=I")
 _DONE = struct.Struct("=IHHIIi")  # nlmsghdr and the dump's status
@@ -112,6 +113,10 @@ class LeanTransport:
             return self._read(only)
         return await asyncio.to_thread(self._read, only)
 
+    async def service_keys(self) -> list[ServiceKey]:
+        """One service dump, decoded as a full read decodes it (and memoised with it), no destinations."""
+        return await asyncio.to_thread(self._guarded, self._service_keys)
+
     async def execute(self, requests: Sequence[Request]) -> list[int]:
         """Send the requests in batches; the errno of each (0: done)."""
         if len(requests) <= THREAD_THRESHOLD:
@@ -125,19 +130,29 @@ class LeanTransport:
     # --- blocking work ----------------------------------------------------------------------------------
 
     def _read(self, only: Sequence[ServiceKey] | None) -> list[ServiceRecord]:
+        return self._guarded(self._read_all) if only is None else self._guarded(lambda: self._read_some(only))
+
+    def _guarded(self, read: Callable[[], _R]) -> _R:
         try:
-            return self._read_all() if only is None else self._read_some(only)
+            return read()
         except BaseException:
             self._channel.drain()  # an exchange broke off: its leftovers must not answer a later one
             raise
+
+    def _services(self) -> list[_KeyedService]:
+        """One service dump (its message kept: an unchanged table answers the same bytes)."""
+        if self._service_dump is None:
+            self._service_dump = self._message(service_dump_request(), dump=True, seq=self._channel.sequences(1))
+        return self._dump(self._service_dump, batch=self._service_batch, one=self._service_one, key=None)
+
+    def _service_keys(self) -> list[ServiceKey]:
+        return [service.key for _, service in self._services() if service is not None]
 
     def _read_all(self) -> list[ServiceRecord]:
         """Every service and its destinations; entries of services gone from the table are dropped."""
         for memo in (self._services_seen, self._pages_seen):
             memo.next_generation()
-        if self._service_dump is None:
-            self._service_dump = self._message(service_dump_request(), dump=True, seq=self._channel.sequences(1))
-        answers = self._dump(self._service_dump, batch=self._service_batch, one=self._service_one, key=None)
+        answers = self._services()
         known, self._dumps = self._dumps, {}
         return self._records(answers, known)
 

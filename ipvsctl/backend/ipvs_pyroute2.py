@@ -77,6 +77,12 @@ class Pyroute2Transport:
             records.append((with_reals(service, decoded), decoded))
         return records
 
+    async def service_keys(self) -> list[ServiceKey]:
+        """One service dump, no destinations."""
+        answers = await self._exchange(service_dump_request(), dump=True)
+        services = (decode_service(_attributes(answer.get_attr("IPVS_CMD_ATTR_SERVICE"))) for answer in answers)
+        return [service.key for service in services if service is not None]
+
     async def execute(self, requests: Sequence[Request]) -> list[int]:
         """Send the requests one by one, each waiting for its acknowledgement."""
         results: list[int] = []

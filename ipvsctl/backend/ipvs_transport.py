@@ -55,6 +55,10 @@ class IpvsTransport(Protocol):
         cannot hold (another protocol or family) are left out."""
         ...
 
+    async def service_keys(self) -> list[ServiceKey]:
+        """The key of every service the model can hold, from one service dump (no destinations)."""
+        ...
+
     async def execute(self, requests: Sequence[Request]) -> list[int]:
         """Perform independent requests (any order is correct); the errno of each, 0 when it succeeded."""
         ...

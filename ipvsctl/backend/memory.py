@@ -150,6 +150,11 @@ class MemoryBackend:
             bound_addresses=bound,
         )
 
+    async def service_keys(self, addresses: Collection[str]) -> frozenset[ServiceKey]:
+        """The keys of every virtual service at ``addresses``."""
+        self._check_open()
+        return frozenset(key for key in self._services if key.address in addresses)
+
     async def apply(self, operations: Sequence[Operation]) -> ApplyReport:
         """Apply operations in order, refusing each as the kernel would; skip a service's rest after a failure."""
         self._check_open()

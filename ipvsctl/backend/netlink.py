@@ -146,6 +146,16 @@ class NetlinkBackend:
             bound_addresses=bound,
         )
 
+    async def service_keys(self, addresses: Collection[str]) -> frozenset[ServiceKey]:
+        """The keys of every virtual service at ``addresses``, from one service dump (no destinations)."""
+        async with self._ipvs_lock, _translated("read IPVS services"):
+            transport = await self._transport()
+            try:
+                keys = await transport.service_keys()
+            except (TypeError, ValueError) as error:  # an answer the decoders cannot read
+                raise BackendError(f"unreadable IPVS answer: {error}", target="IPVS", errno=errno.EPROTO) from None
+        return frozenset(key for key in keys if key.address in addresses)
+
     async def apply(self, operations: Sequence[Operation]) -> ApplyReport:
         """Apply operations (in waves); a refused one is reported and the rest of its service skipped."""
         async with self._ipvs_lock:

@@ -18,6 +18,7 @@ from ipvsctl.cli.common import (
     DEFAULT_INTERFACE,
     ExternalCidrOpt,
     InterfaceOpt,
+    LoadBalancerCidrOpt,
     NetmaskV4Opt,
     NetmaskV6Opt,
     NodePortRangeOpt,
@@ -65,6 +66,7 @@ def agent(
     netmask_v6: NetmaskV6Opt = 128,
     node_port_range: NodePortRangeOpt = "30000-32767",
     external_ip_cidr: ExternalCidrOpt = None,
+    load_balancer_ip_cidr: LoadBalancerCidrOpt = None,
     min_sync_interval: Annotated[
         float, typer.Option("--min-sync-interval", metavar="SECONDS", help="Least time between two syncs.")
     ] = 1.0,
@@ -79,7 +81,8 @@ def agent(
         str, typer.Option("--health-bind", metavar="HOST:PORT", help="Where /healthz and /readyz are served.")
     ] = "0.0.0.0:10256",
     metrics_bind: Annotated[
-        str, typer.Option("--metrics-bind", metavar="HOST:PORT", help="Where /metrics is served (default: loopback only).")
+        str,
+        typer.Option("--metrics-bind", metavar="HOST:PORT", help="Where /metrics is served (default: loopback only)."),
     ] = "127.0.0.1:10249",
     health_check_address: Annotated[
         str,
@@ -112,6 +115,7 @@ def agent(
             netmask_v6=netmask_v6,
             node_port_range=node_port_range,
             external_ip_cidrs=external_ip_cidr or [],
+            load_balancer_ip_cidrs=load_balancer_ip_cidr or [],
             min_sync_interval=min_sync_interval,
             resync_interval=resync_interval,
             max_drain_seconds=max_drain_seconds,

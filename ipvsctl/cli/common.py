@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -40,6 +40,7 @@ __all__ = [
     "naming",
     "node_context",
     "ownership_from_flags",
+    "refusal_problems",
 ]
 
 ManifestsOpt = Annotated[
@@ -111,7 +112,7 @@ LoadBalancerCidrOpt = Annotated[
 OwnedCidrOpt = Annotated[
     list[str] | None,
     typer.Option(
-        "--owned-cidr", metavar="CIDR", help="CIDR of VIPs the agent owns beyond the desired ones (repeatable)."
+        "--owned-cidr", metavar="CIDR", help="CIDR of VIPs the agent owns beyond those on its interface (repeatable)."
     ),
 ]
 InterfaceOpt = Annotated[
@@ -201,6 +202,17 @@ def ownership_from_flags(
         node_addresses=frozenset(node_ips),
         node_port_range=node_port_range,
     )
+
+
+def refusal_problems(refused: Mapping[ServiceKey, str], translation: Translation) -> list[Problem]:
+    """Desired VIPs that could not be claimed, as problems naming their Service and field."""
+    problems = []
+    for key in sorted(refused, key=ServiceKey.sort_key):
+        owner = translation.owners.get(key)
+        result = translation.results.get(owner) if owner is not None else None
+        field = result.sources.get(key, "spec") if result is not None else "spec"
+        problems.append(Problem(f"Service {owner}" if owner is not None else str(key), field, refused[key]))
+    return problems
 
 
 def naming(desired: Desired | None) -> tuple[dict[ServiceKey, ObjectRef], dict[str, ObjectRef]]:

@@ -15,6 +15,7 @@ from typing import Annotated
 
 import typer
 
+from ipvsctl.claims import claim, presumed_held
 from ipvsctl.cli.app import EXIT_CHANGES, EXIT_ERROR, EXIT_IN_SYNC, app, fail
 from ipvsctl.cli.backends import open_backend
 from ipvsctl.cli.common import (
@@ -32,11 +33,12 @@ from ipvsctl.cli.common import (
     OwnedCidrOpt,
     SchedulerOpt,
     desired_and_ownership,
+    refusal_problems,
 )
 from ipvsctl.errors import IpvsctlError, UsageError
 from ipvsctl.ipvsadm import parse_save, render_restore
 from ipvsctl.model import Table
-from ipvsctl.options import policy_from_flags
+from ipvsctl.options import parse_node_ips, policy_from_flags
 from ipvsctl.plan import Ownership, plan
 from ipvsctl.report import PlanContext, Problem, plan_json, plan_text
 
@@ -64,6 +66,15 @@ def diff(
             "--current-save",
             metavar="FILE",
             help="Current table as `ipvsadm -Sn` output (file, or - for stdin); default: the live kernel.",
+        ),
+    ] = None,
+    bound_address: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--bound-address",
+            metavar="IP",
+            help="With --current-save: an address on the agent's interface (`ip -br addr show ipvs0`; repeatable). "
+            "Default: an address is the agent's when every saved entry at it is desired.",
         ),
     ] = None,
     owned_cidr: OwnedCidrOpt = None,
@@ -94,19 +105,31 @@ def diff(
             owned_cidrs=owned_cidr or [],
             policy=policy,
         )
+        translation = desired.translation
         if current_save is None:
+            if bound_address:
+                raise UsageError(
+                    "only with --current-save: the live interface says what it holds", flag="--bound-address"
+                )
             current, ownership = asyncio.run(_read_live(interface=interface, ownership=ownership))
         else:
             current = _read_save(current_save)
+            held = parse_node_ips(bound_address, flag="--bound-address") if bound_address else None
+            ownership = ownership.with_addresses(
+                presumed_held(current.services, translation.table.services) if held is None else held
+            )
     except IpvsctlError as error:
         fail(error)
-    translation = desired.translation
-    operations = plan(current, translation.table, ownership=ownership)
+    claims = claim(translation.table.services, present=current.services, ownership=ownership)
+    operations = plan(
+        current, translation.table, ownership=ownership.with_addresses(claims.taken), refused=claims.refused
+    )
+    refusals = refusal_problems(claims.refused, translation)
     report = PlanContext(
         node=node,
         owners=translation.owners,
         pods=translation.pods,
-        errors=desired.problems,
+        errors=[*desired.problems, *refusals],
         notices=[Problem(f"Service {n.service}", n.field, n.message) for n in translation.notices],
     )
     if output is DiffFormat.JSON:
@@ -118,7 +141,7 @@ def diff(
             typer.echo(f"error: {problem}", err=True)
         for problem in report.notices:
             typer.echo(f"notice: {problem}", err=True)
-    if desired.problems:
+    if report.errors:
         raise typer.Exit(EXIT_ERROR)
     raise typer.Exit(EXIT_CHANGES if operations else EXIT_IN_SYNC)
 

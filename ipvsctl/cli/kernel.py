@@ -36,12 +36,13 @@ from ipvsctl.cli.common import (
     load_desired,
     naming,
     ownership_from_flags,
+    refusal_problems,
 )
 from ipvsctl.conntable import parse_connections
 from ipvsctl.errors import IpvsctlError, UsageError
 from ipvsctl.model import DeleteVirtualService, Operation
 from ipvsctl.options import parse_node_ips, parse_port_range, policy_from_flags
-from ipvsctl.plan import Ownership, desired_vips
+from ipvsctl.plan import Ownership
 from ipvsctl.reconcile import SyncResult, sync
 from ipvsctl.report import PlanContext, Problem, plan_json, plan_text
 from ipvsctl.show import show_json, show_text
@@ -113,7 +114,7 @@ def apply(
     except IpvsctlError as error:
         fail(error)
     _print_applied(result, desired=desired, node=node, output=output)
-    if result.failures or desired.problems:
+    if result.failures or result.refused or desired.problems:
         raise typer.Exit(EXIT_ERROR)
 
 
@@ -125,8 +126,9 @@ async def _apply(desired: Desired, *, ownership: Ownership, interface: str) -> S
 def _print_applied(result: SyncResult, *, desired: Desired, node: str, output: Format) -> None:
     translation = desired.translation
     failures = [Problem(str(f.operation.key), type(f.operation).__name__, f.message) for f in result.failures]
+    refusals = refusal_problems(result.refused, translation)
     context = PlanContext(
-        node=node, owners=translation.owners, pods=translation.pods, errors=[*desired.problems, *failures]
+        node=node, owners=translation.owners, pods=translation.pods, errors=[*desired.problems, *refusals, *failures]
     )
     if output is Format.JSON:
         document = plan_json(result.operations, context)
@@ -163,8 +165,6 @@ def show(
     except IpvsctlError as error:
         fail(error)
     owned = ownership.with_addresses(state.bound_addresses)
-    if desired is not None:
-        owned = owned.with_addresses(desired_vips(desired.translation.table, ownership=ownership))
     owners, pods = naming(desired)
     if output is Format.JSON:
         typer.echo(json.dumps(show_json(state, owned=owned.owns, owners=owners, pods=pods), indent=2))
@@ -252,7 +252,7 @@ def cleanup(
         desired = _optional_desired(manifests=manifests, kubeconfig=kubeconfig, node=node, node_ip=node_ip or [])
         node_ips = desired.node.addresses if desired else parse_node_ips(node_ip or [])
         ownership = ownership_from_flags(
-            node_ips=node_ips, owned_cidrs=owned_cidr or [], node_port_range=node_port_range
+            node_ips=node_ips, owned_cidrs=owned_cidr or [], node_port_range=parse_port_range(node_port_range)
         )
         operations, failures, removed = asyncio.run(_cleanup(ownership=ownership, interface=interface))
     except IpvsctlError as error:
