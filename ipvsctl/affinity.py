@@ -36,6 +36,8 @@ from ipvsctl.conntable import Connection
 from ipvsctl.errors import UsageError
 from ipvsctl.kube.views import ObjectRef
 from ipvsctl.model import RealServerKey, ServiceKey, Table, VirtualService, canonical_ip, family_of, packed_address
+from ipvsctl.numbers import parse_decimal
+from ipvsctl.printable import printable
 from ipvsctl.report import ref_json
 
 __all__ = ["SCHEMA", "Pin", "PinFilter", "find_pins", "parse_pin_filter", "pins_json", "pins_text"]
@@ -122,9 +124,10 @@ def _parse_vip(text: str) -> tuple[str, int | None]:
     address = _parse_ip(host, flag="--vip")
     if not port_text:
         return address, None
-    if not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+    port = parse_decimal(port_text, max_digits=5)
+    if port is None or port > 65535:
         raise UsageError(f"{port_text!r} is not a port in 0..65535", flag="--vip")
-    return address, int(port_text)
+    return address, port
 
 
 def _parse_ref(text: str) -> ObjectRef:
@@ -195,16 +198,16 @@ _HEADERS = ("SERVICE", "VIP", "CLIENT", "REAL SERVER", "POD", "EXPIRES")
 
 
 def pins_text(pins: Sequence[Pin]) -> str:
-    """An aligned table, one pin a row; EXPIRES is ``left/timeout`` in seconds."""
+    """An aligned table, one pin a row; EXPIRES is ``left/timeout`` in seconds; names escaped (``printable``)."""
     if not pins:
         return "no client is pinned\n"
     rows = [_HEADERS] + [
         (
-            str(pin.service) if pin.service else "-",
+            printable(str(pin.service)) if pin.service else "-",
             str(pin.virtual_service),
             pin.client_network,
             str(pin.real_server),
-            str(pin.pod) if pin.pod else "-",
+            printable(str(pin.pod)) if pin.pod else "-",
             f"{pin.expires}s/{pin.timeout}s",
         )
         for pin in pins

@@ -1,5 +1,8 @@
 """Plans as people and programs read them: grouped text and a stable JSON document (pure).
 
+Text escapes control characters in every line (``ipvsctl.printable``); JSON needs no escaping of its own,
+``json.dumps`` writes them as ``\\uXXXX``.
+
 JSON schema ``ipvsctl.plan/v1`` (documented in docs/cli.md)::
 
     {"schema": "ipvsctl.plan/v1", "node": str, "inSync": bool,
@@ -28,6 +31,7 @@ from ipvsctl.model import (
     ServiceKey,
     VirtualService,
 )
+from ipvsctl.printable import printable
 
 __all__ = [
     "SCHEMA",
@@ -55,8 +59,9 @@ class Problem:
     message: str
 
     def __str__(self) -> str:
+        """One line for people: ``object: field: message``, control characters escaped."""
         where = ": ".join(part for part in (self.obj, self.field) if part)
-        return f"{where}: {self.message}" if where else self.message
+        return printable(f"{where}: {self.message}" if where else self.message)
 
     def to_json(self) -> JSON:
         """JSON form."""
@@ -204,6 +209,7 @@ def _pod(real: RealServer, context: PlanContext) -> str:
 def plan_text(operations: Sequence[Operation], context: PlanContext) -> str:
     """One line per change, grouped under the Service (namespace/name) that owns the VIP.
 
+    Names are escaped (``printable``), so a Service or Pod name cannot add or rewrite a line.
     Errors and notices are not part of it: callers print them to stderr.
     """
     groups: dict[str, list[str]] = defaultdict(list)
@@ -221,4 +227,4 @@ def plan_text(operations: Sequence[Operation], context: PlanContext) -> str:
         lines.append(f"node {context.node}: {len(operations)} changes pending ({parts})")
     else:
         lines.append(f"node {context.node}: in sync")
-    return "\n".join(lines) + "\n"
+    return "\n".join(printable(line) for line in lines) + "\n"

@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from ipvsctl.backend.base import KernelState
 from ipvsctl.kube.views import ObjectRef
 from ipvsctl.model import ConnectionCounts, ServiceKey
+from ipvsctl.printable import printable
 from ipvsctl.report import describe_settings, real_json, ref_json, vs_json
 
 __all__ = ["SCHEMA", "show_json", "show_text"]
@@ -61,7 +62,7 @@ def show_text(
     owners: Mapping[ServiceKey, ObjectRef],
     pods: Mapping[str, ObjectRef],
 ) -> str:
-    """One block per owned virtual service, its real servers below, draining ones marked."""
+    """One block per owned virtual service, its real servers below, draining ones marked; names escaped."""
     lines: list[str] = []
     draining = 0
     count = 0
@@ -85,4 +86,4 @@ def show_text(
                 text += f"  DRAINING ({counts.total} connections left)"
             lines.append(text + (f"  [pod {pod}]" if pod else ""))
     lines.append(f"{count} virtual services owned, {draining} real servers draining")
-    return "\n".join(lines) + "\n"
+    return "\n".join(printable(line) for line in lines) + "\n"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from ipvsctl.affinity import Pin, PinFilter, find_pins, parse_pin_filter, pins_json, pins_text
@@ -194,8 +196,22 @@ def test_parse_pin_filter_reads_the_flags(flags: dict[str, str], expected: PinFi
         ({"vip": "[2001:db8::10"}, "--vip: '[2001:db8::10' is not IP, IP:PORT or [IPv6]:PORT"),
         ({"service": "web"}, "--service: 'web' is not NAMESPACE/NAME"),
         ({"service": "default/web/x"}, "--service: 'default/web/x' is not NAMESPACE/NAME"),
+        ({"vip": "203.0.113.10:²"}, "--vip: '²' is not a port in 0..65535"),
+        ({"vip": "203.0.113.10:\u0668\u0660"}, "--vip: '\u0668\u0660' is not a port in 0..65535"),
+        ({"vip": "203.0.113.10:" + "8" * 5000}, "--vip: '" + "8" * 5000 + "' is not a port in 0..65535"),
     ],
-    ids=["client-cidr", "vip-name", "vip-port-name", "vip-port-range", "vip-unclosed", "service-no-ns", "service-deep"],
+    ids=[
+        "client-cidr",
+        "vip-name",
+        "vip-port-name",
+        "vip-port-range",
+        "vip-unclosed",
+        "service-no-ns",
+        "service-deep",
+        "vip-port-superscript",
+        "vip-port-arabic-indic",
+        "vip-port-5000-digits",
+    ],
 )
 def test_parse_pin_filter_names_the_bad_flag(flags: dict[str, str], message: str) -> None:
     """A bad value raises UsageError naming its flag."""
@@ -212,6 +228,16 @@ def test_text_is_an_aligned_table() -> None:
         "-             fwmark:7               192.0.2.9/32     198.51.100.4:0         -               598s/600s\n"
         "default/web6  tcp/[2001:db8::10]:80  2001:db8:1::/64  [2001:db8:2::11]:8080  default/web6-0  10790s/10800s\n"
     )
+
+
+def test_text_escapes_control_characters_in_names() -> None:
+    """Service and Pod names with a newline or an escape sequence stay inside their cell, escaped."""
+    service = ObjectRef("default", "web\nforged  tcp/203.0.113.99:80")
+    pod = ObjectRef("default", "web-0\x1b[2J")
+    rows = pins_text([replace(PIN_192, service=service, pod=pod)]).splitlines()
+    assert len(rows) == 2
+    assert rows[1].startswith("default/web\\nforged  tcp/203.0.113.99:80  tcp/203.0.113.10:80")
+    assert rows[1].endswith("default/web-0\\x1b[2J  295s/300s")
 
 
 def test_text_says_when_nobody_is_pinned() -> None:
