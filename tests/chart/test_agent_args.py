@@ -25,7 +25,7 @@ DEFAULT_ARGS = [
     "--resync-interval=30",
     "--max-drain-seconds=900",
     "--health-bind=0.0.0.0:10256",
-    "--metrics-bind=0.0.0.0:10249",
+    "--metrics-bind=127.0.0.1:10249",
     "--health-check-address=0.0.0.0",
     "--log-format=json",
     "--log-level=info",
@@ -63,6 +63,11 @@ def test_default_values_give_the_agents_own_defaults() -> None:
             ["--external-ip-cidr=203.0.113.0/24", "--external-ip-cidr=2001:db8::/64"],
             id="external-ip-cidrs",
         ),
+        pytest.param(
+            {"agent": {"loadBalancerIPCIDRs": ["198.51.100.0/24", "2001:db8:1::/64"]}},
+            ["--load-balancer-ip-cidr=198.51.100.0/24", "--load-balancer-ip-cidr=2001:db8:1::/64"],
+            id="load-balancer-ip-cidrs",
+        ),
         pytest.param({"agent": {"minSyncInterval": 0.25}}, ["--min-sync-interval=0.25"], id="min-sync"),
         pytest.param({"agent": {"resyncInterval": 120}}, ["--resync-interval=120"], id="resync"),
         pytest.param({"agent": {"resyncInterval": 45.0}}, ["--resync-interval=45"], id="whole-float"),
@@ -87,6 +92,11 @@ def test_value_becomes_its_flag(values: dict[str, Any], flags: list[str]) -> Non
 def test_external_ip_cidrs_default_to_none() -> None:
     """No --external-ip-cidr by default: the externalIP allow-list is closed."""
     assert not [a for a in _args() if a.startswith("--external-ip-cidr")]
+
+
+def test_load_balancer_ip_cidrs_default_to_none() -> None:
+    """No --load-balancer-ip-cidr by default: no LoadBalancer ingress IP is programmed (CVE-2020-8554)."""
+    assert not [a for a in _args() if a.startswith("--load-balancer-ip-cidr")]
 
 
 def test_extra_args_come_last_and_verbatim() -> None:

@@ -60,3 +60,9 @@ def test_notes_warn_when_the_apiserver_is_reached_through_its_service() -> None:
     """Without apiServer.host, NOTES.txt warns that nothing else programs the `kubernetes` ClusterIP."""
     assert "apiServer.host is not set" in install_notes()
     assert "apiServer.host is not set" not in install_notes({"apiServer": {"host": "192.0.2.10"}})
+
+
+def test_notes_warn_when_no_load_balancer_ip_is_allowed() -> None:
+    """With agent.loadBalancerIPCIDRs empty, NOTES.txt says that no ingress IP is programmed."""
+    assert "agent.loadBalancerIPCIDRs is empty" in install_notes()
+    assert "loadBalancerIPCIDRs is empty" not in install_notes({"agent": {"loadBalancerIPCIDRs": ["198.51.100.0/24"]}})

@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from tests.chart.render import only, pod_spec, render
+from typing import Any
+
+import pytest
+
+from tests.chart.render import HelmRefusedError, container, only, pod_spec, render
+
+SCRAPED = [
+    pytest.param({"service": {"enabled": True}}, id="metrics-service"),
+    pytest.param({"monitor": {"enabled": True}}, id="service-monitor"),
+    pytest.param({"monitor": {"enabled": True, "kind": "PodMonitor"}}, id="pod-monitor"),
+]
 
 SELECTOR = {"app.kubernetes.io/name": "ipvsctl", "app.kubernetes.io/instance": "ipvsctl"}
 
@@ -53,3 +63,41 @@ def test_monitor_interval_and_timeout_are_passed_on() -> None:
     values = {"metrics": {"monitor": {"enabled": True, "interval": "15s", "scrapeTimeout": "5s"}}}
     endpoint = only(render(values), "ServiceMonitor")["spec"]["endpoints"][0]
     assert (endpoint["interval"], endpoint["scrapeTimeout"]) == ("15s", "5s")
+
+
+def metrics_bind(metrics: dict[str, Any]) -> str:
+    """The --metrics-bind flag the agent container gets with these metrics values."""
+    agent = container(render({"metrics": metrics}), "agent")
+    assert agent is not None
+    return next(a for a in agent["args"] if a.startswith("--metrics-bind="))
+
+
+def test_metrics_stay_on_loopback_unless_scraped() -> None:
+    """Without a metrics Service or monitor, /metrics listens on 127.0.0.1 only (as kube-proxy's 10249)."""
+    assert metrics_bind({"port": 20249}) == "--metrics-bind=127.0.0.1:20249"
+
+
+@pytest.mark.parametrize("metrics", SCRAPED)
+def test_metrics_bind_widens_when_the_chart_scrapes_it(metrics: dict[str, Any]) -> None:
+    """A metrics Service, ServiceMonitor or PodMonitor widens the bind to 0.0.0.0, where the scrape arrives."""
+    assert metrics_bind(metrics) == "--metrics-bind=0.0.0.0:10249"
+
+
+@pytest.mark.parametrize(
+    ("metrics", "flag"),
+    [
+        pytest.param({"bindAddress": "192.0.2.1"}, "--metrics-bind=192.0.2.1:10249", id="not-scraped"),
+        pytest.param({"bindAddress": "::", "monitor": {"enabled": True}}, "--metrics-bind=[::]:10249", id="v6-scraped"),
+    ],
+)
+def test_metrics_bind_address_given_is_used_as_is(metrics: dict[str, Any], flag: str) -> None:
+    """metrics.bindAddress, when set, is the bind whether or not the chart scrapes it."""
+    assert metrics_bind(metrics) == flag
+
+
+@pytest.mark.parametrize("address", ["127.0.0.1", "127.1.2.3", "::1"])
+@pytest.mark.parametrize("metrics", SCRAPED)
+def test_scraping_a_loopback_bind_is_refused(metrics: dict[str, Any], address: str) -> None:
+    """A loopback metrics.bindAddress with a metrics Service or monitor fails the render, naming the value."""
+    with pytest.raises(HelmRefusedError, match=f"metrics.bindAddress {address} is a loopback address"):
+        render({"metrics": {**metrics, "bindAddress": address}})

@@ -27,6 +27,17 @@ REJECTED = [
     pytest.param({"agent": {"externalIPCIDRs": ["300.0.0.0/8"]}}, "/agent/externalIPCIDRs/0", id="cidr-bad-octet"),
     pytest.param({"agent": {"externalIPCIDRs": ["2001:db8::/129"]}}, "/agent/externalIPCIDRs/0", id="cidr-v6-129"),
     pytest.param({"agent": {"externalIPCIDRs": "10.0.0.0/8"}}, "/agent/externalIPCIDRs", id="cidrs-not-a-list"),
+    pytest.param(
+        {"agent": {"loadBalancerIPCIDRs": ["198.51.100.7"]}}, "/agent/loadBalancerIPCIDRs/0", id="lb-cidr-no-prefix"
+    ),
+    pytest.param(
+        {"agent": {"loadBalancerIPCIDRs": "198.51.100.0/24"}}, "/agent/loadBalancerIPCIDRs", id="lb-not-a-list"
+    ),
+    pytest.param(
+        {"agent": {"loadBalancerIPCIDRs": ["198.51.100.0/24", "198.51.100.0/24"]}},
+        "/agent/loadBalancerIPCIDRs",
+        id="lb-cidr-twice",
+    ),
     pytest.param({"agent": {"minSyncInterval": -1}}, "/agent/minSyncInterval", id="negative-min-sync"),
     pytest.param({"agent": {"minSyncInterval": 0}}, "/agent/minSyncInterval", id="zero-min-sync"),
     pytest.param({"agent": {"resyncInterval": -30}}, "/agent/resyncInterval", id="negative-resync"),
@@ -41,6 +52,7 @@ REJECTED = [
     pytest.param({"log": {"level": "verbose"}}, "/log/level", id="unknown-log-level"),
     pytest.param({"health": {"port": 70000}}, "/health/port", id="port-out-of-range"),
     pytest.param({"metrics": {"bindAddress": "localhost"}}, "/metrics/bindAddress", id="bind-not-an-ip"),
+    pytest.param({"metrics": {"bindAddress": " "}}, "/metrics/bindAddress", id="bind-blank"),
     pytest.param({"metrics": {"monitor": {"kind": "Probe"}}}, "/metrics/monitor/kind", id="unknown-monitor-kind"),
     pytest.param({"metrics": {"monitor": {"interval": "30"}}}, "/metrics/monitor/interval", id="interval-no-unit"),
     pytest.param({"image": {"pullPolicy": "Sometimes"}}, "/image/pullPolicy", id="unknown-pull-policy"),
@@ -59,6 +71,8 @@ ACCEPTED = [
     pytest.param({"agent": {"persistenceNetmaskV4": 1, "persistenceNetmaskV6": 1}}, id="netmask-min"),
     pytest.param({"agent": {"persistenceNetmaskV4": 32, "persistenceNetmaskV6": 128}}, id="netmask-max"),
     pytest.param({"agent": {"externalIPCIDRs": ["0.0.0.0/0", "::/0", "fd00::1/128"]}}, id="cidr-edges"),
+    pytest.param({"agent": {"loadBalancerIPCIDRs": ["0.0.0.0/0", "::/0", "fd00::1/128"]}}, id="lb-cidr-edges"),
+    pytest.param({"metrics": {"bindAddress": "::"}}, id="metrics-bind-v6"),
     pytest.param({"agent": {"maxDrainSeconds": 0, "minSyncInterval": 0.01}}, id="no-drain-fast-sync"),
     pytest.param({"updateStrategy": {"maxUnavailable": "10%"}}, id="unavailable-percent"),
     pytest.param({"apiServer": {"host": "api.example.internal"}}, id="api-server-name"),

@@ -58,6 +58,21 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
 
 {{/*
+The address /metrics listens on. metrics.bindAddress when set; otherwise the node only (127.0.0.1, as
+kube-proxy's 10249), widened to every address when this chart's metrics Service or monitor scrapes it (the
+scrape reaches the node IP). Scraping a loopback address could never work: that is refused.
+*/}}
+{{- define "ipvsctl.metricsBindAddress" -}}
+{{- $metrics := .Values.metrics }}
+{{- $scraped := or $metrics.service.enabled $metrics.monitor.enabled }}
+{{- $address := $metrics.bindAddress | default (ternary "0.0.0.0" "127.0.0.1" $scraped) }}
+{{- if and $scraped (or (hasPrefix "127." $address) (eq $address "::1")) }}
+{{- fail (printf "metrics.bindAddress %s is a loopback address: the metrics Service or monitor could not scrape it (leave it empty for 0.0.0.0)" $address) }}
+{{- end }}
+{{- $address }}
+{{- end }}
+
+{{/*
 The agent's start-up sysctls (ipvsctl/backend/sysctl.py STARTUP_SYSCTLS; a test keeps the two equal), as YAML.
 */}}
 {{- define "ipvsctl.startupSysctls" -}}
@@ -110,12 +125,15 @@ net.ipv4.ip_forward: "1"
 {{- range $agent.externalIPCIDRs }}
 {{- $args = append $args (printf "--external-ip-cidr=%s" .) }}
 {{- end }}
+{{- range $agent.loadBalancerIPCIDRs }}
+{{- $args = append $args (printf "--load-balancer-ip-cidr=%s" .) }}
+{{- end }}
 {{- $args = concat $args (list
   (printf "--min-sync-interval=%s" (include "ipvsctl.number" $agent.minSyncInterval))
   (printf "--resync-interval=%s" (include "ipvsctl.number" $agent.resyncInterval))
   (printf "--max-drain-seconds=%s" (include "ipvsctl.number" $agent.maxDrainSeconds))
   (printf "--health-bind=%s" (include "ipvsctl.hostPort" (list .Values.health.bindAddress .Values.health.port)))
-  (printf "--metrics-bind=%s" (include "ipvsctl.hostPort" (list .Values.metrics.bindAddress .Values.metrics.port)))
+  (printf "--metrics-bind=%s" (include "ipvsctl.hostPort" (list (include "ipvsctl.metricsBindAddress" .) .Values.metrics.port)))
   (printf "--health-check-address=%s" $agent.healthCheckAddress)
   (printf "--log-format=%s" .Values.log.format)
   (printf "--log-level=%s" .Values.log.level)
