@@ -61,8 +61,8 @@ def apply(agent: Agent) -> tuple[int, dict[str, Any], str]:
 
 
 def bound(netns: Netns) -> set[str]:
-    """The addresses on the agent's interface."""
-    shown = netns.run("ip", "-o", "addr", "show", "dev", INTERFACE, check=False)
+    """The global addresses on the agent's interface (the kernel gives an up dummy an IPv6 link-local one)."""
+    shown = netns.run("ip", "-o", "addr", "show", "dev", INTERFACE, "scope", "global", check=False)
     return {line.split()[3].split("/")[0] for line in shown.stdout.splitlines()}
 
 
