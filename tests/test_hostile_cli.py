@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -140,3 +142,16 @@ def test_non_utf8_connection_table_is_one_error_line(tmp_path: Path) -> None:
     assert result.exit_code == EXIT_ERROR
     (line,) = result.stderr.splitlines()
     assert line.startswith(f"error: {conn}:2: not UTF-8 text (byte 0xff at column 1)")
+
+
+def test_a_reader_that_goes_away_ends_the_command_quietly_with_exit_2() -> None:
+    """`ipvsctl diff | head` with head gone: no traceback, no error line, exit 2 (the output is incomplete)."""
+    root = Path(__file__).resolve().parents[1]
+    ipvsctl = str(Path(sys.prefix) / "bin" / "ipvsctl")
+    command = [ipvsctl, "diff", "--manifests", "examples/cluster", "--node", "worker1",
+               "--current-save", "examples/empty.save"]  # fmt: skip
+    with subprocess.Popen(command, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as process:
+        assert process.stdout is not None
+        process.stdout.close()  # before the command writes its first line
+        _, stderr = process.communicate(timeout=60)
+    assert (process.returncode, stderr.decode()) == (EXIT_ERROR, "")

@@ -3,12 +3,15 @@
 Exit codes: 0 success (``diff``: in sync), 1 changes pending (``diff`` only), 2 any error. An exception
 that is not one of ours (a bug) also exits 2, never 1, which a CI gate would read as "changes pending":
 one ``error: unexpected ...`` line on stderr, or the traceback with ``ipvsctl --debug`` (also exit 2). Click's
-own usage errors keep their message and exit 2. Every line printed for a person passes through
+own usage errors keep their message and exit 2; a reader that goes away early (`| head`) ends the command
+quietly with exit 2. Every line printed for a person passes through
 ``printable``, so a name with a newline or an escape sequence cannot forge output.
 """
 
 from __future__ import annotations
 
+import os
+import sys
 import traceback
 from typing import Annotated, Any, NoReturn
 
@@ -34,6 +37,12 @@ class GuardedGroup(TyperGroup):
             return super().invoke(ctx)
         except (typer.Exit, typer.Abort, typer.TyperException):  # exits, Ctrl-C, usage errors: click's to report
             raise
+        except BrokenPipeError:
+            # The reader went away (`ipvsctl diff | head`): nothing is left to say to it. stdout now points at
+            # /dev/null, so the interpreter's last flush cannot fail again; exit 2, as the output is incomplete.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            raise typer.Exit(EXIT_ERROR) from None
         except Exception as error:
             if ctx.params.get("debug"):
                 for line in "".join(traceback.format_exception(error)).splitlines():
