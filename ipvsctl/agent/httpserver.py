@@ -17,7 +17,6 @@ whatever else connects (issue 12):
 from __future__ import annotations
 
 import asyncio
-import errno
 import resource
 import socket
 from collections.abc import Callable
@@ -85,8 +84,8 @@ ACCEPT_BATCH = 8
 # The kernel queues this many connections not yet accepted (capped by net.core.somaxconn): a burst waits
 # there instead of having its SYNs dropped (a dropped SYN costs the client a 1 s retransmission).
 LISTEN_BACKLOG = 1024
-# accept() failures that mean "out of descriptors or memory": stop accepting for a while, as asyncio does.
-_EXHAUSTED = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+# After accept() fails (out of descriptors or memory), the listener stops accepting this long, as asyncio's do:
+# retrying at once would spin while the connection stays queued.
 ACCEPT_RETRY_DELAY = 1.0
 
 
@@ -149,9 +148,7 @@ class Listener:
                 return
             except ConnectionAbortedError:
                 continue
-            except OSError as error:
-                if error.errno not in _EXHAUSTED:
-                    raise
+            except OSError as error:  # out of descriptors or memory (EMFILE, ENFILE, ENOBUFS, ENOMEM) at most
                 self._log.warning("http_accept_failed", port=self.port, error=error.strerror or str(error))
                 self._pause(listening)
                 return
@@ -173,7 +170,10 @@ class Listener:
         """One connection: read a request, answer it, close."""
         try:
             reader, writer = await asyncio.open_connection(sock=accepted, limit=self._limits.max_head_bytes)
-        except BaseException:
+        except OSError:  # reset before it was set up
+            accepted.close()
+            return
+        except BaseException:  # cancelled by close()
             accepted.close()
             raise
         connection = _Connection(writer.transport)

@@ -5,15 +5,26 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import os
+import resource
 import socket
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from structlog.testing import capture_logs
 
-from ipvsctl.agent.httpserver import Bind, Limits, Listener, ServerError, listen
+from ipvsctl.agent.httpserver import (
+    ACCEPT_RETRY_DELAY,
+    Bind,
+    Limits,
+    Listener,
+    ServerError,
+    listen,
+    raise_open_files_limit,
+)
 from ipvsctl.agent.httpwire import Response
 from tests.agent.rawhttp import send
 
@@ -273,3 +284,48 @@ async def test_port_in_use_is_a_server_error(serve: Serve) -> None:
         port = holder.getsockname()[1]
         with pytest.raises(ServerError, match=f"127.0.0.1:{port}"):
             await listen(Bind("127.0.0.1", port), answer)
+
+
+@contextlib.contextmanager
+def no_free_descriptor() -> Iterator[None]:
+    """While inside, this process cannot open one more file: the soft limit is lowered and every number below taken."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    limit = max(int(fd.name) for fd in Path("/proc/self/fd").iterdir()) + 64
+    resource.setrlimit(resource.RLIMIT_NOFILE, (limit, hard))
+    fillers: list[int] = []
+    try:
+        with contextlib.suppress(OSError):
+            for _ in range(limit):  # bounded: at most `limit` descriptors can be open
+                fillers.append(os.open(os.devnull, os.O_RDONLY))  # noqa: PERF401 (stops at the first EMFILE)
+        yield
+    finally:
+        for fd in fillers:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+async def test_out_of_descriptors_pauses_accepting_then_resumes(serve: Serve) -> None:
+    """accept() failing with EMFILE is logged, accepting pauses, and the queued client is answered after."""
+    listener = await serve()
+    client = socket.create_connection(("127.0.0.1", listener.port))  # queued in the kernel, not yet accepted
+    with client, capture_logs() as logs:
+        client.sendall(b"GET /ok HTTP/1.1\r\n\r\n")
+        with no_free_descriptor():
+            await asyncio.sleep(0.1)
+        client.settimeout(ACCEPT_RETRY_DELAY + 2.0)
+        started = time.monotonic()
+        reply = await asyncio.to_thread(client.recv, 4096)
+    assert [entry["event"] for entry in logs] == ["http_accept_failed"]
+    assert reply.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert time.monotonic() - started < ACCEPT_RETRY_DELAY + 1.0
+
+
+def test_open_files_soft_limit_is_raised_to_the_hard_limit() -> None:
+    """raise_open_files_limit lifts RLIMIT_NOFILE's soft limit to its hard limit and says so."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(soft, 512), hard))
+    try:
+        assert raise_open_files_limit() == hard
+        assert resource.getrlimit(resource.RLIMIT_NOFILE) == (hard, hard)
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))

@@ -69,7 +69,8 @@ def metrics_bind(metrics: dict[str, Any]) -> str:
     """The --metrics-bind flag the agent container gets with these metrics values."""
     agent = container(render({"metrics": metrics}), "agent")
     assert agent is not None
-    return next(a for a in agent["args"] if a.startswith("--metrics-bind="))
+    args: list[str] = agent["args"]
+    return next(a for a in args if a.startswith("--metrics-bind="))
 
 
 def test_metrics_stay_on_loopback_unless_scraped() -> None:
