@@ -48,22 +48,22 @@ def special_address(address: str) -> str | None:
         ip = ipaddress.ip_address(address)
     except ValueError:
         return "invalid"
-    if isinstance(ip, ipaddress.IPv4Address):
-        return _special_v4(ip)
-    return _special_v6(ip)
-
-
-def _special_v4(ip: ipaddress.IPv4Address) -> str | None:
     if ip.is_unspecified:
         return "unspecified"
-    if ip in _THIS_NETWORK:
-        return "this-network"
     if ip.is_loopback:
         return "loopback"
     if ip.is_link_local:
         return "link-local"
     if ip.is_multicast:
         return "multicast"
+    if isinstance(ip, ipaddress.IPv4Address):
+        return _special_v4(ip)
+    return _special_v6(ip)
+
+
+def _special_v4(ip: ipaddress.IPv4Address) -> str | None:
+    if ip in _THIS_NETWORK:
+        return "this-network"
     if ip == _BROADCAST:
         return "broadcast"
     if ip in _RESERVED_V4:
@@ -72,14 +72,6 @@ def _special_v4(ip: ipaddress.IPv4Address) -> str | None:
 
 
 def _special_v6(ip: ipaddress.IPv6Address) -> str | None:
-    if ip.is_unspecified:
-        return "unspecified"
-    if ip.is_loopback:
-        return "loopback"
-    if ip.is_link_local:
-        return "link-local"
-    if ip.is_multicast:
-        return "multicast"
     if ip in _MAPPED:
         return "IPv4-mapped"
     if ip in _COMPATIBLE:

@@ -19,7 +19,7 @@ from ipvsctl.claims import Claims, claim, unclaimed_addresses
 from ipvsctl.model import DeleteRealServer, DeleteVirtualService, Operation, RealServerKey, ServiceKey, Table
 from ipvsctl.plan import Ownership, Settled, plan
 
-__all__ = ["DrainTracker", "SyncResult", "sync"]
+__all__ = ["DrainTracker", "SyncResult", "Without", "sync"]
 
 DrainKey = tuple[ServiceKey, RealServerKey]
 
@@ -157,7 +157,7 @@ async def sync(
     refused_addresses = frozenset(key.address for key in claims.refused)
     await _bind(
         backend,
-        _Without(bind, refused_addresses) if refused_addresses else bind,
+        Without(bind, refused_addresses) if refused_addresses else bind,
         bound=state.bound_addresses | claims.taken if state is not None else None,
         only=only,
     )
@@ -179,20 +179,23 @@ async def _claim(
     return claim(wanted, present=await backend.service_keys(unclaimed), ownership=ownership)
 
 
-class _Without(Set[str]):
-    """A live set less some addresses (refused VIPs are not bound)."""
+class Without(Set[str]):
+    """A live, read-only view of a set less some members: ``in`` is O(1) and nothing is copied.
 
-    __slots__ = ("_addresses", "_excluded")
+    Iterating or sizing walks the set (a full sync does that anyway).
+    """
 
-    def __init__(self, addresses: Set[str], excluded: frozenset[str]) -> None:
-        self._addresses = addresses
+    __slots__ = ("_excluded", "_members")
+
+    def __init__(self, members: Set[str], excluded: Set[str]) -> None:
+        self._members = members
         self._excluded = excluded
 
-    def __contains__(self, address: object) -> bool:
-        return address in self._addresses and address not in self._excluded
+    def __contains__(self, member: object) -> bool:
+        return member in self._members and member not in self._excluded
 
     def __iter__(self) -> Iterator[str]:
-        return (address for address in self._addresses if address not in self._excluded)
+        return (member for member in self._members if member not in self._excluded)
 
     def __len__(self) -> int:
         return sum(1 for _ in self)

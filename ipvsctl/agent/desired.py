@@ -10,15 +10,16 @@ checks that the state always equals ``resolve`` over every result.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Collection, Iterable, Iterator, Mapping, Set
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
 from ipvsctl.kube.views import ObjectRef
 from ipvsctl.model import ServiceKey, Table, VirtualService
+from ipvsctl.reconcile import Without
 from ipvsctl.translate import Rejection, ServiceResult, resolve
 
-__all__ = ["AddressView", "DesiredChange", "DesiredState"]
+__all__ = ["DesiredChange", "DesiredState"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,9 +54,9 @@ class DesiredState:
         """Every desired VIP address."""
         return frozenset(self._addresses)
 
-    def address_view(self, *, excluding: Collection[str] = frozenset()) -> AddressView:
+    def address_view(self, *, excluding: Collection[str] = frozenset()) -> Without:
         """A live set of the desired VIP addresses less ``excluding``, answering ``in`` without a copy."""
-        return AddressView(self._addresses, excluding=frozenset(excluding))
+        return Without(self._addresses.keys(), frozenset(excluding))
 
     def rejections(self, ref: ObjectRef) -> tuple[Rejection, ...]:
         """Why a Service (or some of its VIPs) is not programmed: its own rejections, then lost conflicts."""
@@ -130,28 +131,6 @@ class DesiredState:
         """Rejections of every Service that has any (for tests and full reports)."""
         refs: Iterable[ObjectRef] = set(self.conflicts) | {r for r, res in self.results.items() if res.rejections}
         return {ref: self.rejections(ref) for ref in refs}
-
-
-class AddressView(Set[str]):
-    """A read-only, live set view of counted addresses minus some excluded ones (node IPs).
-
-    ``in`` is O(1); iterating or sizing walks the addresses (a full sync does that anyway).
-    """
-
-    __slots__ = ("_counts", "_excluding")
-
-    def __init__(self, counts: Mapping[str, int], *, excluding: frozenset[str]) -> None:
-        self._counts = counts
-        self._excluding = excluding
-
-    def __contains__(self, address: object) -> bool:
-        return address in self._counts and address not in self._excluding
-
-    def __iter__(self) -> Iterator[str]:
-        return (address for address in self._counts if address not in self._excluding)
-
-    def __len__(self) -> int:
-        return sum(1 for _ in self)
 
 
 def _restricted(result: ServiceResult, keys: Collection[ServiceKey]) -> ServiceResult:
