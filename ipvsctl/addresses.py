@@ -35,13 +35,42 @@ _MAPPED = ipaddress.IPv6Network("::ffff:0:0/96")
 _COMPATIBLE = ipaddress.IPv6Network("::/96")
 
 
-@functools.lru_cache(maxsize=1 << 16)
 def special_address(address: str) -> str | None:
     """What makes ``address`` unfit as a VIP or real server (``"loopback"``, ...), None for plain unicast.
 
     ``address`` is canonical (see ``model.canonical_ip``); anything that is not an address at all is
-    ``"invalid"``. Cached: translation asks for every endpoint of every Service port again.
+    ``"invalid"``. Translation asks this for every endpoint of every Service port, so the usual answers
+    come from the text alone: an IPv4 address by its first octet, an IPv6 one outside ``0::/8``,
+    ``fe00::/8`` and ``ff00::/8`` at once; only the rest is parsed (and the answer kept).
     """
+    if ":" not in address:
+        first, dot, _ = address.partition(".")
+        if dot and first.isascii() and first.isdigit() and len(first) <= 3:
+            return _special_v4_octet(address, int(first))
+    elif address[0] not in ":0f" or (address[:2] not in ("fe", "ff") and address[0] == "f"):
+        return "zone-scoped" if "%" in address else None
+    return _special_parsed(address)
+
+
+def _special_v4_octet(address: str, first: int) -> str | None:
+    """The IPv4 kinds, all decided by the first octet (and 169.254/16, 255.255.255.255)."""
+    if first == 0:
+        return "unspecified" if address == "0.0.0.0" else "this-network"  # noqa: S104 (compared, not bound)
+    if first == 127:
+        return "loopback"
+    if first == 169 and address.startswith("169.254."):
+        return "link-local"
+    if 224 <= first <= 239:
+        return "multicast"
+    if address == "255.255.255.255":
+        return "broadcast"
+    if first >= 240:
+        return "reserved"
+    return None
+
+
+@functools.lru_cache(maxsize=4096)
+def _special_parsed(address: str) -> str | None:
     if "%" in address:
         return "zone-scoped"
     try:

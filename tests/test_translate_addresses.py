@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import replace
 
 import netaddr
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from ipvsctl.addresses import special_address
+from ipvsctl.addresses import _special_parsed, special_address
 from ipvsctl.kube.views import ServiceView
 from ipvsctl.model import canonical_ip
 from ipvsctl.translate import NodeContext, NoticeKind, Policy, Translation, translate
@@ -161,3 +164,16 @@ def test_health_check_node_port_must_be_inside_the_node_port_range(health: int, 
     assert bool(result.rejections) is rejected
     if rejected:
         assert result.rejections[0].field == "spec.healthCheckNodePort"
+
+
+@settings(max_examples=2000)
+@given(st.ip_addresses())
+def test_text_shortcuts_agree_with_parsing(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> None:
+    """The answer read from the text alone (the fast path) is the answer of parsing the address."""
+    assert special_address(str(ip)) == _special_parsed(str(ip))
+
+
+@pytest.mark.parametrize("address", ["", "not-an-ip", "example.com"])
+def test_text_that_is_no_address_is_invalid(address: str) -> None:
+    """Text that is no address at all is never plain unicast."""
+    assert special_address(address) == "invalid"
