@@ -37,7 +37,19 @@ from ipvsctl.agent.httpwire import (
 )
 from ipvsctl.errors import IpvsctlError
 
-__all__ = ["DEFAULT_LIMITS", "Bind", "Handler", "Limits", "Listener", "ServerError", "listen", "raise_open_files_limit"]
+__all__ = [
+    "ACCEPT_BATCH",
+    "ACCEPT_RETRY_DELAY",
+    "DEFAULT_LIMITS",
+    "LISTEN_BACKLOG",
+    "Bind",
+    "Handler",
+    "Limits",
+    "Listener",
+    "ServerError",
+    "listen",
+    "raise_open_files_limit",
+]
 
 # What a listener answers: the path (no query) → the reply. Synchronous: every answer is computed in memory.
 Handler = Callable[[str], Response]

@@ -11,13 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from ipvsctl.agent.http import serve_endpoints
 from ipvsctl.agent.httpserver import ACCEPT_BATCH, DEFAULT_LIMITS
-from ipvsctl.agent.node import NodeAgent
 from tests.agent.conftest import StartAgent
-from tests.agent.fakes import list_everything, settle
 from tests.agent.rawhttp import open_descriptors, send
-from tests.agent.test_serving import free_port, lb_slice, local_lb
+from tests.agent.test_serving import local_lb_listeners
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 HOLD = 1000  # half-open connections held, over both ports
@@ -30,9 +27,8 @@ FLOOD_DEADLINE = 60.0  # the whole flood, whatever happens
 
 @dataclass(frozen=True, slots=True)
 class Target:
-    """The two ports under attack and the agent behind them."""
+    """The two ports under attack."""
 
-    agent: NodeAgent
     healthz: int
     health_check: int
 
@@ -40,19 +36,8 @@ class Target:
 @pytest.fixture
 async def target(start_agent: StartAgent) -> AsyncIterator[Target]:
     """An agent serving /healthz and one healthCheckNodePort (a Service with a local endpoint)."""
-    port = free_port()
-    agent = start_agent()
-    list_everything(agent, services=[local_lb(port)], slices=[lb_slice(("10.1.0.1", "worker1"))])
-    await settle()
-    config = agent.config
-    async with serve_endpoints(
-        health=config.health_bind,
-        metrics_bind=config.metrics_bind,
-        healthz=agent.status.liveness,
-        readyz=agent.status.readiness,
-        metrics=agent.metrics,
-    ) as ports:
-        yield Target(agent, ports["/healthz"], port)
+    async with local_lb_listeners(start_agent()) as ports:
+        yield Target(ports["healthz"], ports["health-check"])
 
 
 async def probe(port: int, path: str) -> tuple[int, float]:

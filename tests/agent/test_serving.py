@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import random
 import socket
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -15,6 +17,7 @@ from structlog.testing import capture_logs
 from ipvsctl.agent.healthcheck import HealthCheckServers
 from ipvsctl.agent.http import Bind, serve_endpoints
 from ipvsctl.agent.httpserver import Limits
+from ipvsctl.agent.node import NodeAgent
 from ipvsctl.kube.views import ObjectRef
 from tests.agent.conftest import StartAgent
 from tests.agent.fakes import FakeClock, endpoint_slice, list_everything, service, settle
@@ -116,14 +119,7 @@ async def test_health_check_port_move_follows_the_service(start_agent: StartAgen
 async def test_probes_and_metrics_are_served(start_agent: StartAgent) -> None:
     """/readyz is 503 before the first sync and 200 after; /healthz is 200; /metrics has the agent's metrics."""
     agent = start_agent()
-    config = agent.config
-    async with serve_endpoints(
-        health=config.health_bind,
-        metrics_bind=config.metrics_bind,
-        healthz=agent.status.liveness,
-        readyz=agent.status.readiness,
-        metrics=agent.metrics,
-    ) as ports:
+    async with agent_endpoints(agent) as ports:
         before = await get(ports["/readyz"], "/readyz")
         list_everything(agent, services=[service("web", cluster_ip="10.0.0.10")])
         await settle()
@@ -159,13 +155,9 @@ async def test_health_check_port_equal_to_the_agents_own_port_is_refused(start_a
     assert agent.metrics.registry.get_sample_value("ipvsctl_errors_total", {"source": "health_check"}) == 2
 
 
-@pytest.fixture
-async def listeners(start_agent: StartAgent) -> Any:
-    """The ports of an agent's /healthz listener and of one of its healthCheckNodePort servers."""
-    port = free_port()
-    agent = start_agent()
-    list_everything(agent, services=[local_lb(port)], slices=[lb_slice(("10.1.0.1", "worker1"))])
-    await settle()
+@contextlib.asynccontextmanager
+async def agent_endpoints(agent: NodeAgent) -> AsyncIterator[dict[str, int]]:
+    """The agent's /healthz, /readyz and /metrics on its configured binds while inside; the ports by path."""
     config = agent.config
     async with serve_endpoints(
         health=config.health_bind,
@@ -174,7 +166,24 @@ async def listeners(start_agent: StartAgent) -> Any:
         readyz=agent.status.readiness,
         metrics=agent.metrics,
     ) as ports:
+        yield ports
+
+
+@contextlib.asynccontextmanager
+async def local_lb_listeners(agent: NodeAgent) -> AsyncIterator[dict[str, int]]:
+    """The ports of the agent's /healthz listener and of a healthCheckNodePort with a local endpoint."""
+    port = free_port()
+    list_everything(agent, services=[local_lb(port)], slices=[lb_slice(("10.1.0.1", "worker1"))])
+    await settle()
+    async with agent_endpoints(agent) as ports:
         yield {"healthz": ports["/healthz"], "health-check": port}
+
+
+@pytest.fixture
+async def listeners(start_agent: StartAgent) -> AsyncIterator[dict[str, int]]:
+    """The ports of an agent's /healthz listener and of one of its healthCheckNodePort servers."""
+    async with local_lb_listeners(start_agent()) as ports:
+        yield ports
 
 
 @pytest.mark.parametrize("name", ["healthz", "health-check"])
