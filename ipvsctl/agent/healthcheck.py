@@ -47,9 +47,11 @@ class HealthCheckServers:
         on_error: Callable[[], None] = lambda: None,
         reserved_ports: Collection[int] = (),
         limits: Limits = DEFAULT_LIMITS,
+        on_drop: Callable[[str], None] = lambda _reason: None,
     ) -> None:
         self._address = address
         self._on_error = on_error
+        self._on_drop = on_drop
         self._reserved = frozenset(reserved_ports)
         self._limits = limits
         self._by_port: dict[int, _Server] = {}
@@ -96,7 +98,9 @@ class HealthCheckServers:
 
     async def _start(self, port: int, server: _Server) -> None:
         try:
-            server.listener = await listen(Bind(self._address, port), self._handler(port), limits=self._limits)
+            server.listener = await listen(
+                Bind(self._address, port), self._handler(port), limits=self._limits, on_drop=self._on_drop
+            )
         except ServerError as error:
             self._on_error()
             self._log.error("health_check_bind_failed", port=port, service=str(server.ref), error=str(error))

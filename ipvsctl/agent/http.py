@@ -64,7 +64,7 @@ async def serve_endpoints(
     ports: dict[str, int] = {}
     try:
         for bind, routes in layout:
-            listener = await listen(bind, _routes(routes), limits=limits)
+            listener = await listen(bind, _routes(routes), limits=limits, on_drop=metrics.dropped("agent"))
             listeners.append(listener)
             ports.update(dict.fromkeys(routes, listener.port))
         yield ports

@@ -107,12 +107,25 @@ class _Connection:
     reading: bool = True  # still sending its request: the first to be evicted
 
 
-class Listener:
-    """One listening socket and its live connections (``listen`` makes one)."""
+DROP_REASONS = ("evicted", "timeout", "accept_failed")
+"""Why a connection ends unanswered: evicted at the cap, past a timeout, or not accepted (no descriptors)."""
 
-    def __init__(self, *, handler: Handler, limits: Limits) -> None:
+
+def _ignore(_reason: str) -> None:
+    return None
+
+
+class Listener:
+    """One listening socket and its live connections (``listen`` makes one).
+
+    ``on_drop`` is told each connection that ends unanswered, by one of ``DROP_REASONS`` (the agent
+    counts them: a flood shows in its metrics).
+    """
+
+    def __init__(self, *, handler: Handler, limits: Limits, on_drop: Callable[[str], None] = _ignore) -> None:
         self._handler = handler
         self._limits = limits
+        self._on_drop = on_drop
         self._connections: dict[_Connection, None] = {}  # oldest first
         self._tasks: set[asyncio.Task[None]] = set()
         self._socket: socket.socket | None = None
@@ -161,6 +174,7 @@ class Listener:
             except ConnectionAbortedError:
                 continue
             except OSError as error:  # out of descriptors or memory (EMFILE, ENFILE, ENOBUFS, ENOMEM) at most
+                self._on_drop("accept_failed")
                 self._log.warning("http_accept_failed", port=self.port, error=error.strerror or str(error))
                 self._pause(listening)
                 return
@@ -192,8 +206,10 @@ class Listener:
         self._admit(connection)
         try:
             await self._exchange(reader, writer, connection)
-        except (ConnectionError, TimeoutError, asyncio.IncompleteReadError):
-            pass  # the client left, or was too slow: nothing to answer
+        except TimeoutError:
+            self._on_drop("timeout")  # too slow to send its request or to take the answer
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass  # the client left (or was evicted, counted then): nothing to answer
         finally:
             self._connections.pop(connection, None)
             if not writer.transport.is_closing():
@@ -206,6 +222,7 @@ class Listener:
         if len(self._connections) >= self._limits.max_connections:
             victim = next((c for c in self._connections if c.reading), None) or next(iter(self._connections))
             self._drop(victim)
+            self._on_drop("evicted")
         self._connections[connection] = None
 
     def _drop(self, connection: _Connection) -> None:
@@ -276,9 +293,11 @@ async def _read_head(reader: asyncio.StreamReader, *, max_bytes: int) -> tuple[b
     return bytes(buffer[:end]), bytes(buffer[end:])
 
 
-async def listen(bind: Bind, handler: Handler, *, limits: Limits = DEFAULT_LIMITS) -> Listener:
+async def listen(
+    bind: Bind, handler: Handler, *, limits: Limits = DEFAULT_LIMITS, on_drop: Callable[[str], None] = _ignore
+) -> Listener:
     """A listener answering with ``handler`` on ``bind``; ServerError if the address cannot be bound."""
-    listener = Listener(handler=handler, limits=limits)
+    listener = Listener(handler=handler, limits=limits, on_drop=on_drop)
     listener.start(bind)
     return listener
 

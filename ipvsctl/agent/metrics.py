@@ -5,11 +5,12 @@ Names are documented in docs/agent.md; every one starts with ``ipvsctl_``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.process_collector import ProcessCollector
 
+from ipvsctl.agent.httpserver import DROP_REASONS
 from ipvsctl.model import Operation
 from ipvsctl.report import op_name
 
@@ -82,6 +83,13 @@ class AgentMetrics:
         self.health_check_servers = Gauge(
             "ipvsctl_health_check_servers", "healthCheckNodePort servers listening.", registry=registry
         )
+        self.http_dropped = Counter(
+            "ipvsctl_http_connections_dropped_total",
+            "Connections to the agent's HTTP servers (probes, metrics, healthCheckNodePorts) ended unanswered, "
+            "by listener (agent or health_check) and reason: " + ", ".join(DROP_REASONS) + ".",
+            ["listener", "reason"],
+            registry=registry,
+        )
         self.ready = Gauge("ipvsctl_ready", "1 when /readyz answers ready.", registry=registry)
         self.last_sync = Gauge(
             "ipvsctl_last_successful_sync_timestamp_seconds",
@@ -90,6 +98,9 @@ class AgentMetrics:
         )
         for source in ERROR_SOURCES:
             self.errors.labels(source=source)
+        for listener in ("agent", "health_check"):
+            for reason in DROP_REASONS:
+                self.http_dropped.labels(listener=listener, reason=reason)
 
     def count_operations(self, operations: Iterable[Operation]) -> None:
         """Count applied operations by their stable kind name."""
@@ -99,6 +110,10 @@ class AgentMetrics:
     def error(self, source: str) -> None:
         """Count one error of ``source`` (one of ERROR_SOURCES)."""
         self.errors.labels(source=source).inc()
+
+    def dropped(self, listener: str) -> Callable[[str], None]:
+        """What a listener of that kind calls for each connection it ends unanswered (see httpserver)."""
+        return lambda reason: self.http_dropped.labels(listener=listener, reason=reason).inc()
 
     def exposition(self) -> bytes:
         """The text exposition format of every metric."""

@@ -61,6 +61,7 @@ class NodeAgent:
             address=config.health_check_address,
             on_error=lambda: self.metrics.error("health_check"),
             reserved_ports={config.health_bind.port, config.metrics_bind.port},
+            on_drop=self.metrics.dropped("health_check"),
         )
         self.drains = DrainTracker(max_drain_seconds=config.max_drain_seconds, clock=self.clock.now)
         self.syncer = Syncer(

@@ -329,3 +329,20 @@ def test_open_files_soft_limit_is_raised_to_the_hard_limit() -> None:
         assert resource.getrlimit(resource.RLIMIT_NOFILE) == (hard, hard)
     finally:
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+async def test_each_connection_ended_unanswered_is_reported_with_its_reason() -> None:
+    """Six evicted at a cap of four and the four left timing out: on_drop hears 6 evicted, then 4 timeout."""
+    drops: list[str] = []
+    limits = dataclasses.replace(TEST_LIMITS, max_connections=4)
+    listener = await listen(Bind("127.0.0.1", 0), answer, limits=limits, on_drop=drops.append)
+    try:
+        clients = [await half_open(listener.port) for _ in range(10)]
+        assert await settled(listener, 4) == 4
+        assert await settled(listener, 0) == 0  # after header_timeout
+        await asyncio.sleep(0.05)
+        assert drops == ["evicted"] * 6 + ["timeout"] * 4
+        for _, writer in clients:
+            writer.close()
+    finally:
+        await listener.close()

@@ -220,3 +220,27 @@ async def test_health_check_server_applies_its_limits() -> None:
         writer.close()
     finally:
         await servers.close()
+
+
+async def test_probe_connections_ended_unanswered_are_counted(start_agent: StartAgent) -> None:
+    """A half-open connection to /healthz that times out shows in ipvsctl_http_connections_dropped_total."""
+    agent = start_agent()
+    config = agent.config
+    async with serve_endpoints(
+        health=config.health_bind,
+        metrics_bind=config.metrics_bind,
+        healthz=agent.status.liveness,
+        readyz=agent.status.readiness,
+        metrics=agent.metrics,
+        limits=Limits(header_timeout=0.1),
+    ) as ports:
+        _reader, writer = await asyncio.open_connection("127.0.0.1", ports["/healthz"])
+        writer.write(b"GET /healthz HTTP/1.1\r\n")
+        await writer.drain()
+        sample = {"listener": "agent", "reason": "timeout"}
+        for _ in range(100):
+            if agent.metrics.registry.get_sample_value("ipvsctl_http_connections_dropped_total", sample):
+                break
+            await asyncio.sleep(0.01)
+        writer.close()
+    assert agent.metrics.registry.get_sample_value("ipvsctl_http_connections_dropped_total", sample) == 1
