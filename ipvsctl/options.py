@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import netaddr
 
@@ -11,7 +12,15 @@ from ipvsctl.errors import UsageError
 from ipvsctl.model import DEFAULT_SCHEDULERS, canonical_ip, max_prefix
 from ipvsctl.translate import Policy
 
-__all__ = ["parse_cidrs", "parse_node_ips", "parse_port", "parse_port_range", "parse_prefix", "policy_from_flags"]
+__all__ = [
+    "POLICY_DEFAULTS",
+    "PolicyFlags",
+    "parse_cidrs",
+    "parse_node_ips",
+    "parse_port",
+    "parse_port_range",
+    "parse_prefix",
+]
 
 # ASCII digits only: str.isdigit() also takes superscripts and other scripts' digits, which int() refuses.
 _PORT = re.compile(r"[0-9]{1,5}")
@@ -66,30 +75,33 @@ def parse_prefix(value: int, *, family: int, flag: str) -> int:
     return value
 
 
-def policy_from_flags(
-    *,
-    scheduler: str,
-    netmask_v4: int,
-    netmask_v6: int,
-    node_port_range: str,
-    external_ip_cidrs: Sequence[str] | None,
-    load_balancer_ip_cidrs: Sequence[str] | None,
-) -> Policy:
-    """The translation policy the flags describe (a CIDR list of None: every such address honoured)."""
-    if scheduler not in DEFAULT_SCHEDULERS:
-        choices = " ".join(sorted(DEFAULT_SCHEDULERS))
-        raise UsageError(f"unknown scheduler {scheduler!r} (known: {choices})", flag="--scheduler")
-    return Policy(
-        default_scheduler=scheduler,
-        netmask_v4=parse_prefix(netmask_v4, family=4, flag="--persistence-netmask-v4"),
-        netmask_v6=parse_prefix(netmask_v6, family=6, flag="--persistence-netmask-v6"),
-        node_port_range=parse_port_range(node_port_range),
-        external_ip_cidrs=(
-            None if external_ip_cidrs is None else parse_cidrs(external_ip_cidrs, flag="--external-ip-cidr")
-        ),
-        load_balancer_ip_cidrs=(
-            None
-            if load_balancer_ip_cidrs is None
-            else parse_cidrs(load_balancer_ip_cidrs, flag="--load-balancer-ip-cidr")
-        ),
-    )
+@dataclass(frozen=True, slots=True)
+class PolicyFlags:
+    """The translation flags every command shares, as given; ``policy()`` checks them (errors name the flag).
+
+    The field defaults are the flags' defaults: each command's signature takes them from ``POLICY_DEFAULTS``.
+    """
+
+    scheduler: str = "rr"
+    netmask_v4: int = 32
+    netmask_v6: int = 128
+    node_port_range: str = "30000-32767"
+    external_ip_cidrs: Sequence[str] = ()  # none honoured by default (CVE-2020-8554)
+    load_balancer_ip_cidrs: Sequence[str] = ()  # none honoured by default (CVE-2020-8554)
+
+    def policy(self) -> Policy:
+        """The translation policy these flags describe."""
+        if self.scheduler not in DEFAULT_SCHEDULERS:
+            choices = " ".join(sorted(DEFAULT_SCHEDULERS))
+            raise UsageError(f"unknown scheduler {self.scheduler!r} (known: {choices})", flag="--scheduler")
+        return Policy(
+            default_scheduler=self.scheduler,
+            netmask_v4=parse_prefix(self.netmask_v4, family=4, flag="--persistence-netmask-v4"),
+            netmask_v6=parse_prefix(self.netmask_v6, family=6, flag="--persistence-netmask-v6"),
+            node_port_range=parse_port_range(self.node_port_range),
+            external_ip_cidrs=parse_cidrs(self.external_ip_cidrs, flag="--external-ip-cidr"),
+            load_balancer_ip_cidrs=parse_cidrs(self.load_balancer_ip_cidrs, flag="--load-balancer-ip-cidr"),
+        )
+
+
+POLICY_DEFAULTS = PolicyFlags()

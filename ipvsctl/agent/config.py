@@ -10,13 +10,14 @@ from dataclasses import dataclass, field
 import netaddr
 
 from ipvsctl.agent.http import Bind
-from ipvsctl.backend.sysctl import STARTUP_SYSCTLS
+from ipvsctl.backend.rtnl_link import DEFAULT_INTERFACE
+from ipvsctl.backend.sysctl import STARTUP_SYSCTLS, startup_settings
 from ipvsctl.errors import UsageError
 from ipvsctl.model import canonical_ip
-from ipvsctl.options import parse_port, policy_from_flags
+from ipvsctl.options import POLICY_DEFAULTS, PolicyFlags, parse_port
 from ipvsctl.translate import Policy
 
-__all__ = ["LOG_FORMATS", "AgentConfig", "agent_config", "parse_bind", "startup_sysctls"]
+__all__ = ["LOG_FORMATS", "AgentConfig", "agent_config", "parse_bind"]
 
 LOG_FORMATS = ("auto", "json", "console")
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -38,7 +39,7 @@ class AgentConfig:
         default_factory=lambda: Policy(external_ip_cidrs=netaddr.IPSet(), load_balancer_ip_cidrs=netaddr.IPSet())
     )
     kubeconfig: str | None = None  # None: the pod's service account
-    interface: str = "ipvs0"
+    interface: str = DEFAULT_INTERFACE
     min_sync_interval: float = 1.0
     resync_interval: float = 30.0
     max_drain_seconds: float = 900.0
@@ -65,14 +66,6 @@ def parse_bind(text: str, *, flag: str) -> Bind:
     return Bind(host, port)
 
 
-def startup_sysctls(skipped: Sequence[str]) -> dict[str, str]:
-    """The start-up sysctls less those ``--no-sysctl`` names."""
-    unknown = set(skipped) - set(STARTUP_SYSCTLS)
-    if unknown:
-        raise UsageError(f"not a start-up sysctl: {', '.join(sorted(unknown))}", flag="--no-sysctl")
-    return {name: value for name, value in STARTUP_SYSCTLS.items() if name not in skipped}
-
-
 def _seconds(value: float, *, flag: str, minimum: float = 0.0) -> float:
     if not math.isfinite(value) or value < minimum:
         raise UsageError(f"{value} must be a number of seconds >= {minimum}", flag=flag)
@@ -83,13 +76,8 @@ def agent_config(
     *,
     node_name: str | None,
     kubeconfig: str | None = None,
-    interface: str = "ipvs0",
-    scheduler: str = "rr",
-    netmask_v4: int = 32,
-    netmask_v6: int = 128,
-    node_port_range: str = "30000-32767",
-    external_ip_cidrs: Sequence[str] = (),
-    load_balancer_ip_cidrs: Sequence[str] = (),
+    interface: str = DEFAULT_INTERFACE,
+    policy: PolicyFlags = POLICY_DEFAULTS,
     min_sync_interval: float = 1.0,
     resync_interval: float = 30.0,
     max_drain_seconds: float = 900.0,
@@ -122,14 +110,7 @@ def agent_config(
         raise UsageError(f"{min_sync} is longer than --resync-interval {resync}", flag="--min-sync-interval")
     return AgentConfig(
         node_name=name,
-        policy=policy_from_flags(
-            scheduler=scheduler,
-            netmask_v4=netmask_v4,
-            netmask_v6=netmask_v6,
-            node_port_range=node_port_range,
-            external_ip_cidrs=external_ip_cidrs,
-            load_balancer_ip_cidrs=load_balancer_ip_cidrs,
-        ),
+        policy=policy.policy(),
         kubeconfig=kubeconfig,
         interface=interface,
         min_sync_interval=min_sync,
@@ -140,6 +121,6 @@ def agent_config(
         health_check_address=check_address,
         log_format=log_format,
         log_level=log_level.lower(),
-        sysctls=startup_sysctls(no_sysctl),
+        sysctls=startup_settings(no_sysctl),
         backend=backend,
     )

@@ -13,13 +13,13 @@ network namespace of whoever opens them.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from ipvsctl.errors import BackendError
+from ipvsctl.errors import BackendError, UsageError
 
-__all__ = ["PROC_ROOT", "STARTUP_SYSCTLS", "SysctlChange", "apply_sysctls", "sysctl_path"]
+__all__ = ["PROC_ROOT", "STARTUP_SYSCTLS", "SysctlChange", "apply_sysctls", "startup_settings", "sysctl_path"]
 
 PROC_ROOT = Path("/proc")
 STARTUP_SYSCTLS: Mapping[str, str] = {
@@ -28,6 +28,14 @@ STARTUP_SYSCTLS: Mapping[str, str] = {
     "net.ipv4.vs.expire_quiescent_template": "1",
     "net.ipv4.ip_forward": "1",
 }
+
+
+def startup_settings(skipped: Collection[str]) -> dict[str, str]:
+    """The start-up sysctls less those ``--no-sysctl`` names (UsageError for a name that is not one of them)."""
+    unknown = set(skipped) - set(STARTUP_SYSCTLS)
+    if unknown:
+        raise UsageError(f"not a start-up sysctl: {', '.join(sorted(unknown))}", flag="--no-sysctl")
+    return {name: value for name, value in STARTUP_SYSCTLS.items() if name not in skipped}
 
 
 @dataclass(frozen=True, slots=True)

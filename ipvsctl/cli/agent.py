@@ -26,6 +26,7 @@ from ipvsctl.cli.common import (
 )
 from ipvsctl.cli.kernel import NoSysctlOpt
 from ipvsctl.errors import IpvsctlError
+from ipvsctl.options import POLICY_DEFAULTS, PolicyFlags
 
 if TYPE_CHECKING:
     from ipvsctl.agent.config import AgentConfig
@@ -61,10 +62,10 @@ def agent(
         typer.Option("--node-name", metavar="NAME", envvar="NODE_NAME", help="This node's name (env NODE_NAME)."),
     ] = None,
     interface: InterfaceOpt = DEFAULT_INTERFACE,
-    scheduler: SchedulerOpt = "rr",
-    netmask_v4: NetmaskV4Opt = 32,
-    netmask_v6: NetmaskV6Opt = 128,
-    node_port_range: NodePortRangeOpt = "30000-32767",
+    scheduler: SchedulerOpt = POLICY_DEFAULTS.scheduler,
+    netmask_v4: NetmaskV4Opt = POLICY_DEFAULTS.netmask_v4,
+    netmask_v6: NetmaskV6Opt = POLICY_DEFAULTS.netmask_v6,
+    node_port_range: NodePortRangeOpt = POLICY_DEFAULTS.node_port_range,
     external_ip_cidr: ExternalCidrOpt = None,
     load_balancer_ip_cidr: LoadBalancerCidrOpt = None,
     min_sync_interval: Annotated[
@@ -110,12 +111,14 @@ def agent(
             node_name=node_name,
             kubeconfig=kubeconfig,
             interface=interface,
-            scheduler=scheduler,
-            netmask_v4=netmask_v4,
-            netmask_v6=netmask_v6,
-            node_port_range=node_port_range,
-            external_ip_cidrs=external_ip_cidr or [],
-            load_balancer_ip_cidrs=load_balancer_ip_cidr or [],
+            policy=PolicyFlags(
+                scheduler=scheduler,
+                netmask_v4=netmask_v4,
+                netmask_v6=netmask_v6,
+                node_port_range=node_port_range,
+                external_ip_cidrs=external_ip_cidr or [],
+                load_balancer_ip_cidrs=load_balancer_ip_cidr or [],
+            ),
             min_sync_interval=min_sync_interval,
             resync_interval=resync_interval,
             max_drain_seconds=max_drain_seconds,
@@ -141,17 +144,12 @@ def agent(
 
 
 async def run(config: AgentConfig) -> None:
-    """Apply start-up sysctls (kernel backend), connect, and run the agent until SIGTERM or SIGINT."""
+    """Open the backend (the kernel's: its interface checked, then the start-up sysctls set), connect, and run
+    the agent until SIGTERM or SIGINT."""
     from ipvsctl.agent import NodeAgent  # noqa: PLC0415 (see agent())
     from ipvsctl.agent.events import ApiEventSink  # noqa: PLC0415
-    from ipvsctl.backend.sysctl import apply_sysctls  # noqa: PLC0415
     from ipvsctl.kube.client import connect  # noqa: PLC0415
 
-    if config.backend == BackendKind.NETLINK:
-        for change in apply_sysctls(settings=config.sysctls):
-            structlog.get_logger("ipvsctl.agent").info(
-                "sysctl_set", name=change.name, previous=change.previous, value=change.value
-            )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -168,5 +166,11 @@ async def _backend(config: AgentConfig) -> AsyncIterator[Backend]:
     if config.backend == BackendKind.MEMORY:
         yield MemoryBackend()
         return
-    async with open_backend(interface=config.interface) as backend:
+    from ipvsctl.backend.sysctl import apply_sysctls  # noqa: PLC0415
+
+    async with open_backend(interface=config.interface) as backend:  # refuses an interface that is not a dummy
+        for change in apply_sysctls(settings=config.sysctls):
+            structlog.get_logger("ipvsctl.agent").info(
+                "sysctl_set", name=change.name, previous=change.previous, value=change.value
+            )
         yield backend

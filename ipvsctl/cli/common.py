@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from ipvsctl.backend.rtnl_link import DEFAULT_INTERFACE
 from ipvsctl.errors import UsageError
 from ipvsctl.kube.manifests import ManifestSet, load_manifests
 from ipvsctl.kube.views import ObjectRef
@@ -118,7 +119,6 @@ OwnedCidrOpt = Annotated[
 InterfaceOpt = Annotated[
     str, typer.Option("--interface", metavar="NAME", help="Dummy interface that holds the agent's VIPs.")
 ]
-DEFAULT_INTERFACE = "ipvs0"
 
 
 @dataclass(frozen=True, slots=True)

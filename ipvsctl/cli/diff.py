@@ -38,7 +38,7 @@ from ipvsctl.cli.common import (
 from ipvsctl.errors import IpvsctlError, UsageError
 from ipvsctl.ipvsadm import parse_save, render_restore
 from ipvsctl.model import Table
-from ipvsctl.options import parse_node_ips, policy_from_flags
+from ipvsctl.options import POLICY_DEFAULTS, PolicyFlags, parse_node_ips
 from ipvsctl.plan import Ownership, plan
 from ipvsctl.report import PlanContext, Problem, plan_json, plan_text
 
@@ -79,24 +79,24 @@ def diff(
     ] = None,
     owned_cidr: OwnedCidrOpt = None,
     output: Annotated[DiffFormat, typer.Option("--output", "-o", help="Output format.")] = DiffFormat.TEXT,
-    scheduler: SchedulerOpt = "rr",
-    netmask_v4: NetmaskV4Opt = 32,
-    netmask_v6: NetmaskV6Opt = 128,
-    node_port_range: NodePortRangeOpt = "30000-32767",
+    scheduler: SchedulerOpt = POLICY_DEFAULTS.scheduler,
+    netmask_v4: NetmaskV4Opt = POLICY_DEFAULTS.netmask_v4,
+    netmask_v6: NetmaskV6Opt = POLICY_DEFAULTS.netmask_v6,
+    node_port_range: NodePortRangeOpt = POLICY_DEFAULTS.node_port_range,
     external_ip_cidr: ExternalCidrOpt = None,
     load_balancer_ip_cidr: LoadBalancerCidrOpt = None,
     interface: InterfaceOpt = DEFAULT_INTERFACE,
 ) -> None:
     """Show what the agent would change on NODE: exit 0 in sync, 1 changes pending, 2 error."""
     try:
-        policy = policy_from_flags(
+        policy = PolicyFlags(
             scheduler=scheduler,
             netmask_v4=netmask_v4,
             netmask_v6=netmask_v6,
             node_port_range=node_port_range,
             external_ip_cidrs=external_ip_cidr or [],
             load_balancer_ip_cidrs=load_balancer_ip_cidr or [],
-        )
+        ).policy()
         desired, ownership = desired_and_ownership(
             manifests=manifests,
             kubeconfig=kubeconfig,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -12,7 +13,7 @@ import typer
 
 from ipvsctl.affinity import find_pins, parse_pin_filter, pins_json, pins_text
 from ipvsctl.backend.base import KernelState, OperationFailure
-from ipvsctl.backend.sysctl import STARTUP_SYSCTLS, apply_sysctls
+from ipvsctl.backend.sysctl import STARTUP_SYSCTLS, apply_sysctls, startup_settings
 from ipvsctl.cli.app import EXIT_ERROR, app, fail
 from ipvsctl.cli.backends import open_backend
 from ipvsctl.cli.common import (
@@ -41,7 +42,7 @@ from ipvsctl.cli.common import (
 from ipvsctl.conntable import parse_connections
 from ipvsctl.errors import IpvsctlError, UsageError
 from ipvsctl.model import DeleteVirtualService, Operation
-from ipvsctl.options import parse_node_ips, parse_port_range, policy_from_flags
+from ipvsctl.options import POLICY_DEFAULTS, PolicyFlags, parse_node_ips, parse_port_range
 from ipvsctl.plan import Ownership
 from ipvsctl.reconcile import SyncResult, sync
 from ipvsctl.report import PlanContext, Problem, plan_json, plan_text
@@ -78,10 +79,10 @@ def apply(
     node_ip: NodeIpOpt = None,
     owned_cidr: OwnedCidrOpt = None,
     output: OutputOpt = Format.TEXT,
-    scheduler: SchedulerOpt = "rr",
-    netmask_v4: NetmaskV4Opt = 32,
-    netmask_v6: NetmaskV6Opt = 128,
-    node_port_range: NodePortRangeOpt = "30000-32767",
+    scheduler: SchedulerOpt = POLICY_DEFAULTS.scheduler,
+    netmask_v4: NetmaskV4Opt = POLICY_DEFAULTS.netmask_v4,
+    netmask_v6: NetmaskV6Opt = POLICY_DEFAULTS.netmask_v6,
+    node_port_range: NodePortRangeOpt = POLICY_DEFAULTS.node_port_range,
     external_ip_cidr: ExternalCidrOpt = None,
     load_balancer_ip_cidr: LoadBalancerCidrOpt = None,
     interface: InterfaceOpt = DEFAULT_INTERFACE,
@@ -89,14 +90,14 @@ def apply(
 ) -> None:
     """Reconcile this node's IPVS table with the manifests once, and print what was done."""
     try:
-        policy = policy_from_flags(
+        policy = PolicyFlags(
             scheduler=scheduler,
             netmask_v4=netmask_v4,
             netmask_v6=netmask_v6,
             node_port_range=node_port_range,
             external_ip_cidrs=external_ip_cidr or [],
             load_balancer_ip_cidrs=load_balancer_ip_cidr or [],
-        )
+        ).policy()
         desired, ownership = desired_and_ownership(
             manifests=manifests,
             kubeconfig=kubeconfig,
@@ -105,12 +106,8 @@ def apply(
             owned_cidrs=owned_cidr or [],
             policy=policy,
         )
-        skipped = set(no_sysctl or [])
-        unknown = skipped - set(STARTUP_SYSCTLS)
-        if unknown:
-            raise UsageError(f"not a start-up sysctl: {', '.join(sorted(unknown))}", flag="--no-sysctl")
-        apply_sysctls(settings={k: v for k, v in STARTUP_SYSCTLS.items() if k not in skipped})
-        result = asyncio.run(_apply(desired, ownership=ownership, interface=interface))
+        sysctls = startup_settings(no_sysctl or [])
+        result = asyncio.run(_apply(desired, ownership=ownership, interface=interface, sysctls=sysctls))
     except IpvsctlError as error:
         fail(error)
     _print_applied(result, desired=desired, node=node, output=output)
@@ -118,8 +115,9 @@ def apply(
         raise typer.Exit(EXIT_ERROR)
 
 
-async def _apply(desired: Desired, *, ownership: Ownership, interface: str) -> SyncResult:
-    async with open_backend(interface=interface) as backend:
+async def _apply(desired: Desired, *, ownership: Ownership, interface: str, sysctls: Mapping[str, str]) -> SyncResult:
+    async with open_backend(interface=interface) as backend:  # refuses an interface that is not a dummy first
+        apply_sysctls(settings=sysctls)
         return await sync(backend, desired.translation.table, ownership=ownership, bind=desired.vip_addresses)
 
 
@@ -150,7 +148,7 @@ def show(
     node: OptionalNodeOpt = None,
     node_ip: NodeIpOpt = None,
     owned_cidr: OwnedCidrOpt = None,
-    node_port_range: NodePortRangeOpt = "30000-32767",
+    node_port_range: NodePortRangeOpt = POLICY_DEFAULTS.node_port_range,
     interface: InterfaceOpt = DEFAULT_INTERFACE,
     output: OutputOpt = Format.TEXT,
 ) -> None:
@@ -238,7 +236,7 @@ def cleanup(
     node: OptionalNodeOpt = None,
     manifests: OptionalManifestsOpt = None,
     kubeconfig: KubeconfigOpt = None,
-    node_port_range: NodePortRangeOpt = "30000-32767",
+    node_port_range: NodePortRangeOpt = POLICY_DEFAULTS.node_port_range,
     owned_cidr: OwnedCidrOpt = None,
     interface: InterfaceOpt = DEFAULT_INTERFACE,
     output: OutputOpt = Format.TEXT,

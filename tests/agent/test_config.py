@@ -13,6 +13,7 @@ from ipvsctl.agent.config import agent_config
 from ipvsctl.agent.http import Bind
 from ipvsctl.agent.logs import configure_logging
 from ipvsctl.errors import UsageError
+from ipvsctl.options import PolicyFlags
 
 
 def test_defaults_match_the_documented_flags() -> None:
@@ -45,16 +46,20 @@ def test_defaults_match_the_documented_flags() -> None:
         pytest.param({"no_sysctl": ["net.ipv4.tcp_syncookies"]}, "--no-sysctl", id="unknown-sysctl"),
         pytest.param({"log_format": "xml"}, "--log-format", id="log-format"),
         pytest.param({"log_level": "loud"}, "--log-level", id="log-level"),
-        pytest.param({"scheduler": "fastest"}, "--scheduler", id="scheduler"),
-        pytest.param({"external_ip_cidrs": ["not-a-cidr"]}, "--external-ip-cidr", id="cidr"),
-        pytest.param({"load_balancer_ip_cidrs": ["300.0.0.0/8"]}, "--load-balancer-ip-cidr", id="lb-cidr"),
+        pytest.param({"policy": PolicyFlags(scheduler="fastest")}, "--scheduler", id="scheduler"),
+        pytest.param({"policy": PolicyFlags(external_ip_cidrs=["not-a-cidr"])}, "--external-ip-cidr", id="cidr"),
+        pytest.param(
+            {"policy": PolicyFlags(load_balancer_ip_cidrs=["300.0.0.0/8"])}, "--load-balancer-ip-cidr", id="lb-cidr"
+        ),
         pytest.param({"health_bind": "0.0.0.0:\u00b2"}, "--health-bind", id="bind-port-superscript-digit"),
         pytest.param({"health_bind": "0.0.0.0:\u0661\u0660"}, "--health-bind", id="bind-port-arabic-indic-digits"),
         pytest.param({"metrics_bind": "127.0.0.1:" + "9" * 5000}, "--metrics-bind", id="bind-port-huge"),
         pytest.param({"health_bind": "0.0.0.0:65536"}, "--health-bind", id="bind-port-above-range"),
-        pytest.param({"node_port_range": "\u00b9-\u00b2"}, "--node-port-range", id="range-superscript-digits"),
-        pytest.param({"node_port_range": "1-" + "9" * 5000}, "--node-port-range", id="range-huge"),
-        pytest.param({"node_port_range": "2-1"}, "--node-port-range", id="range-reversed"),
+        pytest.param(
+            {"policy": PolicyFlags(node_port_range="\u00b9-\u00b2")}, "--node-port-range", id="range-superscript-digits"
+        ),
+        pytest.param({"policy": PolicyFlags(node_port_range="1-" + "9" * 5000)}, "--node-port-range", id="range-huge"),
+        pytest.param({"policy": PolicyFlags(node_port_range="2-1")}, "--node-port-range", id="range-reversed"),
     ],
 )
 def test_bad_flag_is_named(flags: dict[str, Any], flag: str) -> None:

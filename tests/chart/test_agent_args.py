@@ -11,6 +11,7 @@ from typer.core import TyperGroup
 from ipvsctl.agent.config import agent_config
 from ipvsctl.backend.sysctl import STARTUP_SYSCTLS
 from ipvsctl.cli import app
+from ipvsctl.options import PolicyFlags
 from tests.chart.render import container, render
 from tests.chart.values import VALUE_SETS
 
@@ -111,8 +112,14 @@ def test_agent_accepts_the_rendered_args(values: dict[str, Any] | None) -> None:
     assert isinstance(root, TyperGroup)
     context = root.commands["agent"].make_context("agent", _args(values)[1:])
     params = dict(context.params)
-    params["external_ip_cidrs"] = params.pop("external_ip_cidr") or []
-    params["load_balancer_ip_cidrs"] = params.pop("load_balancer_ip_cidr") or []
+    params["policy"] = PolicyFlags(
+        scheduler=params.pop("scheduler"),
+        netmask_v4=params.pop("netmask_v4"),
+        netmask_v6=params.pop("netmask_v6"),
+        node_port_range=params.pop("node_port_range"),
+        external_ip_cidrs=params.pop("external_ip_cidr") or [],
+        load_balancer_ip_cidrs=params.pop("load_balancer_ip_cidr") or [],
+    )
     params["no_sysctl"] = params["no_sysctl"] or []
     config = agent_config(**params, environ={"NODE_NAME": "node-1"})
     assert config.sysctls == {}
