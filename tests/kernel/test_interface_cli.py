@@ -100,9 +100,34 @@ def test_the_agent_on_a_veth_exits_2_at_start_up(node_with_a_veth: Netns) -> Non
 
     entries = [json.loads(line) for line in done.stdout.splitlines() + done.stderr.splitlines()]
     assert done.returncode == 2, done.stdout + done.stderr
-    assert [entry["event"] for entry in entries if entry["event"] != "sysctl_set"] == ["agent_failed"]
+    assert [entry["event"] for entry in entries] == ["agent_failed"]
     assert f"{VETH}: is an interface of kind 'veth', not a dummy" in entries[-1]["error"]
     assert (_veth(netns), saved_rules(netns)) == before
+
+
+SYSCTL = "net.ipv4.vs.expire_quiescent_template"
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        pytest.param(("apply", "-f", "{manifests}", "--node", NODE_NAME), id="apply"),
+        pytest.param(("agent", "--node-name", NODE_NAME), id="agent"),
+    ],
+)
+def test_a_refused_interface_leaves_the_startup_sysctls_as_they_were(
+    node_with_a_veth: Netns, tmp_path: Path, command: tuple[str, ...]
+) -> None:
+    """apply and the agent check the interface before they set a start-up sysctl: a refusal changes none."""
+    netns = node_with_a_veth
+    netns.sysctl(SYSCTL, "0")
+    agent = Agent.create(netns, tmp_path / "objects.json", OBJECTS)
+    argv = [part.format(manifests=agent.manifests) for part in command]
+
+    done = netns.run(IPVSCTL, *argv, "--interface", VETH, check=False, timeout=120)
+
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert netns.sysctl(SYSCTL) == "0"
 
 
 def test_cleanup_deletes_a_dummy_and_says_so(netns: Netns, tmp_path: Path) -> None:
