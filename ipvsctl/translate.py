@@ -47,6 +47,8 @@ __all__ = [
     "ServiceMessage",
     "ServiceResult",
     "Translation",
+    "VipKind",
+    "VipRole",
     "group_slices",
     "resolve",
     "service_age",
@@ -102,6 +104,33 @@ class Rejection(ServiceMessage):
     """Why a Service (or one of its VIPs, for a conflict) is not programmed."""
 
 
+class VipKind(StrEnum):
+    """Where a VIP comes from: what the netfilter half does with its traffic follows from it."""
+
+    CLUSTER_IP = "cluster-ip"
+    NODE_PORT = "node-port"
+    EXTERNAL_IP = "external-ip"
+    LOAD_BALANCER = "load-balancer"
+
+
+@dataclass(frozen=True, slots=True)
+class VipRole:
+    """A VIP's kind, whether its traffic policy is Local, and (load-balancer VIPs) the allowed source ranges.
+
+    ``source_ranges`` None: no restriction; empty: nothing is allowed (a Service whose ranges are all invalid
+    fails closed).
+    """
+
+    kind: VipKind
+    local: bool = False
+    source_ranges: tuple[str, ...] | None = None
+
+    @property
+    def external(self) -> bool:
+        """Reached from outside the cluster (not a ClusterIP)."""
+        return self.kind is not VipKind.CLUSTER_IP
+
+
 class NoticeKind(StrEnum):
     """What a notice is about (the agent's Event reason follows from it)."""
 
@@ -127,6 +156,7 @@ class ServiceResult:
     age: tuple[str, str, str]  # (creationTimestamp, namespace, name): older sorts first
     services: tuple[VirtualService, ...] = ()
     sources: Mapping[ServiceKey, str] = field(default_factory=dict)  # VIP → the field it comes from
+    roles: Mapping[ServiceKey, VipRole] = field(default_factory=dict)  # VIP → its kind and traffic policy
     pods: Mapping[str, ObjectRef] = field(default_factory=dict)  # real server address → its Pod
     rejections: tuple[Rejection, ...] = ()
     notices: tuple[Notice, ...] = ()
@@ -195,6 +225,7 @@ def translate_service(
         age=age,
         services=tuple(builder.services.values()),
         sources=builder.sources,
+        roles=builder.roles,
         pods=builder.pods,
         notices=tuple(builder.notices),
         local_endpoints=len(builder.local_addresses),
@@ -222,8 +253,17 @@ class _Vip:
 
     address: str
     source: str  # "spec.clusterIPs[0]"; empty for NodePorts (each port's "spec.ports[i].nodePort")
-    local: bool  # only this node's endpoints (a traffic policy of Local)
-    node_port: bool = False
+    role: VipRole
+
+    @property
+    def local(self) -> bool:
+        """Only this node's endpoints (a traffic policy of Local)."""
+        return self.role.local
+
+    @property
+    def node_port(self) -> bool:
+        """A NodePort on a node address: its port is each Service port's nodePort."""
+        return self.role.kind is VipKind.NODE_PORT
 
 
 class _ServiceBuilder:
@@ -237,6 +277,7 @@ class _ServiceBuilder:
         "pods",
         "policy",
         "refused_reals",
+        "roles",
         "scheduler",
         "service",
         "services",
@@ -250,6 +291,7 @@ class _ServiceBuilder:
         self.policy = policy
         self.services: dict[ServiceKey, VirtualService] = {}
         self.sources: dict[ServiceKey, str] = {}
+        self.roles: dict[ServiceKey, VipRole] = {}
         self.pods: dict[str, ObjectRef] = {}
         self.notices: list[Notice] = []
         self.local_addresses: set[str] = set()
@@ -290,14 +332,15 @@ class _ServiceBuilder:
         """The Service's VIP addresses that pass the address policy; a notice for each one refused."""
         service = self.service
         external_local = service.external_traffic_policy == "Local"
+        internal_local = service.internal_traffic_policy == "Local"
         vips = [
-            _Vip(address, source=f"spec.clusterIPs[{i}]", local=service.internal_traffic_policy == "Local")
+            _Vip(address, source=f"spec.clusterIPs[{i}]", role=_role(VipKind.CLUSTER_IP, internal_local))
             for i, address in enumerate(service.cluster_ips)
             if address != "None"
         ]
         if self._has_node_ports():
             vips += [
-                _Vip(address, source="", local=external_local, node_port=True)
+                _Vip(address, source="", role=_role(VipKind.NODE_PORT, external_local))
                 for address in self.node.addresses
                 if special_address(address) is None
             ]
@@ -308,7 +351,7 @@ class _ServiceBuilder:
                     source, f"{address} is outside --external-ip-cidr, ignored", NoticeKind.EXTERNAL_IP_IGNORED
                 )
             else:
-                vips.append(_Vip(address, source=source, local=external_local))
+                vips.append(_Vip(address, source=source, role=_role(VipKind.EXTERNAL_IP, external_local)))
         for i, address in enumerate(service.load_balancer_ips):
             source = f"status.loadBalancer.ingress[{i}].ip"
             if not _within(address, self.policy.load_balancer_ip_cidrs):
@@ -318,7 +361,7 @@ class _ServiceBuilder:
                     NoticeKind.LOAD_BALANCER_IP_IGNORED,
                 )
             else:
-                vips.append(_Vip(address, source=source, local=external_local))
+                vips.append(_Vip(address, source=source, role=_role(VipKind.LOAD_BALANCER, external_local)))
         return [vip for vip in vips if vip.node_port or self._claimable(vip)]
 
     def _claimable(self, vip: _Vip) -> bool:
@@ -404,7 +447,7 @@ class _ServiceBuilder:
             if vip.node_port and not with_node_port:
                 continue
             self._add(
-                vip.address,
+                vip,
                 port,
                 reals.of(vip.address, local=vip.local),
                 source=f"spec.ports[{index}].nodePort" if vip.node_port else vip.source,
@@ -438,14 +481,14 @@ class _ServiceBuilder:
 
     def _add(
         self,
-        address: str,
+        vip: _Vip,
         port: ServicePortView,
         reals: tuple[RealServer, ...],
         *,
         source: str,
         vip_port: int | None = None,
     ) -> None:
-        key = ServiceKey(port.protocol, address, port.port if vip_port is None else vip_port)
+        key = ServiceKey(port.protocol, vip.address, port.port if vip_port is None else vip_port)
         if key in self.services:
             return  # the same VIP twice in one Service (e.g. externalIP == ingress IP): first source wins
         self.services[key] = VirtualService(
@@ -455,6 +498,15 @@ class _ServiceBuilder:
             reals=reals,
         )
         self.sources[key] = source
+        self.roles[key] = vip.role
+
+
+_ROLES = {(kind, local): VipRole(kind, local) for kind in VipKind for local in (False, True)}
+
+
+def _role(kind: VipKind, local: bool) -> VipRole:
+    """The role of a VIP of that kind and policy (shared: a Service holds one per VIP)."""
+    return _ROLES[kind, local]
 
 
 def _within(address: str, cidrs: netaddr.IPSet | None) -> bool:

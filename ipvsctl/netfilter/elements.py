@@ -1,0 +1,172 @@
+"""Which elements the sets of ipvsctl's nftables table hold for a desired table (pure).
+
+The rules of the table (``ruleset.py``) never change with the Services: every decision is a set
+lookup, so a Service change is a change of set elements, and the rule count does not grow with the
+Service count. An element is ``(set, value)``, the value a tuple as nft writes it
+(``("203.0.113.10", "tcp", 80)``). Per family:
+
+- ``vips``: every address on the agent's interface; the VIP filter applies to these only.
+- ``services``: address . protocol . port of each virtual service at those addresses; the filter lets
+  these through.
+- ``masquerade``: external VIPs (NodePort, externalIP, ingress IP) of ``externalTrafficPolicy: Cluster``
+  Services; their traffic is source-NATed to the node.
+- ``cluster``: ClusterIP VIPs, when the cluster CIDRs are known; NATed unless it comes from the pod network.
+- ``hairpin``: real server . protocol . port . real server (masquerading ones): a pod that reaches
+  itself through a VIP is NATed.
+- ``ranged``: ingress-IP VIPs with ``loadBalancerSourceRanges``; ``allowed``: VIP . protocol . port .
+  source range (intervals), the sources let through to them.
+- ``cluster_cidrs``: the ``--cluster-cidr`` ranges (intervals), "the pod network".
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Collection, Iterable, Iterator, Mapping
+from enum import StrEnum
+
+from ipvsctl.model import Forwarding, ServiceKey, VirtualService, family_of
+from ipvsctl.translate import VipKind, VipRole
+
+__all__ = [
+    "Element",
+    "ElementCounts",
+    "Kind",
+    "cidr_elements",
+    "desired_elements",
+    "key_elements",
+    "set_name",
+    "vip_element",
+]
+
+
+class Kind(StrEnum):
+    """The kinds of set; each exists once per family (``set_name``)."""
+
+    VIPS = "vips"
+    SERVICES = "services"
+    MASQUERADE = "masquerade"
+    CLUSTER = "cluster"
+    HAIRPIN = "hairpin"
+    RANGED = "ranged"
+    ALLOWED = "allowed"
+    CLUSTER_CIDRS = "cluster_cidrs"
+
+    @property
+    def interval(self) -> bool:
+        """Whether the set holds ranges (CIDRs) rather than single values."""
+        return self in (Kind.ALLOWED, Kind.CLUSTER_CIDRS)
+
+
+Value = tuple[str | int, ...]
+Element = tuple[str, Value]
+"""A set's name (``services4``) and one value of it."""
+
+
+def set_name(kind: Kind, family: int) -> str:
+    """``services4``, ``hairpin6``: the set of a kind for one address family."""
+    return f"{kind.value}{family}"
+
+
+def vip_element(address: str) -> Element:
+    """The element that puts an address under the VIP filter."""
+    return set_name(Kind.VIPS, family_of(address)), (address,)
+
+
+def cidr_elements(cidrs: Iterable[str]) -> list[Element]:
+    """The cluster CIDRs (``--cluster-cidr``), each in its family's set."""
+    return [(set_name(Kind.CLUSTER_CIDRS, 6 if ":" in cidr else 4), (cidr,)) for cidr in cidrs]
+
+
+def key_elements(service: VirtualService, role: VipRole, *, filtered: bool, cluster_masquerade: bool) -> list[Element]:
+    """The elements one desired virtual service needs.
+
+    ``filtered``: its address is on the agent's interface (not a node address), so the VIP filter must let
+    its port through. ``cluster_masquerade``: the cluster CIDRs are known, so ClusterIP traffic from outside
+    them is masqueraded (as kube-proxy does with ``--cluster-cidr``).
+    """
+    key = service.key
+    if key.is_fwmark:
+        return []
+    family, protocol = key.family, key.protocol.value
+    value: Value = (key.address, protocol, key.port)
+    elements: list[Element] = []
+    if filtered:
+        elements.append((set_name(Kind.SERVICES, family), value))
+    if role.external and not role.local:
+        elements.append((set_name(Kind.MASQUERADE, family), value))
+    if role.kind is VipKind.CLUSTER_IP and cluster_masquerade:
+        elements.append((set_name(Kind.CLUSTER, family), value))
+    if role.kind is VipKind.LOAD_BALANCER and role.source_ranges is not None:
+        elements.append((set_name(Kind.RANGED, family), value))
+        allowed = set_name(Kind.ALLOWED, family)
+        elements.extend((allowed, (*value, cidr)) for cidr in role.source_ranges if _family_of_cidr(cidr) == family)
+    hairpin = set_name(Kind.HAIRPIN, family)
+    elements.extend(
+        (hairpin, (real.address, protocol, real.port, real.address))
+        for real in service.reals
+        if real.forwarding is Forwarding.MASQ
+    )
+    return elements
+
+
+def _family_of_cidr(cidr: str) -> int:
+    return 6 if ":" in cidr else 4
+
+
+class ElementCounts:
+    """The desired elements as a multiset: several virtual services may need one element (a hairpin pod).
+
+    ``replace`` swaps one contributor's elements for new ones and says which elements appeared or vanished,
+    so an incremental sync touches only those in the kernel.
+    """
+
+    __slots__ = ("_counts",)
+
+    def __init__(self) -> None:
+        self._counts: Counter[Element] = Counter()
+
+    def __contains__(self, element: object) -> bool:
+        return element in self._counts
+
+    def __iter__(self) -> Iterator[Element]:
+        return iter(self._counts)
+
+    def __len__(self) -> int:
+        return len(self._counts)
+
+    def replace(self, old: Collection[Element], new: Collection[Element]) -> tuple[set[Element], set[Element]]:
+        """Drop ``old`` and count ``new``; the elements now wanted that were not, and those no longer wanted."""
+        counts = self._counts
+        appeared: set[Element] = set()
+        vanished: set[Element] = set()
+        for element in new:
+            counts[element] += 1
+            if counts[element] == 1:
+                appeared.add(element)
+        for element in old:
+            counts[element] -= 1
+            if counts[element] == 0:
+                del counts[element]
+                vanished.add(element)
+        return appeared - vanished, vanished - appeared
+
+
+def desired_elements(
+    services: Mapping[ServiceKey, VirtualService],
+    roles: Mapping[ServiceKey, VipRole],
+    *,
+    filtered_addresses: Collection[str],
+    cluster_cidrs: Collection[str] = (),
+) -> set[Element]:
+    """Every element a whole desired table needs (``filtered_addresses``: those bound to the agent's interface)."""
+    elements: set[Element] = {vip_element(address) for address in filtered_addresses}
+    elements.update(cidr_elements(cluster_cidrs))
+    for key, service in services.items():
+        role = roles.get(key)
+        if role is not None:
+            elements.update(
+                key_elements(
+                    service, role, filtered=key.address in filtered_addresses, cluster_masquerade=bool(cluster_cidrs)
+                )
+            )
+    return elements

@@ -1,0 +1,34 @@
+"""The nft text of ipvsctl's table: one transaction replaces the whole table, elements grouped per set."""
+
+from __future__ import annotations
+
+from ipvsctl.netfilter.ruleset import replace_table, table_definition
+
+
+def test_replacing_creates_then_deletes_before_defining() -> None:
+    """The transaction works whether or not the table exists: add (a no-op if present), delete, define."""
+    lines = replace_table([]).splitlines()
+    assert lines[:3] == ["table inet ipvsctl", "delete table inet ipvsctl", "table inet ipvsctl {"]
+
+
+def test_elements_are_added_per_set_in_a_stable_order() -> None:
+    """Elements of one set go in one command, sorted, so the same state gives the same text."""
+    text = replace_table([("vips4", ("203.0.113.2",)), ("vips4", ("203.0.113.1",)), ("vips6", ("2001:db8::1",))])
+    assert text.splitlines()[-2:] == [
+        "add element inet ipvsctl vips4 { 203.0.113.1, 203.0.113.2 }",
+        "add element inet ipvsctl vips6 { 2001:db8::1 }",
+    ]
+
+
+def test_many_elements_are_split_into_bounded_commands() -> None:
+    """5,000 elements make three commands, none longer than 2,000 elements."""
+    text = replace_table([("vips4", (f"10.0.{n // 256}.{n % 256}",)) for n in range(5000)])
+    commands = [line for line in text.splitlines() if line.startswith("add element")]
+    assert [command.count(",") + 1 for command in commands] == [2000, 2000, 1000]
+
+
+def test_the_masquerade_bit_is_set_and_cleared_in_the_mark() -> None:
+    """Bit 14 (kube-proxy's default) is 0x4000: set before IPVS, cleared where it masquerades."""
+    text = table_definition(masquerade_bit=14)
+    assert "meta mark set meta mark | 0x00004000" in text
+    assert "meta mark & 0x00004000 == 0x00004000 meta mark set meta mark & 0xffffbfff masquerade" in text
