@@ -27,6 +27,15 @@ class ManifestError(IpvsctlError):
         return f"{where}: {what}" if where else what
 
 
+class InputError(IpvsctlError):
+    """A file (or stdin) given to read is refused: not a regular file, too large, unreadable, ``-`` twice."""
+
+    def __init__(self, message: str, *, source: str) -> None:
+        self.message = message
+        self.source = source
+        super().__init__(f"{source}: {message}")
+
+
 class ObjectError(ManifestError):
     """One Kubernetes object is malformed or invalid; the others are unaffected."""
 

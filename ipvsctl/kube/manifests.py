@@ -4,86 +4,53 @@ This module owns finding files, splitting documents, flattening ``List`` objects
 ``kubectl get svc,endpointslices,nodes -A -o yaml`` writes them), picking Services,
 EndpointSlices and Nodes out of everything else, and refusing duplicates. A malformed
 object is recorded in ``ManifestSet.errors`` and the rest still load; a file that cannot be
-read or parsed raises ``ManifestError``, since what it held is unknown: that includes text that is not
-UTF-8, nesting deeper than the parsers can follow, and a scalar its explicit YAML tag cannot read.
-An integer literal too long to convert is loaded as an ``OversizedInteger``, so only the object whose
-field holds it fails. Lists nest at most 16 deep, and a List repeated by a YAML alias is read once.
+read or parsed raises ``ManifestError``, since what it held is unknown.
+
+Limits (``ipvsctl.inputs``): regular files and ``-`` only, ``-`` at most once, each input at most
+``max_bytes`` (64 MiB unless raised), all checked before anything is read. Readers:
+
+- JSON (``.json`` files, and stdin that starts with ``{`` or ``[``): msgspec. Each object is decoded
+  straight from the file's bytes into the typed Structs of ``kube/wire.py`` (``kube/parse.py``); a List's
+  items stay slices of those bytes until then. An integer too large for its field fails only its object.
+- YAML: yaml-rs, with YAML 1.2 scalars (``1:20`` is text, not 80; ``yes``/``no``/``on``/``off`` are text;
+  timestamps stay text), duplicate keys refused, alias expansion bounded by the size of the file. A run of
+  more than 4300 digits makes the file unreadable (yaml-rs converts every integer it meets, in quadratic
+  time); a shorter integer too large for its field fails only its object.
+- Nesting: JSON up to msgspec's limit; YAML flow collections up to yaml-rs's 255 levels, and block nesting
+  bounded by refusing lines indented more than 1000 columns (yaml-rs recurses per level and would crash
+  the process past ~8,000). Lists nest at most 16 deep.
 """
 
 from __future__ import annotations
 
-import json
+import contextlib
+import gc
+import io
+import re
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO, cast
+from typing import BinaryIO, TextIO
 
-import yaml
+import msgspec
+import yaml_rs
 
-from ipvsctl.errors import ManifestError, ObjectError
-from ipvsctl.kube.parse import OversizedInteger, parse_endpoint_slice, parse_node, parse_service
+from ipvsctl.errors import InputError, ManifestError, ObjectError
+from ipvsctl.inputs import DEFAULT_MAX_INPUT_BYTES, STDIN, check_path, read_input, read_stream, single_stdin
+from ipvsctl.kube.parse import PARSERS, RawObject
 from ipvsctl.kube.views import EndpointSliceView, NodeView, ObjectRef, ServiceView
-
-try:
-    from yaml import CSafeLoader as _SafeLoader
-except ImportError:  # PyYAML built without libyaml: same results, slower
-    from yaml import SafeLoader as _SafeLoader  # type: ignore[assignment]
 
 __all__ = ["STDIN", "ManifestSet", "load_manifests"]
 
-STDIN = "-"
 _SUFFIXES = frozenset({".yaml", ".yml", ".json"})
 _LIST_KINDS = frozenset({"List", "ServiceList", "EndpointSliceList", "NodeList"})
-_MAX_LIST_NESTING = 16  # kubectl writes none; each level costs two stack frames
-# Longer integer literals are not converted: int() refuses more than 4300 digits, and YAML's hex and base-60
-# forms build numbers of any size. A Kubernetes integer needs at most 20 characters (34 in YAML's binary).
-_MAX_INTEGER_TEXT = 64
+_MAX_LIST_NESTING = 16  # kubectl writes none
 _NESTED_TOO_DEEPLY = "nested too deeply to read"
-
-_View = ServiceView | EndpointSliceView | NodeView
-# kind → (API group, parser); an object of the same kind in another group (a Knative Service) is not ours.
-_PARSERS: Mapping[str, tuple[str, Callable[[Mapping[str, object]], _View | None]]] = {
-    "Service": ("", parse_service),
-    "EndpointSlice": ("discovery.k8s.io", parse_endpoint_slice),
-    "Node": ("", parse_node),
-}
-
-
-class _ManifestLoader(_SafeLoader):
-    """Safe loader that keeps unquoted timestamps as the strings the API wrote, not datetimes.
-
-    A scalar its tag cannot read (``!!int "²"``, ``!!bool "maybe"``) is a YAML error at its line, where
-    PyYAML's constructors raise ValueError, KeyError or IndexError.
-    """
-
-    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
-        try:
-            return super().construct_object(node, deep=deep)
-        except (ValueError, LookupError, TypeError) as error:
-            problem = f"cannot read the {node.tag.rpartition(':')[2]} value ({type(error).__name__})"
-            raise yaml.constructor.ConstructorError(None, None, problem, node.start_mark) from error
-
-
-def _timestamp_as_text(loader: _ManifestLoader, node: yaml.Node) -> str:
-    return str(loader.construct_scalar(cast("yaml.ScalarNode", node)))
-
-
-def _bounded_yaml_integer(loader: _ManifestLoader, node: yaml.Node) -> int | OversizedInteger:
-    text = str(loader.construct_scalar(cast("yaml.ScalarNode", node)))
-    if len(text) > _MAX_INTEGER_TEXT:
-        return OversizedInteger(len(text))
-    return loader.construct_yaml_int(cast("yaml.ScalarNode", node))
-
-
-def _bounded_json_integer(text: str) -> int | OversizedInteger:
-    if len(text) > _MAX_INTEGER_TEXT:
-        return OversizedInteger(len(text.removeprefix("-")))
-    return int(text)
-
-
-_ManifestLoader.add_constructor("tag:yaml.org,2002:timestamp", _timestamp_as_text)
-_ManifestLoader.add_constructor("tag:yaml.org,2002:int", _bounded_yaml_integer)
+# YAML aliases may repeat what they name; the events they replay are bounded by the file's size, so a few
+# bytes of aliases cannot expand into gigabytes (a "billion laughs").
+_ALIAS_EVENTS_MIN = 10_000
+_ALIAS_BYTES_PER_EVENT = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,113 +63,235 @@ class ManifestSet:
     errors: tuple[ManifestError, ...] = ()
 
 
-def load_manifests(paths: Sequence[str | Path], *, stdin: TextIO | None = None) -> ManifestSet:
+def load_manifests(
+    paths: Sequence[str | Path],
+    *,
+    stdin: BinaryIO | TextIO | None = None,
+    max_bytes: int = DEFAULT_MAX_INPUT_BYTES,
+) -> ManifestSet:
     """Load every Service, EndpointSlice and Node from files, directories (recursively) or ``-`` (stdin).
 
-    Raises ManifestError when a path does not exist or a file cannot be read or parsed.
+    Raises ManifestError when a path is refused (missing, not a regular file, over ``max_bytes``, ``-``
+    twice: all before anything is read) or a file cannot be read or parsed.
     """
     if isinstance(paths, str):
         raise TypeError("paths must be a sequence of paths, not one string")
+    try:
+        sources = _sources(paths, max_bytes=max_bytes)
+    except InputError as error:
+        raise ManifestError(error.message, source=error.source) from None
     collector = _Collector()
-    for source in _sources(paths):
-        text = _read_stdin(stdin or sys.stdin) if source == STDIN else _read(Path(source))
-        for index, document in enumerate(_documents(text, source=source), start=1):
-            collector.add(document, source=source, where=f"document {index}")
+    with _no_collections():
+        for source in sources:
+            for index, document in enumerate(_documents(source, stdin=stdin, max_bytes=max_bytes), start=1):
+                collector.add(document, source=source, where=f"document {index}")
     return collector.result()
 
 
-def _sources(paths: Sequence[str | Path]) -> list[str]:
-    """The files to read, in order: directories expand to their manifest files, sorted."""
+@contextlib.contextmanager
+def _no_collections() -> Iterator[None]:
+    """No garbage collection while objects are read: reading makes no cycles, and the collector's passes over
+    the tens of thousands of objects a large list makes would cost as much as reading them."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _sources(paths: Sequence[str | Path], *, max_bytes: int) -> list[str]:
+    """The files to read, in order, each checked: directories expand to their manifest files, sorted."""
+    single_stdin([("--manifests", str(given)) for given in paths])
     sources: list[str] = []
     for given in paths:
         if str(given) == STDIN:
             sources.append(STDIN)
             continue
-        path = Path(given)
-        if path.is_dir():
-            found = (p for p in path.rglob("*") if p.suffix.lower() in _SUFFIXES and p.is_file())
-            sources.extend(str(p) for p in sorted(found))
-        elif path.exists():
-            sources.append(str(path))
-        else:
-            raise ManifestError("no such file or directory", source=str(path))
+        checked = check_path(str(given), max_bytes=max_bytes, directory_ok=True)
+        if not checked.is_dir:
+            sources.append(checked.path)
+            continue
+        found = sorted(p for p in Path(given).rglob("*") if p.suffix.lower() in _SUFFIXES and not p.is_dir())
+        sources.extend(check_path(str(p), max_bytes=max_bytes).path for p in found)
     return sources
 
 
-def _read(path: Path) -> str:
+def _documents(source: str, *, stdin: BinaryIO | TextIO | None, max_bytes: int) -> list[object]:
+    """The documents of one input: JSON ones as msgspec.Raw (bytes), YAML ones as plain values."""
+    data = _read(source, stdin=stdin, max_bytes=max_bytes)
+    if source.lower().endswith(".json") or (source == STDIN and data.lstrip()[:1] in (b"{", b"[")):
+        return [msgspec.Raw(data)]
+    return _yaml_documents(_text(data, source=source), source=source)
+
+
+def _read(source: str, *, stdin: BinaryIO | TextIO | None, max_bytes: int) -> bytes | bytearray:
     try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ManifestError(f"cannot read: {exc.strerror or exc}", source=str(path)) from exc
+        if source != STDIN:
+            return read_input(source, max_bytes=max_bytes)
+        stream = stdin if stdin is not None else sys.stdin
+        if isinstance(stream, io.TextIOBase):
+            binary = getattr(stream, "buffer", None)
+            if binary is None:  # a text stream that holds no bytes (a StringIO)
+                return _text_stream(stream, max_bytes=max_bytes)  # type: ignore[arg-type]
+            stream = binary
+        return read_stream(stream, max_bytes=max_bytes, source=STDIN)  # type: ignore[arg-type]
+    except InputError as error:
+        raise ManifestError(error.message, source=error.source) from None
+
+
+def _text_stream(stream: TextIO, *, max_bytes: int) -> bytes:
+    """A text stream's characters (one that holds no bytes, such as a StringIO) as UTF-8."""
+    text = stream.read(max_bytes + 1)
+    try:
+        data = text.encode("utf-8")
+    except UnicodeEncodeError as exc:  # lone surrogates: Python's surrogateescape of bytes that are not UTF-8
+        line = text.count("\n", 0, exc.start) + 1
+        column = exc.start - text.rfind("\n", 0, exc.start)
+        raise ManifestError(f"not UTF-8 text at line {line} (column {column})", source=STDIN) from exc
+    if len(data) > max_bytes:
+        raise ManifestError(f"holds more than the limit of {max_bytes} bytes; not read", source=STDIN)
+    return data
+
+
+def _text(data: bytes | bytearray, *, source: str) -> str:
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
         column = exc.start - data.rfind(b"\n", 0, exc.start)
         where = f"line {line} (byte 0x{data[exc.start]:02x} at column {column})"
-        raise ManifestError(f"not UTF-8 text at {where}", source=str(path)) from exc
+        raise ManifestError(f"not UTF-8 text at {where}", source=source) from exc
 
 
-def _read_stdin(stream: TextIO) -> str:
-    """Stdin's text, strictly UTF-8: also where Python decodes it with surrogateescape (the C locale)."""
+def _yaml_documents(text: str, *, source: str) -> list[object]:
+    """The documents of a YAML stream (null ones included)."""
+    deep = _TOO_DEEP_LINE.search(text)
+    if deep is not None:  # yaml-rs recurses once per level, and crashes the process past ~8,000 of them
+        line = text.count("\n", 0, deep.start()) + 1
+        message = f"nested too deeply to read: line {line} is indented more than {_MAX_INDENT} columns"
+        raise ManifestError(message, source=source)
+    digits = _TOO_MANY_DIGITS.search(text)
+    if digits is not None:  # yaml-rs converts every integer it meets, in time quadratic in its length
+        line = text.count("\n", 0, digits.start()) + 1
+        raise ManifestError(f"a number of more than {_MAX_DIGITS} digits at line {line}: not read", source=source)
+    limits = yaml_rs.AliasLimits(
+        max_total_replayed_events=max(_ALIAS_EVENTS_MIN, len(text) // _ALIAS_BYTES_PER_EVENT),
+    )
     try:
-        text = stream.read()
-    except UnicodeDecodeError as exc:
-        raise ManifestError(f"not UTF-8 text (byte 0x{exc.object[exc.start]:02x})", source=STDIN) from exc
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        line = text.count("\n", 0, exc.start) + 1
-        column = exc.start - text.rfind("\n", 0, exc.start)
-        raise ManifestError(f"not UTF-8 text at line {line} (column {column})", source=STDIN) from exc
-    return text
+        loaded = yaml_rs.loads(text, parse_datetime=False, alias_limits=limits)
+    except yaml_rs.YAMLDecodeError as exc:
+        raise ManifestError(_yaml_problem(str(exc), text=text), source=source) from exc
+    # yaml-rs answers a stream of several documents with their list, and one document with itself.
+    return list(loaded) if isinstance(loaded, list) and _yaml_document_count(text) > 1 else [loaded]
 
 
-def _documents(text: str, *, source: str) -> list[object]:
-    """The documents of a file: one for JSON, any number for YAML (null ones included)."""
-    if source.lower().endswith(".json"):
-        # JSON's own parser: YAML rejects the tab indentation JSON allows.
-        try:
-            return [json.loads(text, parse_int=_bounded_json_integer)]
-        except json.JSONDecodeError as exc:
-            raise ManifestError(f"invalid JSON at line {exc.lineno}: {exc.msg}", source=source) from exc
-        except RecursionError as exc:  # json's decoder recurses once per level of nesting
-            raise ManifestError(_NESTED_TOO_DEEPLY, source=source) from exc
-    try:
-        return list(yaml.load_all(text, Loader=_ManifestLoader))
-    except RecursionError as exc:  # PyYAML's pure-Python composer (libyaml stops at 1000 levels itself)
-        raise ManifestError(_NESTED_TOO_DEEPLY, source=source) from exc
-    except yaml.MarkedYAMLError as exc:
-        line = f" at line {exc.problem_mark.line + 1}" if exc.problem_mark is not None else ""
-        raise ManifestError(f"invalid YAML{line}: {exc.problem or exc}", source=source) from exc
-    except yaml.YAMLError as exc:
-        raise ManifestError(f"invalid YAML: {exc}", source=source) from exc
+# A YAML node is at most two levels deeper than the node its indentation (spaces, "- ", "? ", ": ") leaves
+# it in, and flow collections nest at most 255 deep in yaml-rs: this bounds the depth well below its crash.
+_MAX_INDENT = 1000
+_TOO_DEEP_LINE = re.compile(rf"^[ \t?:-]{{{_MAX_INDENT + 1}}}", re.MULTILINE)
+# Python's own limit for int(text); a 2,000,000-digit integer costs yaml-rs 3 s, and the cost is quadratic.
+_MAX_DIGITS = 4300
+_TOO_MANY_DIGITS = re.compile(rf"[0-9_]{{{_MAX_DIGITS + 1}}}")
+_YAML_AT = re.compile(r"YAML parse error at line (\d+), column (\d+)")
+_YAML_TAG = re.compile(r"Invalid value '.*' for '(![^']*)' tag", re.DOTALL)
+
+
+def _yaml_problem(message: str, *, text: str) -> str:
+    """yaml-rs's error in one line: ``invalid YAML at line N: what (column C)``."""
+    lines = message.splitlines()
+    at = _YAML_AT.match(lines[0]) if lines else None
+    if at is not None:
+        what = "nested too deeply to read" if lines[-1] == "recursion limit exceeded" else lines[-1]
+        return f"invalid YAML at line {at[1]}: {what} (column {at[2]})"
+    tag = _YAML_TAG.match(message)
+    if tag is not None:  # yaml-rs does not say where: the first line using the tag
+        where = text.find(tag[1])
+        if where >= 0:
+            return f"invalid YAML at line {text.count(chr(10), 0, where) + 1}: {lines[0]}"
+    return f"invalid YAML: {lines[0] if lines else message}"
+
+
+def _yaml_document_count(text: str) -> int:
+    """How many documents a YAML stream holds: its ``---`` markers, and one before the first if it has content.
+
+    A line starting ``---`` followed by a space or its end is always a marker: YAML forbids it inside
+    any content (``c-forbidden``), quoted or not.
+    """
+    count, content = 0, False
+    for line in text.splitlines():
+        if line.startswith("---") and line[3:4] in ("", " ", "\t"):
+            count += 1
+            content = True  # what follows belongs to the document this marker opens
+        elif not content and line.strip() and not line.startswith(("#", "%", "...")):
+            count, content = count + 1, True
+    return count
+
+
+_BYTE_OFFSET = re.compile(r"\(byte (\d+)\)")
+
+
+def _json_line(error: msgspec.DecodeError, document: object) -> str:
+    """`` at line N`` for msgspec's "(byte N)", when the document is JSON bytes."""
+    offset = _BYTE_OFFSET.search(str(error))
+    if offset is None or not isinstance(document, msgspec.Raw):
+        return ""
+    line = bytes(document).count(b"\n", 0, int(offset[1])) + 1
+    return f" at line {line}"
 
 
 @dataclass(slots=True)
 class _ListWalk:
-    """The Lists of one document being flattened: how deep, and which were read already (by identity).
-
-    YAML aliases make one List the item of several, or of itself; each is read once, so nesting and
-    repetition cannot multiply the work (aliases do not cross documents, so neither does this).
-    """
+    """How deep the Lists of one document being flattened are."""
 
     depth: int = 0
-    seen: set[int] = field(default_factory=set)
 
-    def enter(self, document: Mapping[str, object]) -> str:
-        """Enter a List: "" when it may be read, else why not."""
-        if self.depth == _MAX_LIST_NESTING:
-            return f"Lists nested deeper than {_MAX_LIST_NESTING}"
-        if id(document) in self.seen:
-            return "the same List again (a YAML alias): read once"
-        self.seen.add(id(document))
-        self.depth += 1
-        return ""
 
-    def leave(self) -> None:
-        """Leave the List entered last."""
-        self.depth -= 1
+class _Head(msgspec.Struct, rename="camel", gc=False):
+    """What a JSON object needs to be dispatched: its kind and apiVersion, of any type."""
+
+    kind: object = None
+    api_version: object = None
+
+
+class _ListBody(msgspec.Struct, gc=False):
+    """The items of a JSON List, each still its bytes."""
+
+    items: list[msgspec.Raw] | None = None
+
+
+_HEAD = msgspec.json.Decoder(_Head)
+_LIST_BODY = msgspec.json.Decoder(_ListBody)
+
+
+def _head(document: object) -> tuple[object, object] | str:
+    """``(kind, apiVersion)`` of a document, or what it is instead of an object."""
+    if isinstance(document, msgspec.Raw):
+        try:
+            head = _HEAD.decode(document)
+        except msgspec.ValidationError:  # not an object: say what it is
+            return _json_kind(document)
+        return head.kind, head.api_version
+    if not isinstance(document, Mapping):
+        return type(document).__name__
+    return document.get("kind"), document.get("apiVersion")
+
+
+def _json_kind(document: msgspec.Raw) -> str:
+    return type(msgspec.json.decode(document)).__name__  # not an object: small, or a list to say so of
+
+
+def _items(document: object) -> tuple[Sequence[object] | None, bool]:
+    """A List's items (None when absent), and whether ``items`` is a list at all."""
+    if isinstance(document, msgspec.Raw):
+        try:
+            return _LIST_BODY.decode(document).items, True
+        except msgspec.ValidationError:
+            return None, False
+    assert isinstance(document, Mapping)
+    items = document.get("items")
+    return items, items is None or isinstance(items, list)
 
 
 @dataclass(slots=True)
@@ -220,53 +309,57 @@ class _Collector:
 
     def add(self, document: object, *, source: str, where: str) -> None:
         """Add one document: an object, a List of objects (Lists nest), or null."""
-        self._add(document, source=source, where=where, walk=_ListWalk())
+        try:
+            self._add(document, source=source, where=where, walk=_ListWalk(), inherited=None)
+        except msgspec.DecodeError as exc:
+            raise ManifestError(f"invalid JSON{_json_line(exc, document)}: {exc}", source=source) from exc
+        except RecursionError as exc:
+            raise ManifestError(_NESTED_TOO_DEEPLY, source=source) from exc
 
-    def _add(self, document: object, *, source: str, where: str, walk: _ListWalk) -> None:
-        if document is None:
+    def _add(
+        self, document: object, *, source: str, where: str, walk: _ListWalk, inherited: tuple[str, object] | None
+    ) -> None:
+        if document is None or (isinstance(document, msgspec.Raw) and bytes(document).strip() == b"null"):
             return
-        if not isinstance(document, Mapping):
-            self.errors.append(
-                ObjectError(f"must be an object, got {type(document).__name__}", source=source, obj=where)
-            )
+        head = _head(document)
+        if isinstance(head, str):
+            self.errors.append(ObjectError(f"must be an object, got {head}", source=source, obj=where))
             return
-        kind = document.get("kind")
+        kind, api_version = head
+        if kind is None and inherited is not None:  # items of an API list response carry no kind of their own
+            kind, api_version = inherited[0], api_version if api_version is not None else inherited[1]
         if not isinstance(kind, str) or not kind:
             self.errors.append(ObjectError("is required", source=source, obj=where, field="kind"))
             return
         if kind in _LIST_KINDS:
-            self._add_list(document, kind=kind, source=source, where=where, walk=walk)
-        elif kind in _PARSERS:
-            self._add_object(document, kind=kind, source=source)
+            self._add_list(document, kind=kind, api_version=api_version, source=source, where=where, walk=walk)
+        elif kind in PARSERS:
+            self._add_object(document, kind=kind, api_version=api_version, source=source)
 
-    def _add_list(self, document: Mapping[str, object], *, kind: str, source: str, where: str, walk: _ListWalk) -> None:
-        refusal = walk.enter(document)
-        if refusal:
-            self.errors.append(ObjectError(refusal, source=source, obj=where))
+    def _add_list(
+        self, document: object, *, kind: str, api_version: object, source: str, where: str, walk: _ListWalk
+    ) -> None:
+        if walk.depth == _MAX_LIST_NESTING:
+            self.errors.append(ObjectError(f"Lists nested deeper than {_MAX_LIST_NESTING}", source=source, obj=where))
             return
-        items = document.get("items")
-        if items is None:
-            walk.leave()
-            return
-        if not isinstance(items, list):
+        items, is_list = _items(document)
+        if not is_list:
             self.errors.append(ObjectError("must be a list", source=source, obj=where, field="items"))
-            walk.leave()
             return
-        # Items of an API list response (ServiceList, ...) carry no kind or apiVersion of their own.
-        inherited = {"kind": kind.removesuffix("List"), "apiVersion": document.get("apiVersion")}
-        for index, item in enumerate(items):
-            if kind != "List" and isinstance(item, Mapping) and "kind" not in item:
-                item = {**inherited, **item}  # noqa: PLW2901 (the item, completed)
-            self._add(item, source=source, where=f"{where} items[{index}]", walk=walk)
-        walk.leave()
+        inherited = (kind.removesuffix("List"), api_version) if kind != "List" else None
+        walk.depth += 1
+        for index, item in enumerate(items or ()):
+            self._add(item, source=source, where=f"{where} items[{index}]", walk=walk, inherited=inherited)
+        walk.depth -= 1
 
-    def _add_object(self, document: Mapping[str, object], *, kind: str, source: str) -> None:
-        group, parse = _PARSERS[kind]
-        api_version = document.get("apiVersion")
+    def _add_object(self, document: object, *, kind: str, api_version: object, source: str) -> None:
+        group, parse = PARSERS[kind]
+        # An object of the same kind in another API group (a Knative Service) is not ours.
         if isinstance(api_version, str) and api_version.rpartition("/")[0] != group:
             return
+        raw: RawObject = memoryview(document) if isinstance(document, msgspec.Raw) else document  # type: ignore[assignment]
         try:
-            view = parse(document)
+            view = parse(raw)
         except ObjectError as exc:
             self.errors.append(ObjectError(exc.message, source=source, obj=exc.obj, field=exc.field))
             return

@@ -1,19 +1,29 @@
-"""Raw Kubernetes objects (API JSON, or ``kubectl get -o yaml``) → the typed views of ``views.py``.
+"""Raw Kubernetes objects (API JSON bytes, or decoded JSON/YAML values) → the typed views of ``views.py``.
 
-This module owns the shape of Service, EndpointSlice and Node objects: types, required
-fields, API defaults and canonical addresses. Every field is read through one typed cursor
-(``_Field``), so a malformed field is reported as an ``ObjectError`` naming the object
-(``Service default/web``) and the field path (``spec.ports[1].port``). Semantic rules
-(timeout ranges, annotations, what a policy means) belong to ``ipvsctl.translate``.
+This module owns the meaning of Service, EndpointSlice and Node objects: required fields, API defaults,
+ranges, choices and canonical addresses. Their shape is declared once, as msgspec Structs in ``wire.py``:
+msgspec decodes bytes (``msgspec.json``) or converts values (``msgspec.convert``) into them in C, checking
+each field's JSON type and skipping everything the proxy does not read. What the types cannot say is
+checked here while the view is built.
+
+Every refusal is an ``ObjectError`` naming the object (``Service default/web``) and the field path
+(``spec.ports[1].port``). A type error found by msgspec is explained from the offending value itself, found
+again by its path in a plain decoding of the object (that slow path runs only for a refused object). Semantic
+rules (timeout ranges, annotations, what a policy means) belong to ``ipvsctl.translate``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import json
+import re
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TypeVar, cast
+from typing import Final, TypeVar
+
+import msgspec
 
 from ipvsctl.errors import ObjectError
+from ipvsctl.kube import wire
 from ipvsctl.kube.views import (
     HOSTNAME_TOPOLOGY_KEY,
     SERVICE_NAME_LABEL,
@@ -25,11 +35,23 @@ from ipvsctl.kube.views import (
     ServiceView,
     SlicePortView,
 )
-from ipvsctl.model import Protocol, canonical_ip, family_of
+from ipvsctl.model import Protocol, canonical_ip
 
-__all__ = ["OversizedInteger", "parse_endpoint_slice", "parse_node", "parse_service"]
+__all__ = [
+    "MAX_INTEGER_TEXT",
+    "OversizedInteger",
+    "RawObject",
+    "bounded_json_integer",
+    "parse_endpoint_slice",
+    "parse_node",
+    "parse_service",
+]
 
 _T = TypeVar("_T")
+_W = TypeVar("_W", wire.Service, wire.EndpointSlice, wire.Node)
+
+# An object as the API sends it (JSON bytes), or as a JSON or YAML reader decoded it.
+RawObject = bytes | bytearray | memoryview | Mapping[str, object]
 
 _PROTOCOLS = {"TCP": Protocol.TCP, "UDP": Protocol.UDP, "SCTP": Protocol.SCTP}
 _SERVICE_TYPES = {name: name for name in ("ClusterIP", "NodePort", "LoadBalancer", "ExternalName")}
@@ -54,21 +76,39 @@ _JSON_TYPES: tuple[tuple[type, str], ...] = (
     (Mapping, "object"),
 )
 
-
 # Every integer field of Service, EndpointSlice and Node is an int32 in the API.
 _INT32_MIN, _INT32_MAX = -(2**31), 2**31 - 1
 _SHOWN_LIMIT = 2**64  # beyond this an integer is described by its size: str() refuses past 4300 digits
+_PORT = "must be a port between 1 and 65535"
+_INT32 = "must be a 32-bit integer"
+# What each integer field must be, by its name (the last step of its path).
+_INTEGER_REQUIREMENTS: Mapping[str, str] = {
+    "port": _PORT,
+    "nodePort": _PORT,
+    "healthCheckNodePort": _PORT,
+    "timeoutSeconds": _INT32,
+}
+# Longer integer literals are not converted when an object is decoded again to explain its error: int()
+# refuses more than 4300 digits. A Kubernetes integer needs at most 20 characters.
+MAX_INTEGER_TEXT: Final = 64
 
 
 @dataclass(frozen=True, slots=True)
 class OversizedInteger:
-    """An integer literal too long to convert, which a loader keeps as its length instead of calling int().
+    """An integer literal too long to convert, which a reader keeps as its length instead of calling int().
 
     ``int()`` raises ValueError past 4300 digits, and no Kubernetes field needs more than ten. An object
     holding one fails only when parse reads that field, as with any other wrong value.
     """
 
     digits: int
+
+
+def bounded_json_integer(text: str) -> int | OversizedInteger:
+    """A JSON integer literal as an int, or as its size when it is too long to convert (``json``'s parse_int)."""
+    if len(text) > MAX_INTEGER_TEXT:
+        return OversizedInteger(len(text.removeprefix("-")))
+    return int(text)
 
 
 def _json_type(value: object) -> str:
@@ -89,276 +129,457 @@ def _describe_integer(value: int | OversizedInteger) -> str:
     return f"an integer of {value.bit_length()} bits"
 
 
+# --- decoding ----------------------------------------------------------------------------------------
+
+
 @dataclass(frozen=True, slots=True)
-class _Field:
-    """A value inside one object together with its path; accessors check its type.
+class _Kind:
+    """How one kind is decoded and identified."""
 
-    An absent field and an explicit ``null`` are the same thing, as in the API.
-    """
+    name: str
+    wire_type: type[wire.Service] | type[wire.EndpointSlice] | type[wire.Node]
+    api_versions: Sequence[str]
+    namespaced: bool
+    decoder: msgspec.json.Decoder[object]
 
-    obj: str  # "Service default/web"
-    path: str  # "spec.ports[1].port"; empty for the object itself
-    value: object
 
-    def error(self, message: str) -> ObjectError:
-        """An ObjectError about this field."""
-        return ObjectError(message, obj=self.obj, field=self.path)
+def _kind(name: str, wire_type: type[_W], api_versions: Sequence[str], *, namespaced: bool) -> _Kind:
+    return _Kind(name, wire_type, api_versions, namespaced, msgspec.json.Decoder(wire_type))
 
-    @property
-    def absent(self) -> bool:
-        """True when the field is missing or null."""
-        return self.value is None
 
-    def at(self, key: str) -> _Field:
-        """The member ``key`` of this object (absent when this object is)."""
-        return _Field(self.obj, f"{self.path}.{key}" if self.path else key, self.mapping().get(key))
+_SERVICE = _kind("Service", wire.Service, _SERVICE_API_VERSIONS, namespaced=True)
+_SLICE = _kind("EndpointSlice", wire.EndpointSlice, _SLICE_API_VERSIONS, namespaced=True)
+_NODE = _kind("Node", wire.Node, _NODE_API_VERSIONS, namespaced=False)
 
-    def entry(self, key: str) -> _Field:
-        """The entry ``key`` of this map (labels, topology), written ``path[key]`` as the API does."""
-        return _Field(self.obj, f"{self.path}[{key}]", self.mapping().get(key))
 
-    def mapping(self) -> Mapping[str, object]:
-        """This field as an object (empty when absent)."""
-        if self.value is None:
-            return {}
-        if not isinstance(self.value, Mapping):
-            raise self.error(f"must be an object, got {_json_type(self.value)}")
-        return cast("Mapping[str, object]", self.value)
+def _decode(raw: RawObject, kind: _Kind) -> object:
+    """``raw`` as the kind's wire Struct; ObjectError (named, with the field's path) when a type is wrong."""
+    try:
+        if isinstance(raw, bytes | bytearray | memoryview):
+            return kind.decoder.decode(raw)
+        return msgspec.convert(raw, kind.wire_type)
+    except msgspec.ValidationError as error:
+        raise _explained(str(error), raw=raw, kind=kind) from error
+    except msgspec.DecodeError as error:
+        raise ObjectError(f"is not JSON: {error}", obj=kind.name) from error
+    except RecursionError as error:  # msgspec recurses once per level while it skips a field it does not read
+        raise ObjectError("nested too deeply to read", obj=kind.name) from error
 
-    def items(self) -> list[_Field]:
-        """This field's list entries, each with its index in the path (empty when absent)."""
-        if self.value is None:
-            return []
-        if not isinstance(self.value, list):
-            raise self.error(f"must be a list, got {_json_type(self.value)}")
-        return [_Field(self.obj, f"{self.path}[{index}]", item) for index, item in enumerate(self.value)]
 
-    def text(self, *, default: str | None = None) -> str:
-        """This field as a string; required unless a default is given."""
-        if self.value is None:
-            if default is None:
-                raise self.error("is required")
-            return default
-        if not isinstance(self.value, str):
-            raise self.error(f"must be a string, got {_json_type(self.value)}")
-        return self.value
+def parse_service(obj: RawObject) -> ServiceView:
+    """A core/v1 Service as a ServiceView; ObjectError names the first malformed field."""
+    decoded = _decode(obj, _SERVICE)
+    assert isinstance(decoded, wire.Service)
+    return _service_view(decoded)
 
-    def boolean(self, *, default: bool) -> bool:
-        """This field as a boolean."""
-        if self.value is None:
-            return default
-        if not isinstance(self.value, bool):
-            raise self.error(f"must be a boolean, got {_json_type(self.value)}")
-        return self.value
 
-    def integer(self) -> int | None:
-        """This field as a 32-bit integer (a boolean is not one), None when absent."""
-        return self._integer_within(_INT32_MIN, _INT32_MAX, requirement="must be a 32-bit integer")
+def parse_endpoint_slice(obj: RawObject) -> EndpointSliceView | None:
+    """A discovery.k8s.io/v1 or v1beta1 EndpointSlice as a view; None for an FQDN slice."""
+    decoded = _decode(obj, _SLICE)
+    assert isinstance(decoded, wire.EndpointSlice)
+    return _slice_view(decoded)
 
-    def optional_port(self) -> int | None:
-        """This field as a port number 1..65535, None when absent."""
-        return self._integer_within(1, 65535, requirement="must be a port between 1 and 65535")
 
-    def _integer_within(self, low: int, high: int, *, requirement: str) -> int | None:
-        value = self.value
-        if value is None:
+def parse_node(obj: RawObject) -> NodeView:
+    """A core/v1 Node as a NodeView: InternalIP then ExternalIP addresses, canonical, deduplicated."""
+    decoded = _decode(obj, _NODE)
+    assert isinstance(decoded, wire.Node)
+    return _node_view(decoded)
+
+
+# --- explaining a type error -------------------------------------------------------------------------
+
+# msgspec: "Expected `int | null`, got `str` - at `$.spec.ports[0].port`" (or "... - at `key` in `$.x`").
+_MSGSPEC_ERROR = re.compile(r"(?P<what>.*?)(?: - at (?P<key>`key` in )?`\$(?P<path>[^`]*)`)?", re.DOTALL)
+_PATH_STEP = re.compile(r"\.([^.\[]+)|\[(\d+)\]")
+_EXPECTED = re.compile(r"Expected `(?P<types>[^`]*)`")
+_PHRASES = {
+    "str": "a string",
+    "int": "an integer",
+    "bool": "a boolean",
+    "object": "an object",
+    "array": "a list",
+    "float": "a number",
+}
+
+
+def _explained(message: str, *, raw: RawObject, kind: _Kind) -> ObjectError:
+    """The ObjectError for msgspec's ``message`` about ``raw``: the object named, the value described."""
+    plain = _plain(raw)
+    if isinstance(plain, ObjectError):
+        return ObjectError(plain.message, obj=kind.name)
+    label = _identify_plain(plain, kind=kind)
+    match = _MSGSPEC_ERROR.fullmatch(message)
+    assert match is not None
+    path = match["path"] or ""
+    steps = [int(index) if index else name for name, index in _PATH_STEP.findall(path)]
+    field = path.removeprefix(".")
+    value = _at(plain, steps)
+    if match["key"]:
+        key = next((key for key in value if not isinstance(key, str)), None) if isinstance(value, Mapping) else None
+        shown = _describe_integer(key) if isinstance(key, int | OversizedInteger) else repr(key)
+        return ObjectError(f"keys must be strings, got {_json_type(key)} {shown}", obj=label, field=field)
+    return ObjectError(_requirement(match["what"], value=value, steps=steps), obj=label, field=field)
+
+
+def _requirement(what: str, *, value: object, steps: Sequence[str | int]) -> str:
+    """What a field must be, and what it is."""
+    if value is None:
+        return "is required"
+    name = next((step for step in reversed(steps) if isinstance(step, str)), "")
+    if name in _INTEGER_REQUIREMENTS and isinstance(value, int | OversizedInteger) and not isinstance(value, bool):
+        return f"{_INTEGER_REQUIREMENTS[name]}, got {_describe_integer(value)}"
+    expected = _EXPECTED.match(what)
+    types = expected["types"].split(" | ") if expected else []
+    phrase = next((_PHRASES[kind] for kind in types if kind in _PHRASES), "")
+    if not phrase:
+        return f"cannot be read: {what}"
+    return f"must be {phrase}, got {_json_type(value)}"
+
+
+def _plain(raw: RawObject) -> object:
+    """The object as plain values (a refused object only); big integers kept as their size."""
+    if not isinstance(raw, bytes | bytearray | memoryview):
+        return raw
+    try:
+        return json.loads(bytes(raw), parse_int=bounded_json_integer)
+    except RecursionError:  # json recurses once per level of nesting
+        return ObjectError("nested too deeply to read")
+    except ValueError as error:
+        return ObjectError(f"is not JSON: {error}")
+
+
+def _at(value: object, steps: Sequence[str | int]) -> object:
+    """The value at ``steps`` inside ``value``; None where the path leads nowhere."""
+    for step in steps:
+        if isinstance(step, str) and isinstance(value, Mapping):
+            value = value.get(step)
+        elif isinstance(step, int) and isinstance(value, list) and step < len(value):
+            value = value[step]
+        else:
             return None
-        if isinstance(value, bool) or not isinstance(value, int | OversizedInteger):
-            raise self.error(f"must be an integer, got {_json_type(value)}")
-        if isinstance(value, OversizedInteger) or not low <= value <= high:
-            raise self.error(f"{requirement}, got {_describe_integer(value)}")
-        return value
+    return value
 
-    def port(self) -> int:
-        """This field as a required port number 1..65535."""
-        number = self.optional_port()
-        if number is None:
-            raise self.error("is required")
-        return number
 
-    def ip(self) -> str:
-        """This field as a required IP address, in canonical form."""
-        text = self.text()
-        try:
-            return canonical_ip(text)
-        except ValueError:
-            raise self.error(f"{text!r} is not an IP address") from None
-
-    def choice(self, allowed: Mapping[str, _T], *, default: str | None = None) -> _T:
-        """This field as one of the ``allowed`` names, mapped to its value; required unless defaulted."""
-        text = self.text(default=default)
-        if text not in allowed:
-            raise self.error(f"must be one of {', '.join(allowed)}, got {text!r}")
-        return allowed[text]
-
-    def string_map(self) -> dict[str, str]:
-        """This field as a string → string map (labels, annotations)."""
-        result: dict[str, str] = {}
-        for key in self.mapping():
-            if not isinstance(key, str):
-                shown = _describe_integer(key) if isinstance(key, int | OversizedInteger) else repr(key)
-                raise self.error(f"keys must be strings, got {_json_type(key)} {shown}")
-            result[key] = self.entry(key).text()
-        return result
+def _identify_plain(plain: object, *, kind: _Kind) -> str:
+    """The label of a plain object (``Service default/web``); ObjectError when it cannot be identified."""
+    if not isinstance(plain, Mapping):
+        raise ObjectError(f"must be an object, got {_json_type(plain)}", obj=kind.name)
+    metadata = plain.get("metadata")
+    if metadata is not None and not isinstance(metadata, Mapping):
+        raise ObjectError(f"must be an object, got {_json_type(metadata)}", obj=kind.name, field="metadata")
+    metadata = metadata or {}
+    return _identify(
+        plain.get("kind"),
+        plain.get("apiVersion"),
+        metadata_present=plain.get("metadata") is not None,
+        name=metadata.get("name"),
+        namespace=metadata.get("namespace"),
+        kind=kind,
+    )[0]
 
 
 def _identify(
-    obj: Mapping[str, object], *, kind: str, api_versions: Sequence[str], namespaced: bool
-) -> tuple[_Field, ObjectRef]:
-    """Check kind, apiVersion and metadata.name; the object as a field named after it, and its ref.
+    given_kind: object, api_version: object, *, metadata_present: bool, name: object, namespace: object, kind: _Kind
+) -> tuple[str, ObjectRef]:
+    """Check kind, apiVersion and metadata.name; the object's label and its ref.
 
     ``kind`` and ``apiVersion`` may be absent: items of an API list response carry neither.
     A namespaced object without a namespace is in ``default``, as ``kubectl apply`` would put it.
     """
-    unnamed = _Field(kind, "", obj)
-    given_kind = unnamed.at("kind").text(default=kind)
-    if given_kind != kind:
-        raise unnamed.at("kind").error(f"expected {kind}, got {given_kind!r}")
-    api_version = unnamed.at("apiVersion").text(default=api_versions[0])
-    if api_version not in api_versions:
-        raise unnamed.at("apiVersion").error(f"must be one of {', '.join(api_versions)}, got {api_version!r}")
-    metadata = unnamed.at("metadata")
-    if metadata.absent:
-        raise metadata.error("is required")
-    name = metadata.at("name").text()
-    if not name:
-        raise metadata.at("name").error("must not be empty")
-    namespace = (metadata.at("namespace").text(default="") or "default") if namespaced else ""
-    ref = ObjectRef(namespace, name)
-    return _Field(f"{kind} {ref}", "", obj), ref
+    check = _Checker(kind.name)
+    given = check.text(given_kind, "kind", default=kind.name)
+    if given != kind.name:
+        raise check.error("kind", f"expected {kind.name}, got {given!r}")
+    version = check.text(api_version, "apiVersion", default=kind.api_versions[0])
+    if version not in kind.api_versions:
+        raise check.error("apiVersion", f"must be one of {', '.join(kind.api_versions)}, got {version!r}")
+    if not metadata_present:
+        raise check.error("metadata", "is required")
+    text = check.text(name, "metadata.name")
+    if not text:
+        raise check.error("metadata.name", "must not be empty")
+    space = (check.text(namespace, "metadata.namespace", default="") or "default") if kind.namespaced else ""
+    ref = ObjectRef(space, text)
+    return f"{kind.name} {ref}", ref
+
+
+# --- checking values ---------------------------------------------------------------------------------
+
+
+class _Checker:
+    """The checks of one object's values, whose errors name the object (types are msgspec's already)."""
+
+    __slots__ = ("label",)
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+
+    def error(self, field: str, message: str) -> ObjectError:
+        """An ObjectError about ``field`` of this object."""
+        return ObjectError(message, obj=self.label, field=field)
+
+    def text(self, value: object, field: str, *, default: str | None = None) -> str:
+        """A string; required unless a default is given."""
+        if type(value) is str:
+            return value
+        if value is None:
+            if default is None:
+                raise self.error(field, "is required")
+            return default
+        if not isinstance(value, str):
+            raise self.error(field, f"must be a string, got {_json_type(value)}")
+        return value
+
+    def port(self, value: int | None, field: str) -> int:
+        """A required port number 1..65535."""
+        number = self.optional_port(value, field)
+        if number is None:
+            raise self.error(field, "is required")
+        return number
+
+    def optional_port(self, value: int | None, field: str) -> int | None:
+        """A port number 1..65535, None when absent."""
+        if value is not None and not 1 <= value <= 65535:
+            raise self.error(field, f"{_PORT}, got {_describe_integer(value)}")
+        return value
+
+    def int32(self, value: int | None, field: str) -> int | None:
+        """A 32-bit integer, None when absent."""
+        if value is not None and not _INT32_MIN <= value <= _INT32_MAX:
+            raise self.error(field, f"{_INT32}, got {_describe_integer(value)}")
+        return value
+
+    def ip(self, value: str | None, field: str) -> str:
+        """A required IP address, in canonical form."""
+        if value is None:
+            raise self.error(field, "is required")
+        try:
+            return canonical_ip(value)
+        except ValueError:
+            raise self.error(field, f"{value!r} is not an IP address") from None
+
+    def choice(self, value: str | None, allowed: Mapping[str, _T], field: str, *, default: str | None = None) -> _T:
+        """One of the ``allowed`` names, mapped to its value; required unless defaulted."""
+        if value in allowed:
+            return allowed[value]  # type: ignore[index]  # a str: only strings are in allowed
+        text = self.text(value, field, default=default)
+        if text not in allowed:
+            raise self.error(field, f"must be one of {', '.join(allowed)}, got {text!r}")
+        return allowed[text]
+
+    def string_map(self, value: Mapping[str, object] | None, field: str) -> dict[str, str]:
+        """A string → string map (labels, annotations); its keys are strings already."""
+        if not value:
+            return {}
+        for key, item in value.items():
+            if not isinstance(item, str):
+                self.text(item, f"{field}[{key}]")
+        return value  # type: ignore[return-value]  # every value was checked to be a string
+
+
+_NO_META = wire.ObjectMeta()
+
+
+def _identified(obj: wire.Service | wire.EndpointSlice | wire.Node, kind: _Kind) -> tuple[_Checker, ObjectRef]:
+    metadata = obj.metadata
+    label, ref = _identify(
+        obj.kind,
+        obj.api_version,
+        metadata_present=metadata is not None,
+        name=None if metadata is None else metadata.name,
+        namespace=None if metadata is None else metadata.namespace,
+        kind=kind,
+    )
+    return _Checker(label), ref
 
 
 # --- Service --------------------------------------------------------------------------------------
 
+_NO_SPEC = wire.ServiceSpec()
+_NO_PORT = wire.ServicePort()
 
-def parse_service(obj: Mapping[str, object]) -> ServiceView:
-    """A core/v1 Service as a ServiceView; ObjectError names the first malformed field."""
-    root, ref = _identify(obj, kind="Service", api_versions=_SERVICE_API_VERSIONS, namespaced=True)
-    metadata, spec = root.at("metadata"), root.at("spec")
-    service_type = spec.at("type").choice(_SERVICE_TYPES, default="ClusterIP")
-    ingress = root.at("status").at("loadBalancer").at("ingress").items()
+
+def _service_view(obj: wire.Service) -> ServiceView:
+    check, ref = _identified(obj, _SERVICE)
+    metadata, spec = obj.metadata or _NO_META, obj.spec or _NO_SPEC
+    service_type = check.choice(spec.type, _SERVICE_TYPES, "spec.type", default="ClusterIP")
+    status = obj.status
+    balancer = status.load_balancer if status is not None else None
+    ingress = (balancer.ingress if balancer is not None else None) or []
+    affinity = spec.session_affinity_config
+    client_ip = affinity.client_ip if affinity is not None else None
     return ServiceView(
         ref=ref,
-        uid=metadata.at("uid").text(default=""),
-        creation_timestamp=metadata.at("creationTimestamp").text(default=""),
+        uid=check.text(metadata.uid, "metadata.uid", default=""),
+        creation_timestamp=check.text(metadata.creation_timestamp, "metadata.creationTimestamp", default=""),
         type=service_type,
-        cluster_ips=_cluster_ips(spec, service_type=service_type),
-        ports=tuple(_service_port(port) for port in spec.at("ports").items()),
-        external_ips=tuple(address.ip() for address in spec.at("externalIPs").items()),
+        cluster_ips=_cluster_ips(spec, check=check, service_type=service_type),
+        ports=tuple(
+            _service_port(port or _NO_PORT, check, f"spec.ports[{n}]") for n, port in enumerate(spec.ports or ())
+        ),
+        external_ips=tuple(check.ip(ip, f"spec.externalIPs[{n}]") for n, ip in enumerate(spec.external_ips or ())),
         # Entries with only a hostname (cloud load balancers known by DNS name) have no VIP to program.
-        load_balancer_ips=tuple(entry.at("ip").ip() for entry in ingress if not entry.at("ip").absent),
-        session_affinity=spec.at("sessionAffinity").choice(_SESSION_AFFINITIES, default="None"),
-        affinity_timeout=spec.at("sessionAffinityConfig").at("clientIP").at("timeoutSeconds").integer(),
-        external_traffic_policy=spec.at("externalTrafficPolicy").choice(_EXTERNAL_POLICIES, default="Cluster"),
-        internal_traffic_policy=spec.at("internalTrafficPolicy").choice(_INTERNAL_POLICIES, default="Cluster"),
-        health_check_node_port=spec.at("healthCheckNodePort").optional_port(),
-        labels=metadata.at("labels").string_map(),
-        annotations=metadata.at("annotations").string_map(),
+        load_balancer_ips=tuple(
+            check.ip(entry.ip, f"status.loadBalancer.ingress[{n}].ip")
+            for n, entry in enumerate(ingress)
+            if entry is not None and entry.ip is not None
+        ),
+        session_affinity=check.choice(
+            spec.session_affinity, _SESSION_AFFINITIES, "spec.sessionAffinity", default="None"
+        ),
+        affinity_timeout=check.int32(
+            client_ip.timeout_seconds if client_ip is not None else None,
+            "spec.sessionAffinityConfig.clientIP.timeoutSeconds",
+        ),
+        external_traffic_policy=check.choice(
+            spec.external_traffic_policy, _EXTERNAL_POLICIES, "spec.externalTrafficPolicy", default="Cluster"
+        ),
+        internal_traffic_policy=check.choice(
+            spec.internal_traffic_policy, _INTERNAL_POLICIES, "spec.internalTrafficPolicy", default="Cluster"
+        ),
+        health_check_node_port=check.optional_port(spec.health_check_node_port, "spec.healthCheckNodePort"),
+        labels=check.string_map(metadata.labels, "metadata.labels"),
+        annotations=check.string_map(metadata.annotations, "metadata.annotations"),
     )
 
 
-def _cluster_ips(spec: _Field, *, service_type: str) -> tuple[str, ...]:
+def _cluster_ips(spec: wire.ServiceSpec, *, check: _Checker, service_type: str) -> tuple[str, ...]:
     """``spec.clusterIPs`` (or ``[spec.clusterIP]``), canonical; ``("None",)`` when headless."""
-    entries = spec.at("clusterIPs").items() or [spec.at("clusterIP")]
-    texts = [entry.text(default="") for entry in entries]
+    if spec.cluster_ips:
+        entries = [(f"spec.clusterIPs[{n}]", ip) for n, ip in enumerate(spec.cluster_ips)]
+    else:
+        entries = [("spec.clusterIP", spec.cluster_ip)]
+    texts = [ip or "" for _, ip in entries]
     if texts == [""]:
         if service_type == "ExternalName":
             return ()
-        raise spec.at("clusterIP").error(f"is required for a {service_type} Service")
+        raise check.error("spec.clusterIP", f"is required for a {service_type} Service")
     if _HEADLESS in texts:
         if len(texts) > 1:
-            raise entries[texts.index(_HEADLESS)].error(f"{_HEADLESS!r} must be the only cluster IP")
+            raise check.error(entries[texts.index(_HEADLESS)][0], f"{_HEADLESS!r} must be the only cluster IP")
         return (_HEADLESS,)
-    return tuple(entry.ip() for entry in entries)
+    return tuple(check.ip(ip, field) for field, ip in entries)
 
 
-def _service_port(port: _Field) -> ServicePortView:
+def _service_port(port: wire.ServicePort, check: _Checker, field: str) -> ServicePortView:
     return ServicePortView(
-        name=port.at("name").text(default=""),
-        protocol=port.at("protocol").choice(_PROTOCOLS, default="TCP"),
-        port=port.at("port").port(),
-        node_port=port.at("nodePort").optional_port(),
+        name=port.name or "",
+        protocol=check.choice(port.protocol, _PROTOCOLS, f"{field}.protocol", default="TCP"),
+        port=check.port(port.port, f"{field}.port"),
+        node_port=check.optional_port(port.node_port, f"{field}.nodePort"),
     )
 
 
 # --- EndpointSlice --------------------------------------------------------------------------------
 
+_NO_ENDPOINT = wire.Endpoint()
 
-def parse_endpoint_slice(obj: Mapping[str, object]) -> EndpointSliceView | None:
-    """A discovery.k8s.io/v1 or v1beta1 EndpointSlice as a view; None for an FQDN slice."""
-    root, ref = _identify(obj, kind="EndpointSlice", api_versions=_SLICE_API_VERSIONS, namespaced=True)
-    family = root.at("addressType").choice(_ADDRESS_FAMILIES)
+
+def _slice_view(obj: wire.EndpointSlice) -> EndpointSliceView | None:
+    check, ref = _identified(obj, _SLICE)
+    family = check.choice(obj.address_type, _ADDRESS_FAMILIES, "addressType")
     if family is None:
         return None
-    service_label = root.at("metadata").at("labels").entry(SERVICE_NAME_LABEL)
-    service_name = service_label.text(default="")
+    labels = (obj.metadata or _NO_META).labels or {}
+    label_field = f"metadata.labels[{SERVICE_NAME_LABEL}]"
+    service_name = check.text(labels.get(SERVICE_NAME_LABEL), label_field, default="")
     if not service_name:
-        raise service_label.error("is required: the label names the Service the slice belongs to")
+        raise check.error(label_field, "is required: the label names the Service the slice belongs to")
     return EndpointSliceView(
         ref=ref,
         service_name=service_name,
         address_type=f"IPv{family}",
-        ports=tuple(_slice_ports(root.at("ports"))),
+        ports=tuple(_slice_ports(obj.ports or (), check)),
         endpoints=tuple(
-            _endpoint(endpoint, family=family, namespace=ref.namespace) for endpoint in root.at("endpoints").items()
+            _endpoint(endpoint or _NO_ENDPOINT, check, n, family=family, namespace=ref.namespace)
+            for n, endpoint in enumerate(obj.endpoints or ())
         ),
     )
 
 
-def _slice_ports(ports: _Field) -> list[SlicePortView]:
+def _slice_ports(ports: Sequence[wire.SlicePort | None], check: _Checker) -> list[SlicePortView]:
     views = []
-    for port in ports.items():
-        number = port.at("port").optional_port()
+    for n, port in enumerate(ports):
         # A port-less entry means "all ports", which no IPVS virtual service can express.
-        if number is None:
+        if port is None or port.port is None:
             continue
+        field = f"ports[{n}]"
         views.append(
             SlicePortView(
-                name=port.at("name").text(default=""),
-                protocol=port.at("protocol").choice(_PROTOCOLS, default="TCP"),
-                port=number,
+                name=port.name or "",
+                protocol=check.choice(port.protocol, _PROTOCOLS, f"{field}.protocol", default="TCP"),
+                port=check.port(port.port, f"{field}.port"),
             )
         )
     return views
 
 
-def _endpoint(endpoint: _Field, *, family: int, namespace: str) -> EndpointView:
-    addresses = endpoint.at("addresses").items()
+def _endpoint(endpoint: wire.Endpoint, check: _Checker, index: int, *, family: int, namespace: str) -> EndpointView:
+    # The hot path of a large list (one call per endpoint): field paths are only written for an error.
+    addresses = endpoint.addresses
     if not addresses:
-        raise endpoint.at("addresses").error("must list at least one address")
+        raise check.error(f"endpoints[{index}].addresses", "must list at least one address")
     # The API guarantees all addresses of an endpoint are fungible; the proxy uses the first.
-    address = addresses[0].ip()
-    if family_of(address) != family:
-        raise addresses[0].error(f"{address} is not an IPv{family} address (the slice's addressType)")
-    conditions = endpoint.at("conditions")
-    ready = conditions.at("ready").boolean(default=True)
-    node_name = endpoint.at("nodeName").text(default="")
-    if not node_name:  # v1beta1 carried the node only as a topology label
-        node_name = endpoint.at("topology").entry(HOSTNAME_TOPOLOGY_KEY).text(default="")
-    target = endpoint.at("targetRef")
+    first = addresses[0]
+    try:
+        address = canonical_ip(first) if first is not None else None
+    except ValueError:
+        address = None
+    if address is None:
+        address = check.ip(first, f"endpoints[{index}].addresses[0]")  # raises: says why
+    if (6 if ":" in address else 4) != family:
+        message = f"{address} is not an IPv{family} address (the slice's addressType)"
+        raise check.error(f"endpoints[{index}].addresses[0]", message)
+    conditions = endpoint.conditions
+    if conditions is None:
+        ready, serving, terminating = True, True, False
+    else:
+        ready = True if conditions.ready is None else conditions.ready
+        serving = ready if conditions.serving is None else conditions.serving
+        terminating = conditions.terminating or False
+    node_name = endpoint.node_name or ""
+    if not node_name and endpoint.topology:  # v1beta1 carried the node only as a topology label
+        topology_field = f"endpoints[{index}].topology[{HOSTNAME_TOPOLOGY_KEY}]"
+        node_name = check.text(endpoint.topology.get(HOSTNAME_TOPOLOGY_KEY), topology_field, default="")
+    target = endpoint.target_ref
+    if target is not None:
+        name = target.name
+        if name is None:
+            name = check.text(name, f"endpoints[{index}].targetRef.name")  # raises: it is required
+        target_ref = ObjectRef(namespace if target.namespace is None else target.namespace, name)
     return EndpointView(
         address=address,
         ready=ready,
-        serving=conditions.at("serving").boolean(default=ready),
-        terminating=conditions.at("terminating").boolean(default=False),
+        serving=serving,
+        terminating=terminating,
         node_name=node_name,
-        target=None
-        if target.absent
-        else ObjectRef(target.at("namespace").text(default=namespace), target.at("name").text()),
+        target=None if target is None else target_ref,
     )
 
 
 # --- Node -----------------------------------------------------------------------------------------
 
+_NO_ADDRESS = wire.NodeAddress()
 
-def parse_node(obj: Mapping[str, object]) -> NodeView:
-    """A core/v1 Node as a NodeView: InternalIP then ExternalIP addresses, canonical, deduplicated."""
-    root, ref = _identify(obj, kind="Node", api_versions=_NODE_API_VERSIONS, namespaced=False)
+
+def _node_view(obj: wire.Node) -> NodeView:
+    check, ref = _identified(obj, _NODE)
     by_type: dict[str, list[str]] = {address_type: [] for address_type in _NODE_ADDRESS_TYPES}
-    for entry in root.at("status").at("addresses").items():
-        address_type = entry.at("type").text()
+    addresses = obj.status.addresses if obj.status is not None else None
+    for n, entry in enumerate(addresses or ()):
+        field = f"status.addresses[{n}]"
+        address_type = check.text((entry or _NO_ADDRESS).type, f"{field}.type")
         # Hostname, InternalDNS and ExternalDNS entries hold names, not addresses.
         if address_type in by_type:
-            by_type[address_type].append(entry.at("address").ip())
+            by_type[address_type].append(check.ip((entry or _NO_ADDRESS).address, f"{field}.address"))
     ordered = [address for addresses in by_type.values() for address in addresses]
     return NodeView(name=ref.name, addresses=tuple(dict.fromkeys(ordered)))
+
+
+# What ``kube/manifests.py`` and ``kube/client.py`` dispatch on: kind → (API group, parser).
+PARSERS: Mapping[str, tuple[str, Callable[[RawObject], ServiceView | EndpointSliceView | NodeView | None]]] = {
+    "Service": ("", parse_service),
+    "EndpointSlice": ("discovery.k8s.io", parse_endpoint_slice),
+    "Node": ("", parse_node),
+}
