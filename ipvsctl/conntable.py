@@ -29,7 +29,6 @@ ones (the FTP helper's passive data connections, synced entries not yet seen), a
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -57,6 +56,7 @@ _IPV6 = re.compile(r"[0-9A-Fa-f]{4}(?::[0-9A-Fa-f]{4}){7}")
 _PORT = re.compile(r"[0-9A-Fa-f]{4}")
 _SECONDS = re.compile(r"[0-9]+")
 _MAX_SECONDS_DIGITS = 20  # %lu of a 64-bit long: what kernels before jiffies_delta_to_msecs printed
+_KNOWN_ADDRESSES = 65_536  # addresses remembered per parse (a table of many clients repeats fewer of them)
 
 
 class ConnectionProtocol(StrEnum):
@@ -134,15 +134,16 @@ class Connection:
         return ServiceKey(_SERVICE_PROTOCOLS[self.protocol], self.virtual_address, self.virtual_port)
 
 
-def parse_connections(text: str | bytes, *, source: str = "") -> tuple[Connection, ...]:
+def parse_connections(text: str | bytes | bytearray, *, source: str = "") -> tuple[Connection, ...]:
     """Parse either file's text (or bytes, which must be UTF-8); ConnTableError names the first bad line.
 
     The header decides the layout, so it is required unless the text is empty.
     """
-    if isinstance(text, bytes):
+    if not isinstance(text, str):
         text = ConnTableError.decode(text, source=source)
     columns: tuple[str, ...] | None = None
     connections: list[Connection] = []
+    addresses: dict[str, str] = {}  # hex → canonical: a table repeats the same few VIPs and servers
     for number, raw in enumerate(text.splitlines(), start=1):
         fields = raw.split()
         if not fields:
@@ -154,7 +155,7 @@ def parse_connections(text: str | bytes, *, source: str = "") -> tuple[Connectio
                 raise ConnTableError(message, line_number=number, line=raw, source=source)
             continue
         try:
-            connections.append(_parse_line(raw, columns))
+            connections.append(_parse_line(raw, fields, is_sync=columns is SYNC_COLUMNS, addresses=addresses))
         except _MalformedError as error:
             raise ConnTableError(str(error), line_number=number, line=raw, source=source) from None
     return tuple(connections)
@@ -171,66 +172,78 @@ def _header_columns(fields: list[str]) -> tuple[str, ...] | None:
     return None
 
 
-def _parse_line(raw: str, columns: tuple[str, ...]) -> Connection:
-    is_sync = columns == SYNC_COLUMNS
-    fields = raw.split()
+_PROTOCOL_NAMES: Mapping[str, ConnectionProtocol] = {protocol.value: protocol for protocol in ConnectionProtocol}
+_ORIGINS: Mapping[str, Origin] = {origin.value: origin for origin in Origin}
+# Column positions: Pro FromIP FPrt ToIP TPrt DestIP DPrt State, then Expires (or Origin Expires) [PEName PEData].
+_PRO, _FROM, _FPRT, _TO, _TPRT, _DEST, _DPRT, _STATE = range(8)
+
+
+def _parse_line(raw: str, fields: list[str], *, is_sync: bool, addresses: dict[str, str]) -> Connection:
     if is_sync and len(fields) != len(SYNC_COLUMNS):
         raise _MalformedError(f"expected {len(SYNC_COLUMNS)} fields ({' '.join(SYNC_COLUMNS)}), got {len(fields)}")
     if not is_sync and len(fields) < len(CONN_COLUMNS) - 2:
         expected = f"at least {len(CONN_COLUMNS) - 2} fields ({' '.join(CONN_COLUMNS[:-2])} [PEName PEData])"
         raise _MalformedError(f"expected {expected}, got {len(fields)}")
-    named = dict(zip(columns, fields, strict=False))
-    if not is_sync and len(fields) > len(CONN_COLUMNS) - 1:
-        # PEData is the rest of the line: the kernel prints a persistence engine's data as it is.
-        named["PEData"] = raw.split(maxsplit=len(CONN_COLUMNS) - 1)[-1].rstrip()
-    try:
-        protocol = ConnectionProtocol(named["Pro"])
-    except ValueError:
-        raise _MalformedError(f"Pro: unknown protocol {named['Pro']!r}") from None
-    client = _address(named, "FromIP")
-    virtual = _address(named, "ToIP")
-    if family_of(client) != family_of(virtual):
+    protocol = _PROTOCOL_NAMES.get(fields[_PRO])
+    if protocol is None:
+        raise _MalformedError(f"Pro: unknown protocol {fields[_PRO]!r}")
+    client = _address(fields[_FROM], "FromIP", addresses)
+    virtual = _address(fields[_TO], "ToIP", addresses)
+    if (":" in client) != (":" in virtual):
         raise _MalformedError("ToIP: the virtual address is not of the client address's family")
     origin = None
+    pe_name = pe_data = ""
     if is_sync:
-        try:
-            origin = Origin(named["Origin"])
-        except ValueError:
-            raise _MalformedError(f"Origin: {named['Origin']!r} is neither LOCAL nor SYNC") from None
+        origin = _ORIGINS.get(fields[8])
+        if origin is None:
+            raise _MalformedError(f"Origin: {fields[8]!r} is neither LOCAL nor SYNC")
+        expires = fields[9]
+    else:
+        expires = fields[8]
+        if len(fields) > 9:
+            pe_name = fields[9]
+        if len(fields) > 10:
+            # PEData is the rest of the line: the kernel prints a persistence engine's data as it is.
+            pe_data = raw.split(maxsplit=len(CONN_COLUMNS) - 1)[-1].rstrip()
     return Connection(
         protocol=protocol,
         client_address=client,
-        client_port=_port(named, "FPrt"),
+        client_port=_port(fields[_FPRT], "FPrt"),
         virtual_address=virtual,
-        virtual_port=_port(named, "TPrt"),
-        real_address=_address(named, "DestIP"),
-        real_port=_port(named, "DPrt"),
-        state=named["State"],
-        expires=_seconds(named, "Expires"),
-        pe_name=named.get("PEName", ""),
-        pe_data=named.get("PEData", ""),
+        virtual_port=_port(fields[_TPRT], "TPrt"),
+        real_address=_address(fields[_DEST], "DestIP", addresses),
+        real_port=_port(fields[_DPRT], "DPrt"),
+        state=fields[_STATE],
+        expires=_seconds(expires, "Expires"),
+        pe_name=pe_name,
+        pe_data=pe_data,
         origin=origin,
     )
 
 
-def _address(named: Mapping[str, str], column: str) -> str:
-    text = named[column]
+def _address(text: str, column: str, known: dict[str, str]) -> str:
+    address = known.get(text)
+    if address is not None:
+        return address
     if _IPV4.fullmatch(text):
-        return str(ipaddress.IPv4Address(int(text, 16)))
-    if _IPV6.fullmatch(text):
-        return canonical_ip(text)
-    raise _MalformedError(f"{column}: {text!r} is neither 8 hex digits (IPv4) nor 8 groups of 4 (IPv6)")
+        value = int(text, 16)
+        address = f"{value >> 24}.{value >> 16 & 255}.{value >> 8 & 255}.{value & 255}"
+    elif _IPV6.fullmatch(text):
+        address = canonical_ip(text)
+    else:
+        raise _MalformedError(f"{column}: {text!r} is neither 8 hex digits (IPv4) nor 8 groups of 4 (IPv6)")
+    if len(known) < _KNOWN_ADDRESSES:
+        known[text] = address
+    return address
 
 
-def _port(named: Mapping[str, str], column: str) -> int:
-    text = named[column]
+def _port(text: str, column: str) -> int:
     if not _PORT.fullmatch(text):
         raise _MalformedError(f"{column}: {text!r} is not a port in 4 hex digits")
     return int(text, 16)
 
 
-def _seconds(named: Mapping[str, str], column: str) -> int:
-    text = named[column]
+def _seconds(text: str, column: str) -> int:
     seconds = parse_decimal(text, max_digits=_MAX_SECONDS_DIGITS)
     if seconds is not None:
         return seconds

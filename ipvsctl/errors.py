@@ -52,7 +52,7 @@ class LineFormatError(IpvsctlError):
         super().__init__(f"{where}: {message}: {line.strip()!r}")
 
     @classmethod
-    def decode(cls, data: bytes, *, source: str = "") -> str:
+    def decode(cls, data: bytes | bytearray, *, source: str = "") -> str:
         """``data`` as UTF-8 text; this error type, naming the line and the byte, where it is not UTF-8."""
         try:
             return data.decode("utf-8")

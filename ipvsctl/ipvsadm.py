@@ -22,7 +22,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import assert_never
 
 from ipvsctl.errors import SaveFormatError
@@ -111,24 +111,75 @@ class _Line:
 # --- parsing ---------------------------------------------------------------------------------------
 
 
-def parse_save(text: str | bytes, *, source: str = "") -> Table:
+def parse_save(text: str | bytes | bytearray, *, source: str = "") -> Table:
     """Parse ``ipvsadm -Sn`` output (text, or bytes that must be UTF-8) into a Table.
 
     SaveFormatError names the first bad line.
     """
-    if isinstance(text, bytes):
+    if not isinstance(text, str):
         text = SaveFormatError.decode(text, source=source)
     services: dict[ServiceKey, VirtualService] = {}
     reals: dict[ServiceKey, dict[RealServerKey, RealServer]] = {}
+    fast = _FastLines(services=services, reals=reals)
     for number, raw in enumerate(text.splitlines(), start=1):
         stripped = raw.strip()
         if not stripped or stripped.startswith("#"):
             continue
         try:
-            _apply(_tokenize(stripped.split()), services=services, reals=reals)
+            if not fast.apply(stripped):
+                _apply(_tokenize(stripped.split()), services=services, reals=reals)
         except _MalformedError as error:
             raise SaveFormatError(str(error), line_number=number, line=raw, source=source) from None
     return Table.of(replace(service, reals=tuple(reals[key].values())) for key, service in services.items())
+
+
+# The two lines a save is made of, as ipvsadm prints them for a service without persistence or flags and for a
+# masquerading or direct-routing real server: 90 % of the parse went to tokenizing them into options.
+_FAST_SERVICE = re.compile(r"-A (-t|-u|--sctp-service) (\S+) -s ([a-z0-9_]{1,15})")
+_FAST_REAL = re.compile(r"-a (-t|-u|--sctp-service) (\S+) -r (\S+) -([mg]) -w ([0-9]{1,10})")
+
+
+@dataclass(slots=True)
+class _FastLines:
+    """Reads the usual save lines straight from a regular expression, with the general path's own checks.
+
+    ``apply`` answers False for any other line, which then goes the general way (``_tokenize``); either way
+    the same functions check the same values in the same order, so a line gives the same value or error.
+    """
+
+    services: dict[ServiceKey, VirtualService]
+    reals: dict[ServiceKey, dict[RealServerKey, RealServer]]
+    keys: dict[tuple[str, str], ServiceKey] = field(default_factory=dict)  # services declared by a fast line
+
+    def apply(self, line: str) -> bool:
+        """Apply ``line`` if it is one of the usual forms; False when it is not."""
+        match = _FAST_REAL.fullmatch(line)
+        if match is not None:
+            key = self.keys.get((match[1], match[2]))
+            if key is None:
+                return False
+            address, port = _endpoint(match[3], what="real server")
+            weight = int(match[5])
+            real = RealServer(address, port, weight=weight, forwarding=_FORWARDINGS["-" + match[4]])
+            _check_real(real, key=key, restore=False)
+            members = self.reals[key]
+            if real.key in members:
+                raise _MalformedError(f"duplicate real server {real} in {key}")
+            members[real.key] = real
+            return True
+        match = _FAST_SERVICE.fullmatch(line)
+        if match is None:
+            return False
+        address, port = _endpoint(match[2], what="virtual service")
+        key = ServiceKey(_PROTOCOLS[match[1]], address, port)
+        if key in self.services:
+            raise _MalformedError(f"duplicate virtual service {key}")
+        service = VirtualService(key, scheduler=match[3])
+        _check_service(service)
+        self.services[key] = service
+        self.reals[key] = {}
+        self.keys[match[1], match[2]] = key
+        return True
 
 
 def _apply(

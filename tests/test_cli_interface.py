@@ -19,10 +19,11 @@ from ipvsctl.backend.sysctl import STARTUP_SYSCTLS
 from ipvsctl.cli import app
 
 runner = CliRunner()
+EMPTY_FILE = str(Path(__file__).resolve().parent.parent / "examples" / "empty.save")  # a device is refused
 COMMANDS = {
     "show": ["show"],
     "cleanup": ["cleanup"],
-    "affinity": ["affinity", "--conn-file", "/dev/null"],
+    "affinity": ["affinity", "--conn-file", EMPTY_FILE],
 }
 BAD_NAMES = {
     "empty": ("", "'' is empty"),

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import signal
 from collections.abc import AsyncIterator
 from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated
 
-import structlog
 import typer
 
 from ipvsctl.cli.app import EXIT_ERROR, app, fail
@@ -101,7 +98,12 @@ def agent(
     ] = BackendKind.NETLINK,
 ) -> None:
     """Run the node agent: keep this node's IPVS table equal to the cluster's Services and EndpointSlices."""
-    # Imported here: the other commands never pay for kubernetes-asyncio, aiohttp and prometheus-client.
+    # Imported here: the other commands (and --help) never pay for kubernetes-asyncio, aiohttp,
+    # prometheus-client and structlog.
+    import asyncio  # noqa: PLC0415
+
+    import structlog  # noqa: PLC0415
+
     from ipvsctl.agent import agent_config  # noqa: PLC0415
     from ipvsctl.agent.logs import configure_logging  # noqa: PLC0415
     from ipvsctl.agent.supervisor import TaskFailedError  # noqa: PLC0415
@@ -146,6 +148,9 @@ def agent(
 async def run(config: AgentConfig) -> None:
     """Open the backend (the kernel's: its interface checked, then the start-up sysctls set), connect, and run
     the agent until SIGTERM or SIGINT."""
+    import asyncio  # noqa: PLC0415 (see agent())
+    import signal  # noqa: PLC0415
+
     from ipvsctl.agent import NodeAgent  # noqa: PLC0415 (see agent())
     from ipvsctl.agent.events import ApiEventSink  # noqa: PLC0415
     from ipvsctl.kube.client import connect  # noqa: PLC0415
@@ -161,6 +166,8 @@ async def run(config: AgentConfig) -> None:
 
 @contextlib.asynccontextmanager
 async def _backend(config: AgentConfig) -> AsyncIterator[Backend]:
+    import structlog  # noqa: PLC0415 (see agent())
+
     from ipvsctl.backend.memory import MemoryBackend  # noqa: PLC0415 (see agent())
 
     if config.backend == BackendKind.MEMORY:

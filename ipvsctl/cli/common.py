@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from ipvsctl.backend.rtnl_link import DEFAULT_INTERFACE
-from ipvsctl.errors import UsageError
-from ipvsctl.kube.manifests import ManifestSet, load_manifests
+from ipvsctl.errors import InputError, UsageError
+from ipvsctl.inputs import DEFAULT_MAX_INPUT_BYTES, STDIN, check_path, parse_size, single_stdin
 from ipvsctl.kube.views import ObjectRef
 from ipvsctl.model import ServiceKey
 from ipvsctl.options import parse_cidrs, parse_node_ips
@@ -19,14 +18,19 @@ from ipvsctl.plan import Ownership
 from ipvsctl.report import Problem
 from ipvsctl.translate import NodeContext, Policy, Translation, translate
 
+if TYPE_CHECKING:
+    from ipvsctl.kube.manifests import ManifestSet
+
 __all__ = [
     "DEFAULT_INTERFACE",
+    "DEFAULT_MAX_INPUT_SIZE",
     "Desired",
     "ExternalCidrOpt",
     "InterfaceOpt",
     "KubeconfigOpt",
     "LoadBalancerCidrOpt",
     "ManifestsOpt",
+    "MaxInputSizeOpt",
     "NetmaskV4Opt",
     "NetmaskV6Opt",
     "NodeIpOpt",
@@ -36,8 +40,10 @@ __all__ = [
     "OptionalNodeOpt",
     "OwnedCidrOpt",
     "SchedulerOpt",
+    "check_inputs",
     "desired_and_ownership",
     "load_desired",
+    "max_input_bytes",
     "naming",
     "node_context",
     "ownership_from_flags",
@@ -119,6 +125,37 @@ OwnedCidrOpt = Annotated[
 InterfaceOpt = Annotated[
     str, typer.Option("--interface", metavar="NAME", help="Dummy interface that holds the agent's VIPs.")
 ]
+DEFAULT_MAX_INPUT_SIZE = "64M"
+MaxInputSizeOpt = Annotated[
+    str,
+    typer.Option(
+        "--max-input-size",
+        metavar="SIZE",
+        help="Largest file (or stdin) read, each: manifests, save file, connection table (bytes, or with K, M, G); "
+        "a larger one is refused unread.",
+    ),
+]
+
+
+def max_input_bytes(size: str) -> int:
+    """``--max-input-size`` in bytes."""
+    try:
+        return parse_size(size)
+    except ValueError as error:
+        raise UsageError(str(error), flag="--max-input-size") from None
+
+
+def check_inputs(inputs: Sequence[tuple[str, str]], *, max_bytes: int) -> None:
+    """Refuse, before anything is read, an input that is not a regular file (or a directory of manifests) or
+    ``-``, one over the size cap, and ``-`` named twice: ``inputs`` are ``(flag, path)`` pairs."""
+    try:
+        single_stdin(list(inputs))
+        for flag, path in inputs:
+            if path != STDIN:
+                check_path(path, max_bytes=max_bytes, directory_ok=flag == "--manifests")
+    except InputError as error:
+        flag = next((flag for flag, path in inputs if path == error.source), inputs[0][0])
+        raise UsageError(f"cannot read {error.source}: {error.message}", flag=flag) from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,17 +173,27 @@ class Desired:
         return frozenset(vs.key.address for vs in self.translation.table if vs.key.address not in node_ips)
 
 
-def load_objects(*, manifests: Sequence[str] | None, kubeconfig: str | None, node: str | None) -> ManifestSet:
+def load_objects(
+    *,
+    manifests: Sequence[str] | None,
+    kubeconfig: str | None,
+    node: str | None,
+    max_bytes: int = DEFAULT_MAX_INPUT_BYTES,
+) -> ManifestSet:
     """Objects from manifests or from a live cluster (exactly one of the two)."""
     if manifests and kubeconfig is not None:
         raise UsageError("give either --manifests or --kubeconfig, not both", flag="--kubeconfig")
     if kubeconfig is not None:
+        import asyncio  # noqa: PLC0415 (imported when used: --help and manifests never pay for it)
+
         from ipvsctl.kube.client import load_cluster  # noqa: PLC0415 (kubernetes-asyncio is slow to import)
 
         return asyncio.run(load_cluster(kubeconfig, node_name=node))
     if not manifests:
         raise UsageError("is required (or --kubeconfig to read the cluster)", flag="--manifests")
-    return load_manifests(manifests)
+    from ipvsctl.kube.manifests import load_manifests  # noqa: PLC0415 (msgspec and yaml-rs: not for --help)
+
+    return load_manifests(manifests, max_bytes=max_bytes)
 
 
 def load_desired(
@@ -156,9 +203,10 @@ def load_desired(
     node: str,
     node_ips: Sequence[str],
     policy: Policy,
+    max_bytes: int = DEFAULT_MAX_INPUT_BYTES,
 ) -> Desired:
     """Manifests + flags → the node's desired table; object errors and rejections become problems."""
-    loaded = load_objects(manifests=manifests, kubeconfig=kubeconfig, node=node)
+    loaded = load_objects(manifests=manifests, kubeconfig=kubeconfig, node=node, max_bytes=max_bytes)
     context = node_context(loaded, node=node, node_ips=node_ips)
     translation = translate(loaded.services, loaded.slices, node=context, policy=policy)
     problems = [Problem(f"{e.source}: {e.obj}" if e.source else e.obj, e.field, e.message) for e in loaded.errors]
@@ -174,9 +222,12 @@ def desired_and_ownership(
     node_ips: Sequence[str],
     owned_cidrs: Sequence[str],
     policy: Policy,
+    max_bytes: int = DEFAULT_MAX_INPUT_BYTES,
 ) -> tuple[Desired, Ownership]:
     """What ``diff`` and ``apply`` both start from: the desired table and what the agent owns."""
-    desired = load_desired(manifests=manifests, kubeconfig=kubeconfig, node=node, node_ips=node_ips, policy=policy)
+    desired = load_desired(
+        manifests=manifests, kubeconfig=kubeconfig, node=node, node_ips=node_ips, policy=policy, max_bytes=max_bytes
+    )
     ownership = ownership_from_flags(
         node_ips=desired.node.addresses, owned_cidrs=owned_cidrs, node_port_range=policy.node_port_range
     )

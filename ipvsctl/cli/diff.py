@@ -10,7 +10,6 @@ import asyncio
 import json
 import sys
 from enum import StrEnum
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -20,11 +19,13 @@ from ipvsctl.cli.app import EXIT_CHANGES, EXIT_ERROR, EXIT_IN_SYNC, app, fail
 from ipvsctl.cli.backends import open_backend
 from ipvsctl.cli.common import (
     DEFAULT_INTERFACE,
+    DEFAULT_MAX_INPUT_SIZE,
     ExternalCidrOpt,
     InterfaceOpt,
     KubeconfigOpt,
     LoadBalancerCidrOpt,
     ManifestsOpt,
+    MaxInputSizeOpt,
     NetmaskV4Opt,
     NetmaskV6Opt,
     NodeIpOpt,
@@ -32,10 +33,13 @@ from ipvsctl.cli.common import (
     NodePortRangeOpt,
     OwnedCidrOpt,
     SchedulerOpt,
+    check_inputs,
     desired_and_ownership,
+    max_input_bytes,
     refusal_problems,
 )
-from ipvsctl.errors import IpvsctlError, UsageError
+from ipvsctl.errors import InputError, IpvsctlError, UsageError
+from ipvsctl.inputs import STDIN, read_input
 from ipvsctl.ipvsadm import parse_save, render_restore
 from ipvsctl.model import Table
 from ipvsctl.options import POLICY_DEFAULTS, PolicyFlags, parse_node_ips
@@ -86,9 +90,13 @@ def diff(
     external_ip_cidr: ExternalCidrOpt = None,
     load_balancer_ip_cidr: LoadBalancerCidrOpt = None,
     interface: InterfaceOpt = DEFAULT_INTERFACE,
+    max_input_size: MaxInputSizeOpt = DEFAULT_MAX_INPUT_SIZE,
 ) -> None:
     """Show what the agent would change on NODE: exit 0 in sync, 1 changes pending, 2 error."""
     try:
+        max_bytes = max_input_bytes(max_input_size)
+        given = [("--manifests", path) for path in manifests or []]
+        check_inputs([*given, *([("--current-save", current_save)] if current_save else [])], max_bytes=max_bytes)
         policy = PolicyFlags(
             scheduler=scheduler,
             netmask_v4=netmask_v4,
@@ -104,6 +112,7 @@ def diff(
             node_ips=node_ip or [],
             owned_cidrs=owned_cidr or [],
             policy=policy,
+            max_bytes=max_bytes,
         )
         translation = desired.translation
         if current_save is None:
@@ -113,7 +122,7 @@ def diff(
                 )
             current, ownership = asyncio.run(_read_live(interface=interface, ownership=ownership))
         else:
-            current = _read_save(current_save)
+            current = _read_save(current_save, max_bytes=max_bytes)
             held = parse_node_ips(bound_address, flag="--bound-address") if bound_address else None
             ownership = ownership.with_addresses(
                 presumed_held(current.services, translation.table.services) if held is None else held
@@ -152,11 +161,10 @@ async def _read_live(*, interface: str, ownership: Ownership) -> tuple[Table, Ow
     return state.table, ownership.with_addresses(state.bound_addresses)
 
 
-def _read_save(current_save: str) -> Table:
-    if current_save == "-":
-        return parse_save(sys.stdin.buffer.read(), source="<stdin>")
+def _read_save(current_save: str, *, max_bytes: int) -> Table:
     try:
-        text = Path(current_save).read_bytes()  # parse_save names the line of a byte that is not UTF-8
-    except OSError as error:
-        raise UsageError(f"cannot read {current_save}: {error.strerror}", flag="--current-save") from None
-    return parse_save(text, source=current_save)
+        data = read_input(current_save, max_bytes=max_bytes, stdin=sys.stdin.buffer)
+    except InputError as error:
+        raise UsageError(f"cannot read {error.source}: {error.message}", flag="--current-save") from None
+    # parse_save names the line of a byte that is not UTF-8
+    return parse_save(data, source="<stdin>" if current_save == STDIN else current_save)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 from collections.abc import Mapping
 from enum import StrEnum
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -18,12 +18,14 @@ from ipvsctl.cli.app import EXIT_ERROR, app, fail
 from ipvsctl.cli.backends import open_backend
 from ipvsctl.cli.common import (
     DEFAULT_INTERFACE,
+    DEFAULT_MAX_INPUT_SIZE,
     Desired,
     ExternalCidrOpt,
     InterfaceOpt,
     KubeconfigOpt,
     LoadBalancerCidrOpt,
     ManifestsOpt,
+    MaxInputSizeOpt,
     NetmaskV4Opt,
     NetmaskV6Opt,
     NodeIpOpt,
@@ -33,14 +35,17 @@ from ipvsctl.cli.common import (
     OptionalNodeOpt,
     OwnedCidrOpt,
     SchedulerOpt,
+    check_inputs,
     desired_and_ownership,
     load_desired,
+    max_input_bytes,
     naming,
     ownership_from_flags,
     refusal_problems,
 )
 from ipvsctl.conntable import parse_connections
-from ipvsctl.errors import IpvsctlError, UsageError
+from ipvsctl.errors import InputError, IpvsctlError, UsageError
+from ipvsctl.inputs import read_input
 from ipvsctl.model import DeleteVirtualService, Operation
 from ipvsctl.options import POLICY_DEFAULTS, PolicyFlags, parse_node_ips, parse_port_range
 from ipvsctl.plan import Ownership
@@ -87,9 +92,12 @@ def apply(
     load_balancer_ip_cidr: LoadBalancerCidrOpt = None,
     interface: InterfaceOpt = DEFAULT_INTERFACE,
     no_sysctl: NoSysctlOpt = None,
+    max_input_size: MaxInputSizeOpt = DEFAULT_MAX_INPUT_SIZE,
 ) -> None:
     """Reconcile this node's IPVS table with the manifests once, and print what was done."""
     try:
+        max_bytes = max_input_bytes(max_input_size)
+        check_inputs([("--manifests", path) for path in manifests or []], max_bytes=max_bytes)
         policy = PolicyFlags(
             scheduler=scheduler,
             netmask_v4=netmask_v4,
@@ -105,6 +113,7 @@ def apply(
             node_ips=node_ip or [],
             owned_cidrs=owned_cidr or [],
             policy=policy,
+            max_bytes=max_bytes,
         )
         sysctls = startup_settings(no_sysctl or [])
         result = asyncio.run(_apply(desired, ownership=ownership, interface=interface, sysctls=sysctls))
@@ -151,10 +160,15 @@ def show(
     node_port_range: NodePortRangeOpt = POLICY_DEFAULTS.node_port_range,
     interface: InterfaceOpt = DEFAULT_INTERFACE,
     output: OutputOpt = Format.TEXT,
+    max_input_size: MaxInputSizeOpt = DEFAULT_MAX_INPUT_SIZE,
 ) -> None:
     """The agent's part of the kernel table: VIPs, real servers, connections, draining servers."""
     try:
-        desired = _optional_desired(manifests=manifests, kubeconfig=kubeconfig, node=node, node_ip=node_ip or [])
+        max_bytes = max_input_bytes(max_input_size)
+        check_inputs([("--manifests", path) for path in manifests or []], max_bytes=max_bytes)
+        desired = _optional_desired(
+            manifests=manifests, kubeconfig=kubeconfig, node=node, node_ip=node_ip or [], max_bytes=max_bytes
+        )
         node_ips = desired.node.addresses if desired else parse_node_ips(node_ip or [])
         ownership = ownership_from_flags(
             node_ips=node_ips, owned_cidrs=owned_cidr or [], node_port_range=parse_port_range(node_port_range)
@@ -171,7 +185,7 @@ def show(
 
 
 def _optional_desired(
-    *, manifests: list[str] | None, kubeconfig: str | None, node: str | None, node_ip: list[str]
+    *, manifests: list[str] | None, kubeconfig: str | None, node: str | None, node_ip: list[str], max_bytes: int
 ) -> Desired | None:
     if not manifests and kubeconfig is None:
         return None
@@ -180,7 +194,9 @@ def _optional_desired(
             "is required with --manifests or --kubeconfig (names come from this node's view)", flag="--node"
         )
     # Only names are wanted here: every externalIP and ingress IP may name a VIP.
-    return load_desired(manifests=manifests, kubeconfig=kubeconfig, node=node, node_ips=node_ip, policy=Policy())
+    return load_desired(
+        manifests=manifests, kubeconfig=kubeconfig, node=node, node_ips=node_ip, policy=Policy(), max_bytes=max_bytes
+    )
 
 
 async def _read(*, interface: str) -> KernelState:
@@ -202,22 +218,29 @@ def affinity(
     node: OptionalNodeOpt = None,
     node_ip: NodeIpOpt = None,
     conn_file: Annotated[
-        Path, typer.Option("--conn-file", metavar="FILE", help="The kernel's connection table.")
-    ] = Path("/proc/net/ip_vs_conn"),
+        str, typer.Option("--conn-file", metavar="FILE", help="The kernel's connection table (- for stdin).")
+    ] = "/proc/net/ip_vs_conn",
     interface: InterfaceOpt = DEFAULT_INTERFACE,
     output: OutputOpt = Format.TEXT,
+    max_input_size: MaxInputSizeOpt = DEFAULT_MAX_INPUT_SIZE,
 ) -> None:
     """The persistence table: which client network is pinned to which real server, and for how long."""
     try:
         where = parse_pin_filter(client=client, vip=vip, service=service)
         if service is not None and not manifests and kubeconfig is None:
             raise UsageError("needs --manifests or --kubeconfig to know the Service's VIPs", flag="--service")
-        desired = _optional_desired(manifests=manifests, kubeconfig=kubeconfig, node=node, node_ip=node_ip or [])
+        max_bytes = max_input_bytes(max_input_size)
+        given = [("--manifests", path) for path in manifests or []]
+        check_inputs([*given, ("--conn-file", conn_file)], max_bytes=max_bytes)
+        desired = _optional_desired(
+            manifests=manifests, kubeconfig=kubeconfig, node=node, node_ip=node_ip or [], max_bytes=max_bytes
+        )
         try:
-            text = conn_file.read_bytes()  # parse_connections names the line of a byte that is not UTF-8
-        except OSError as error:
-            raise UsageError(f"cannot read {conn_file}: {error.strerror}", flag="--conn-file") from None
-        connections = parse_connections(text, source=str(conn_file))
+            text = read_input(conn_file, max_bytes=max_bytes, stdin=sys.stdin.buffer)
+        except InputError as error:
+            raise UsageError(f"cannot read {error.source}: {error.message}", flag="--conn-file") from None
+        # parse_connections names the line of a byte that is not UTF-8
+        connections = parse_connections(text, source=conn_file)
         state = asyncio.run(_read(interface=interface))
     except IpvsctlError as error:
         fail(error)
@@ -240,6 +263,7 @@ def cleanup(
     owned_cidr: OwnedCidrOpt = None,
     interface: InterfaceOpt = DEFAULT_INTERFACE,
     output: OutputOpt = Format.TEXT,
+    max_input_size: MaxInputSizeOpt = DEFAULT_MAX_INPUT_SIZE,
 ) -> None:
     """Remove what the agent owns (services on its interface's VIPs and node ports, and the interface).
 
@@ -247,7 +271,11 @@ def cleanup(
     --manifests or the cluster (--kubeconfig); without any of them only the interface's VIPs are removed.
     """
     try:
-        desired = _optional_desired(manifests=manifests, kubeconfig=kubeconfig, node=node, node_ip=node_ip or [])
+        max_bytes = max_input_bytes(max_input_size)
+        check_inputs([("--manifests", path) for path in manifests or []], max_bytes=max_bytes)
+        desired = _optional_desired(
+            manifests=manifests, kubeconfig=kubeconfig, node=node, node_ip=node_ip or [], max_bytes=max_bytes
+        )
         node_ips = desired.node.addresses if desired else parse_node_ips(node_ip or [])
         ownership = ownership_from_flags(
             node_ips=node_ips, owned_cidrs=owned_cidr or [], node_port_range=parse_port_range(node_port_range)
