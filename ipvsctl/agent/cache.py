@@ -1,11 +1,12 @@
 """The agent's view of the cluster: Services, EndpointSlices and its own Node, kept from list + watch.
 
 Every change answers "which Services does this affect?", so that only those are translated
-again. Raw objects are parsed here (``ipvsctl.kube.parse``); a malformed one is treated as
-absent and reported through ``on_invalid``, and the others are unaffected. So is an object that
-makes parsing fail in a way nobody foresaw (a bug): anyone who may create a Service must not be
-able to stop the agent on every node, so that failure is confined to the object, logged with
-its traceback and reported like any malformed object.
+again. Objects arrive as the API sent them (``ApiObject``: JSON bytes, decoded straight into
+typed Structs) or as plain values (tests, benchmarks), and are parsed here (``ipvsctl.kube.parse``);
+a malformed one is treated as absent and reported through ``on_invalid``, and the others are
+unaffected. So is an object that makes parsing fail in a way nobody foresaw (a bug): anyone who
+may create a Service must not be able to stop the agent on every node, so that failure is confined
+to the object, logged with its traceback and reported like any malformed object.
 """
 
 from __future__ import annotations
@@ -16,12 +17,13 @@ from dataclasses import dataclass, field
 import structlog
 
 from ipvsctl.errors import ObjectError
-from ipvsctl.kube.parse import parse_endpoint_slice, parse_node, parse_service
+from ipvsctl.kube.parse import ApiObject, RawObject, object_names, parse_endpoint_slice, parse_node, parse_service
 from ipvsctl.kube.views import EndpointSliceView, NodeView, ObjectRef, ServiceView
 
 __all__ = ["ClusterCache", "Invalid", "ObjectHandler", "Subject", "all_listed", "raw_subject"]
 
 JSON = Mapping[str, object]
+KubeObject = ApiObject | JSON  # what a list or a watch hands over; plain values in tests and benchmarks
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -42,12 +44,11 @@ class Invalid:
     error: ObjectError
 
 
-def raw_subject(obj: JSON, *, kind: str, namespaced: bool = True) -> Subject:
+def raw_subject(obj: RawObject, *, kind: str, namespaced: bool = True) -> Subject:
     """The subject of a raw object, read without trusting its shape."""
-    metadata = obj.get("metadata")
-    metadata = metadata if isinstance(metadata, Mapping) else {}
-    name, namespace, uid = (metadata.get(key) for key in ("name", "namespace", "uid"))
-    api_version = obj.get("apiVersion")
+    name, namespace, uid, api_version = object_names(obj)
+    if not isinstance(api_version, str):
+        api_version = obj.api_version if isinstance(obj, ApiObject) else "v1"
     return Subject(
         kind=kind,
         ref=ObjectRef(
@@ -55,7 +56,7 @@ def raw_subject(obj: JSON, *, kind: str, namespaced: bool = True) -> Subject:
             name if isinstance(name, str) else "",
         ),
         uid=uid if isinstance(uid, str) else "",
-        api_version=api_version if isinstance(api_version, str) else "v1",
+        api_version=api_version,
     )
 
 
@@ -156,7 +157,7 @@ class ObjectHandler:
         self.listed = False
         self._log = structlog.get_logger("ipvsctl.agent.cache")
 
-    def replace(self, objects: Sequence[JSON]) -> None:
+    def replace(self, objects: Sequence[KubeObject]) -> None:
         """A complete list: the cache holds exactly these objects of this kind afterwards."""
         affected: set[ObjectRef] = set()
         seen: set[ObjectRef] = set()
@@ -169,11 +170,11 @@ class ObjectHandler:
         self.listed = True
         self._on_change(affected)
 
-    def upsert(self, obj: JSON) -> None:
+    def upsert(self, obj: KubeObject) -> None:
         """An ADDED or MODIFIED watch event."""
         self._on_change(self._put(obj, raw_subject(obj, kind=self.kind, namespaced=self.kind != "Node")))
 
-    def delete(self, obj: JSON) -> None:
+    def delete(self, obj: KubeObject) -> None:
         """A DELETED watch event."""
         subject = raw_subject(obj, kind=self.kind, namespaced=self.kind != "Node")
         self._on_valid(subject)  # a deleted object's refusal is moot
@@ -187,7 +188,7 @@ class ObjectHandler:
             return set(cache.slices)
         return {ObjectRef("", cache.node.name)} if cache.node is not None else set()
 
-    def _put(self, obj: JSON, subject: Subject) -> set[ObjectRef]:
+    def _put(self, obj: KubeObject, subject: Subject) -> set[ObjectRef]:
         cache = self._cache
         try:
             if self.kind == "Service":

@@ -2,8 +2,10 @@
 
 Owns connecting (kubeconfig or in-cluster service account), the resources the proxy reads
 (Services, EndpointSlices in discovery.k8s.io/v1 or else v1beta1, Nodes), paginated lists,
-watch streams, and writing core/v1 Events. Responses are read with ``_preload_content=False``
-and parsed as JSON: the generated models are never built (they are slow at scale). No
+watch streams, and writing core/v1 Events. Responses are read with ``_preload_content=False``:
+the generated models are never built (they are slow at scale). A list page or a watch line is
+decoded by msgspec only as far as its envelope; each object stays its own JSON bytes (``ApiObject``)
+until ``kube/parse.py`` decodes them straight into typed Structs, the same decoder manifests use. No
 kubernetes-asyncio or aiohttp exception leaves this module: failures are ``ApiError`` (with
 ``GoneError`` for 410, meaning "relist") and ``ConflictError``/``NotFoundError`` for writes.
 """
@@ -19,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
 import aiohttp
+import msgspec
 from kubernetes_asyncio import client as k8s
 from kubernetes_asyncio import config as k8s_config
 from kubernetes_asyncio.client.api_client import ApiClient
@@ -27,7 +30,7 @@ from kubernetes_asyncio.config.config_exception import ConfigException
 
 from ipvsctl.errors import IpvsctlError, ObjectError
 from ipvsctl.kube.manifests import ManifestSet
-from ipvsctl.kube.parse import parse_endpoint_slice, parse_node, parse_service
+from ipvsctl.kube.parse import ApiObject, RawObject, parse_endpoint_slice, parse_node, parse_service
 
 __all__ = [
     "NODES",
@@ -123,24 +126,63 @@ SLICES_V1BETA1 = Resource("EndpointSlice", "discovery.k8s.io/v1beta1", "endpoint
 
 @dataclass(frozen=True, slots=True)
 class Listing:
-    """A complete list: the items (raw JSON, with kind and apiVersion filled in) and its resourceVersion."""
+    """A complete list: the items (each its JSON bytes, with the resource's kind) and its resourceVersion."""
 
-    items: tuple[JSON, ...]
+    items: tuple[ApiObject, ...]
     resource_version: str
+
+
+class _ListMeta(msgspec.Struct, rename="camel", gc=False):
+    resource_version: object = None
+    continue_: object = msgspec.field(default=None, name="continue")
+
+
+class _Page(msgspec.Struct, gc=False):
+    """A list response as far as the proxy needs it: the items stay bytes until they are parsed."""
+
+    items: list[msgspec.Raw] | None = None
+    metadata: _ListMeta | None = None
+
+
+class _Version(msgspec.Struct, rename="camel", gc=False):
+    resource_version: object = None
+
+
+class _Versioned(msgspec.Struct, gc=False):
+    metadata: _Version | None = None
+
+
+class _WatchLine(msgspec.Struct, gc=False):
+    kind: object = msgspec.field(default=None, name="type")
+    raw: msgspec.Raw = msgspec.field(default=msgspec.Raw(b"null"), name="object")  # msgspec: no Raw | None
+
+
+class _Status(msgspec.Struct, gc=False):
+    code: object = None
+    message: object = None
+
+
+_PAGE = msgspec.json.Decoder(_Page)
+_VERSIONED = msgspec.json.Decoder(_Versioned)
+_WATCH_LINE = msgspec.json.Decoder(_WatchLine)
+_STATUS = msgspec.json.Decoder(_Status)
 
 
 @dataclass(frozen=True, slots=True)
 class WatchEvent:
-    """One watch event: ADDED, MODIFIED, DELETED or BOOKMARK, and the raw object."""
+    """One watch event: ADDED, MODIFIED, DELETED or BOOKMARK, and the object (its JSON bytes)."""
 
     type: str
-    object: JSON
+    object: ApiObject
 
     @property
     def resource_version(self) -> str:
-        """``metadata.resourceVersion`` of the object ('' when absent)."""
-        metadata = self.object.get("metadata")
-        version = metadata.get("resourceVersion") if isinstance(metadata, Mapping) else None
+        """``metadata.resourceVersion`` of the object ('' when absent or not a string)."""
+        try:
+            metadata = _VERSIONED.decode(self.object.data).metadata
+        except msgspec.MsgspecError:
+            return ""
+        version = metadata.resource_version if metadata is not None else None
         return version if isinstance(version, str) else ""
 
 
@@ -194,20 +236,23 @@ def _message(body: bytes) -> str:
     return str(status.get("message", "")) if isinstance(status, Mapping) else ""
 
 
-async def _read_json(response: aiohttp.ClientResponse, *, resource: str) -> JSON:
+async def _read_page(response: aiohttp.ClientResponse, *, resource: str) -> _Page:
     async with response:
         try:
-            document = json.loads(await response.read())
+            body = await response.read()
         except _CONNECTION_ERRORS as error:
             raise ApiError(f"unreachable: {error!r}", resource=resource) from None
-    if not isinstance(document, Mapping):
-        raise ApiError("response is not a JSON object", resource=resource)
-    return cast("JSON", document)
+    try:
+        return _PAGE.decode(body)
+    except msgspec.ValidationError as error:
+        raise ApiError(f"list response is not a list: {error}", resource=resource) from None
+    except msgspec.DecodeError:
+        raise ApiError("list response is not JSON", resource=resource) from None
 
 
 async def list_all(api: ApiClient, resource: Resource, *, field_selector: str | None = None) -> Listing:
     """Every object of ``resource`` (page by page) and the list's resourceVersion; GoneError if a page expired."""
-    items: list[JSON] = []
+    items: list[ApiObject] = []
     token: str | None = None
     while True:
         params: dict[str, Any] = {"limit": PAGE_SIZE, "_request_timeout": LIST_TIMEOUT}
@@ -215,21 +260,17 @@ async def list_all(api: ApiClient, resource: Resource, *, field_selector: str | 
             params["_continue"] = token
         if field_selector:
             params["field_selector"] = field_selector
-        page = await _read_json(
+        page = await _read_page(
             await _request(functools.partial(resource.call, api, **params), resource=str(resource)),
             resource=str(resource),
         )
-        raw_items = page.get("items") or []
-        if not isinstance(raw_items, list):
-            raise ApiError("list items is not a list", resource=str(resource))
-        # List items carry neither kind nor apiVersion: give them the list's, as the parsers expect.
-        stamp = {"kind": resource.kind, "apiVersion": resource.api_version}
-        items.extend({**item, **stamp} for item in raw_items if isinstance(item, Mapping))
-        metadata = page.get("metadata")
-        metadata = metadata if isinstance(metadata, Mapping) else {}
-        token = cast("str | None", metadata.get("continue"))
+        # List items carry neither kind nor apiVersion: the resource's stand in for them.
+        items.extend(ApiObject(bytes(item), resource.kind, resource.api_version) for item in page.items or ())
+        metadata = page.metadata or _ListMeta()
+        token = metadata.continue_ if isinstance(metadata.continue_, str) else None
         if not token:
-            return Listing(items=tuple(items), resource_version=str(metadata.get("resourceVersion", "")))
+            version = metadata.resource_version
+            return Listing(items=tuple(items), resource_version=version if isinstance(version, str) else "")
 
 
 async def slice_resource(api: ApiClient) -> Resource:
@@ -286,17 +327,21 @@ async def watch(
 
 def _watch_event(line: bytes, *, resource: Resource) -> WatchEvent:
     try:
-        event = json.loads(line)
-    except ValueError:
-        raise ApiError("watch sent a line that is not JSON", resource=str(resource)) from None
-    kind, obj = (event.get("type"), event.get("object")) if isinstance(event, Mapping) else (None, None)
-    if not isinstance(kind, str) or not isinstance(obj, Mapping):
+        event = _WATCH_LINE.decode(line)
+    except msgspec.MsgspecError:
+        raise ApiError("watch sent a line that is not a JSON object", resource=str(resource)) from None
+    kind, obj = event.kind, event.raw
+    if not isinstance(kind, str) or bytes(obj).lstrip()[:1] != b"{":
         raise ApiError("watch sent an event without type or object", resource=str(resource))
     if kind == "ERROR":
-        code = obj.get("code")
-        raise _status_error(code if isinstance(code, int) else 0, str(obj.get("message", "")), resource=str(resource))
-    stamp = {"kind": resource.kind, "apiVersion": resource.api_version}
-    return WatchEvent(type=kind, object={**obj, **stamp} if kind != "BOOKMARK" else obj)
+        try:
+            status = _STATUS.decode(obj)
+        except msgspec.MsgspecError:
+            status = _Status()
+        code = status.code if isinstance(status.code, int) and not isinstance(status.code, bool) else 0
+        message = status.message if isinstance(status.message, str) else ""
+        raise _status_error(code, message, resource=str(resource))
+    return WatchEvent(type=kind, object=ApiObject(bytes(obj), resource.kind, resource.api_version))
 
 
 # --- Events ----------------------------------------------------------------------------------------
@@ -362,7 +407,7 @@ async def list_cluster(api: ApiClient, *, node_name: str | None = None) -> Manif
     )
 
 
-def _parsed(items: Sequence[JSON], parse: Callable[[JSON], _V | None], errors: list[ObjectError]) -> list[_V]:
+def _parsed(items: Sequence[ApiObject], parse: Callable[[RawObject], _V | None], errors: list[ObjectError]) -> list[_V]:
     views: list[_V] = []
     for item in items:
         try:

@@ -39,9 +39,11 @@ from ipvsctl.model import Protocol, canonical_ip
 
 __all__ = [
     "MAX_INTEGER_TEXT",
+    "ApiObject",
     "OversizedInteger",
     "RawObject",
     "bounded_json_integer",
+    "object_names",
     "parse_endpoint_slice",
     "parse_node",
     "parse_service",
@@ -50,8 +52,22 @@ __all__ = [
 _T = TypeVar("_T")
 _W = TypeVar("_W", wire.Service, wire.EndpointSlice, wire.Node)
 
+
+@dataclass(frozen=True, slots=True)
+class ApiObject:
+    """One object as the API sent it: its JSON bytes, and the kind and apiVersion of the resource it came from.
+
+    The bytes are decoded straight into the wire Structs when the object is parsed; an item of a list
+    response carries neither kind nor apiVersion of its own, so the resource's stand in for them.
+    """
+
+    data: bytes
+    kind: str
+    api_version: str
+
+
 # An object as the API sends it (JSON bytes), or as a JSON or YAML reader decoded it.
-RawObject = bytes | bytearray | memoryview | Mapping[str, object]
+RawObject = ApiObject | bytes | bytearray | memoryview | Mapping[str, object]
 
 _PROTOCOLS = {"TCP": Protocol.TCP, "UDP": Protocol.UDP, "SCTP": Protocol.SCTP}
 _SERVICE_TYPES = {name: name for name in ("ClusterIP", "NodePort", "LoadBalancer", "ExternalName")}
@@ -154,6 +170,8 @@ _NODE = _kind("Node", wire.Node, _NODE_API_VERSIONS, namespaced=False)
 
 def _decode(raw: RawObject, kind: _Kind) -> object:
     """``raw`` as the kind's wire Struct; ObjectError (named, with the field's path) when a type is wrong."""
+    if isinstance(raw, ApiObject):
+        raw = raw.data
     try:
         if isinstance(raw, bytes | bytearray | memoryview):
             return kind.decoder.decode(raw)
@@ -185,6 +203,41 @@ def parse_node(obj: RawObject) -> NodeView:
     decoded = _decode(obj, _NODE)
     assert isinstance(decoded, wire.Node)
     return _node_view(decoded)
+
+
+class _Names(msgspec.Struct, gc=False):
+    name: object = None
+    namespace: object = None
+    uid: object = None
+
+
+class _Named(msgspec.Struct, rename="camel", gc=False):
+    api_version: object = None
+    metadata: _Names | None = None  # typed: a generic decoding would build all of managedFields
+
+
+_NAMED = msgspec.json.Decoder(_Named)
+
+
+def object_names(obj: RawObject) -> tuple[object, object, object, object]:
+    """``(name, namespace, uid, apiVersion)`` of any object, each of whatever type it has (None: absent or
+    unreadable): how an object is named in logs and Events, whether or not it parses."""
+    if isinstance(obj, ApiObject):
+        obj = obj.data
+    if isinstance(obj, bytes | bytearray | memoryview):
+        try:
+            named = _NAMED.decode(obj)
+        except msgspec.MsgspecError:
+            return None, None, None, None
+        names = named.metadata or _Names()
+        return names.name, names.namespace, names.uid, named.api_version
+    if isinstance(obj, Mapping):
+        api_version, metadata = obj.get("apiVersion"), obj.get("metadata")
+    else:
+        return None, None, None, None
+    if not isinstance(metadata, Mapping):
+        return None, None, None, api_version
+    return metadata.get("name"), metadata.get("namespace"), metadata.get("uid"), api_version
 
 
 # --- explaining a type error -------------------------------------------------------------------------
@@ -239,6 +292,8 @@ def _requirement(what: str, *, value: object, steps: Sequence[str | int]) -> str
 
 def _plain(raw: RawObject) -> object:
     """The object as plain values (a refused object only); big integers kept as their size."""
+    if isinstance(raw, ApiObject):
+        raw = raw.data
     if not isinstance(raw, bytes | bytearray | memoryview):
         return raw
     try:
