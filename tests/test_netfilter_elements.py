@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from ipvsctl.model import Forwarding, Protocol, RealServer, ServiceKey, VirtualService
 from ipvsctl.netfilter.elements import (
+    DesiredElements,
     Element,
     ElementCounts,
     desired_elements,
@@ -134,3 +137,39 @@ def test_counts_hold_exactly_the_union_of_the_contributors(contributions: list[l
         present = (present | appeared) - vanished
     remaining = {element for contribution in contributions[1::2] for element in contribution}
     assert present == remaining == set(counts)
+
+
+ROLES = [VipRole(VipKind.CLUSTER_IP), VipRole(VipKind.NODE_PORT), VipRole(VipKind.LOAD_BALANCER, local=True)]
+KEYS = [ServiceKey(Protocol.TCP, "203.0.113.10", 80), ServiceKey(Protocol.UDP, "203.0.113.10", 53),
+        ServiceKey(Protocol.TCP, "203.0.113.11", 80), ServiceKey(Protocol.TCP, "2001:db8::10", 80)]  # fmt: skip
+FILTERED = {"203.0.113.10", "2001:db8::10"}  # on the agent's interface (a property of the address, not the key)
+PODS = [RealServer("198.51.100.10", 8080), RealServer("198.51.100.11", 8080), RealServer("2001:db8:5::1", 8080)]
+
+
+@st.composite
+def updates(draw: st.DrawFn) -> tuple[ServiceKey, VirtualService | None, VipRole, bool]:
+    key = draw(st.sampled_from(KEYS))
+    family_reals = [real for real in PODS if (":" in real.address) == (":" in key.address)]
+    reals = draw(st.lists(st.sampled_from(family_reals), unique=True))
+    service = draw(st.none() | st.just(VirtualService(key, reals=tuple(reals))))
+    return key, service, draw(st.sampled_from(ROLES)), key.address in FILTERED
+
+
+@given(st.lists(updates(), max_size=12))
+def test_desired_elements_kept_by_key_equal_those_of_the_whole_table(steps: list[tuple[Any, ...]]) -> None:
+    """Any sequence of per-key updates leaves exactly the elements of the final table, computed at once."""
+    desired = DesiredElements(cluster_cidrs=["10.0.0.0/8"])
+    final: dict[ServiceKey, tuple[VirtualService, VipRole, bool]] = {}
+    for key, service, role, filtered in steps:
+        desired.update(key, service, role, filtered=filtered)
+        if service is None:
+            final.pop(key, None)
+        else:
+            final[key] = (service, role, filtered)
+    whole = desired_elements(
+        {key: service for key, (service, _, _) in final.items()},
+        {key: role for key, (_, role, _) in final.items()},
+        filtered_addresses={key.address for key, (_, _, filtered) in final.items() if filtered},
+        cluster_cidrs=["10.0.0.0/8"],
+    )
+    assert set(desired) == whole

@@ -28,6 +28,7 @@ from ipvsctl.model import Forwarding, ServiceKey, VirtualService, family_of
 from ipvsctl.translate import VipKind, VipRole
 
 __all__ = [
+    "DesiredElements",
     "Element",
     "ElementCounts",
     "Kind",
@@ -170,3 +171,44 @@ def desired_elements(
                 )
             )
     return elements
+
+
+class DesiredElements:
+    """The elements a node's desired table needs, kept up to date one VIP key at a time (the agent's view).
+
+    Each key contributes its elements (``key_elements``), plus its address under the VIP filter when it is
+    ``filtered``; an element shared by several keys (a pod's hairpin, an address with several ports) stays
+    while any of them needs it. ``update`` answers what appeared and what vanished, which is exactly what an
+    incremental sync writes to the kernel.
+    """
+
+    __slots__ = ("_cluster_masquerade", "_counts", "_of_key")
+
+    def __init__(self, *, cluster_cidrs: Collection[str] = ()) -> None:
+        self._counts = ElementCounts()
+        self._of_key: dict[ServiceKey, list[Element]] = {}
+        self._cluster_masquerade = bool(cluster_cidrs)
+        self._counts.replace((), cidr_elements(cluster_cidrs))
+
+    def __iter__(self) -> Iterator[Element]:
+        return iter(self._counts)
+
+    def __len__(self) -> int:
+        return len(self._counts)
+
+    def __contains__(self, element: object) -> bool:
+        return element in self._counts
+
+    def update(
+        self, key: ServiceKey, service: VirtualService | None, role: VipRole | None, *, filtered: bool
+    ) -> tuple[set[Element], set[Element]]:
+        """The key now wants ``service`` (None: nothing); the elements that appeared and that vanished."""
+        new: list[Element] = []
+        if service is not None and role is not None:
+            new = key_elements(service, role, filtered=filtered, cluster_masquerade=self._cluster_masquerade)
+            if filtered and not key.is_fwmark:
+                new.append(vip_element(key.address))
+        old = self._of_key.pop(key, [])
+        if new:
+            self._of_key[key] = new
+        return self._counts.replace(old, new)
