@@ -1,0 +1,133 @@
+"""Issue 13 in the kernel lab: whole ``ipvsctl diff`` and ``ipvsctl apply`` processes against ipvsadm's.
+
+In one boot, at N Services x 3 endpoints (``bench.cluster``: single-stack IPv6 ClusterIPs, masquerading real
+servers, rr): the cluster is written once as JSON manifests (``kubectl get -o json`` shape: one List) and its
+desired table for node worker1 as ``ipvsadm -R`` input (``ipvsadm.render_restore``). Then, each round, as an
+on-call engineer would run them (separate processes, start-up and imports included):
+
+- ``ipvsadm -R`` of the table from empty, against ``ipvsctl apply --manifests cluster.json`` from empty
+  (which also brings up the agent's dummy interface and binds every VIP, as the command does);
+- ``ipvsadm -Sn`` against ``ipvsctl diff --manifests cluster.json`` of the live table (in sync: exit 0).
+
+Targets: diff <= 2.0x ``ipvsadm -Sn``; apply <= 1.5x ``ipvsadm -R``. The two tools alternate which goes
+first in each round; medians are reported. ``ipvsctl`` runs with ``python -X importtime`` off, as installed.
+
+Run (about 10 minutes at 10,000 under emulation):
+``python3 lab/run.py --timeout 2400 -- .venv/bin/python -m bench.commands [--services 10000] [--rounds 2]``.
+Writes ``$LAB_RESULTS/bench-commands.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from bench.cluster import NODE, Cluster, machine, median, node_object, print_table
+from ipvsctl.ipvsadm import render_restore
+from ipvsctl.model import AddRealServer, AddVirtualService, Operation, Table
+from ipvsctl.translate import NodeContext, Policy, translate
+
+INTERFACE = "ipvs0"
+OWNED = "2001:db8:a::/64"  # the ClusterIPs: diff owns them without an interface that holds them
+IPVSCTL = str(Path(sys.executable).with_name("ipvsctl"))
+
+
+def desired_table(shape: Cluster) -> Table:
+    """Node worker1's table for the cluster, as ipvsctl computes it."""
+    services, slices = shape.views()
+    node = NodeContext(NODE, (node_object()["status"]["addresses"][0]["address"],))
+    return translate(services, slices, node=node, policy=Policy()).table
+
+
+def creation(table: Table) -> list[Operation]:
+    """Every add that builds ``table`` from nothing."""
+    operations: list[Operation] = []
+    for service in table:
+        operations.append(AddVirtualService(service.settings()))
+        operations.extend(AddRealServer(service.key, real) for real in service.reals)
+    return operations
+
+
+def timed(argv: list[str], *, stdin: str | None = None, ok: tuple[int, ...] = (0,)) -> float:
+    """Seconds a whole process takes; exits the bench if it fails."""
+    start = time.perf_counter()
+    done = subprocess.run(argv, input=stdin, capture_output=True, text=True, check=False)
+    seconds = time.perf_counter() - start
+    if done.returncode not in ok:
+        sys.exit(f"bench.commands: {argv[0]} {argv[1]} exited {done.returncode}: {done.stderr[-2000:]}")
+    return seconds
+
+
+def clear() -> None:
+    """An empty IPVS table and no agent interface."""
+    subprocess.run(["ipvsadm", "-C"], check=True)
+    subprocess.run(["ip", "link", "del", INTERFACE], capture_output=True, check=False)
+
+
+def round_of(manifests: Path, restore: str, times: dict[str, list[float]], *, ipvsctl_first: bool) -> None:
+    """One round: each tool creates the table from empty, then reads it back."""
+    apply = [IPVSCTL, "apply", "--manifests", str(manifests), "--node", NODE, "--output", "json"]
+    diff = [IPVSCTL, "diff", "--manifests", str(manifests), "--node", NODE, "--owned-cidr", OWNED]
+    order = ("ipvsctl", "ipvsadm") if ipvsctl_first else ("ipvsadm", "ipvsctl")
+    for tool in order:
+        clear()
+        if tool == "ipvsadm":
+            times["ipvsadm -R"].append(timed(["ipvsadm", "-R"], stdin=restore))
+            times["ipvsadm -Sn"].append(timed(["ipvsadm", "-Sn"]))
+            times["ipvsctl diff (table from ipvsadm -R)"].append(timed(diff))
+        else:
+            times["ipvsctl apply"].append(timed(apply))
+            times["ipvsctl diff"].append(timed(diff))
+
+
+def main() -> None:
+    """Write the inputs, run the rounds, print and save the medians and ratios."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--services", type=int, default=10_000)
+    parser.add_argument("--rounds", type=int, default=2)
+    args = parser.parse_args()
+    if not Path("/proc/net/ip_vs").exists():
+        sys.exit("bench.commands: needs IPVS: python3 lab/run.py -- .venv/bin/python -m bench.commands")
+    shape = Cluster(args.services, 3)
+    results = Path(os.environ.get("LAB_RESULTS", "bench/results"))
+    results.mkdir(parents=True, exist_ok=True)
+    scratch = Path(os.environ.get("TMPDIR", "/tmp"))
+    services, slices = shape.raw()
+    manifests = scratch / "cluster.json"
+    manifests.write_text(json.dumps({"apiVersion": "v1", "kind": "List", "items": [*services, *slices, node_object()]}))
+    restore = render_restore(creation(desired_table(shape)))
+    times: dict[str, list[float]] = {
+        name: []
+        for name in (
+            "ipvsadm -R",
+            "ipvsctl apply",
+            "ipvsadm -Sn",
+            "ipvsctl diff",
+            "ipvsctl diff (table from ipvsadm -R)",
+        )
+    }
+    for number in range(args.rounds):
+        round_of(manifests, restore, times, ipvsctl_first=number % 2 == 1)
+        print(f"bench.commands: round {number + 1}/{args.rounds} done", file=sys.stderr, flush=True)
+    clear()
+    seconds = {name: median(values) for name, values in times.items()}
+    ratios = {
+        "ipvsctl apply / ipvsadm -R (target <= 1.5)": seconds["ipvsctl apply"] / seconds["ipvsadm -R"],
+        "ipvsctl diff / ipvsadm -Sn (target <= 2.0)": seconds["ipvsctl diff"] / seconds["ipvsadm -Sn"],
+    }
+    title = f"{args.services} Services x 3, whole processes: median of {args.rounds} (seconds)"
+    print_table(title, ["command", "seconds"], [[name, f"{value:.2f}"] for name, value in seconds.items()])
+    print_table("ratios", ["ratio", "value"], [[name, f"{value:.2f}"] for name, value in ratios.items()])
+    document = {"machine": machine(), "services": args.services, "seconds": seconds, "all_seconds": times}
+    path = results / "bench-commands.json"
+    path.write_text(json.dumps({**document, "ratios": ratios}, indent=2) + "\n")
+    print(f"results: {path}")
+
+
+if __name__ == "__main__":
+    main()
