@@ -438,6 +438,15 @@ _NO_META = wire.ObjectMeta()
 
 def _identified(obj: wire.Service | wire.EndpointSlice | wire.Node, kind: _Kind) -> tuple[_Checker, ObjectRef]:
     metadata = obj.metadata
+    if (
+        metadata is not None
+        and metadata.name
+        and obj.kind in (kind.name, None)
+        and (obj.api_version is None or obj.api_version in kind.api_versions)
+    ):  # the usual object: every check of _identify passes
+        namespace = (metadata.namespace or "default") if kind.namespaced else ""
+        ref = ObjectRef(namespace, metadata.name)
+        return _Checker(f"{kind.name} {ref}"), ref
     label, ref = _identify(
         obj.kind,
         obj.api_version,
