@@ -28,18 +28,18 @@ import gc
 import io
 import re
 import sys
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, TextIO
 
 import msgspec
-import yaml_rs
 
 from ipvsctl.errors import InputError, ManifestError, ObjectError
 from ipvsctl.inputs import DEFAULT_MAX_INPUT_BYTES, STDIN, check_path, read_input, read_stream, single_stdin
 from ipvsctl.kube.parse import PARSERS, RawObject
 from ipvsctl.kube.views import EndpointSliceView, NodeView, ObjectRef, ServiceView
+from ipvsctl.kube.yamlread import LazyList, PieceRefused, check_yaml, documents, whole_stream
 
 __all__ = ["STDIN", "ManifestSet", "load_manifests"]
 
@@ -47,10 +47,6 @@ _SUFFIXES = frozenset({".yaml", ".yml", ".json"})
 _LIST_KINDS = frozenset({"List", "ServiceList", "EndpointSliceList", "NodeList"})
 _MAX_LIST_NESTING = 16  # kubectl writes none
 _NESTED_TOO_DEEPLY = "nested too deeply to read"
-# YAML aliases may repeat what they name; the events they replay are bounded by the file's size, so a few
-# bytes of aliases cannot expand into gigabytes (a "billion laughs").
-_ALIAS_EVENTS_MIN = 10_000
-_ALIAS_BYTES_PER_EVENT = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,9 +79,28 @@ def load_manifests(
     collector = _Collector()
     with _no_collections():
         for source in sources:
-            for index, document in enumerate(_documents(source, stdin=stdin, max_bytes=max_bytes), start=1):
-                collector.add(document, source=source, where=f"document {index}")
+            _load(source, collector, stdin=stdin, max_bytes=max_bytes)
     return collector.result()
+
+
+def _load(source: str, collector: _Collector, *, stdin: BinaryIO | TextIO | None, max_bytes: int) -> None:
+    """Add one input's documents. YAML is read a piece at a time; should a piece not parse on its own, what it
+    added is taken back and the stream is read whole (which names the line of a real error)."""
+    data = _read(source, stdin=stdin, max_bytes=max_bytes)
+    if source.lower().endswith(".json") or (source == STDIN and data.lstrip()[:1] in (b"{", b"[")):
+        collector.add(msgspec.Raw(data), source=source, where="document 1")
+        return
+    text = _text(data, source=source)
+    del data  # only the text is needed from here on
+    check_yaml(text, source=source)
+    mark = collector.mark()
+    try:
+        for index, document in enumerate(documents(text), start=1):
+            collector.add(document, source=source, where=f"document {index}")
+    except PieceRefused:
+        collector.rollback(mark)
+        for index, document in enumerate(whole_stream(text, source=source), start=1):
+            collector.add(document, source=source, where=f"document {index}")
 
 
 @contextlib.contextmanager
@@ -122,14 +137,6 @@ def _sources(paths: Sequence[str | Path], *, max_bytes: int) -> list[str]:
         found = sorted(p for p in Path(given).rglob("*") if p.suffix.lower() in _SUFFIXES and not p.is_dir())
         sources.extend(check_path(str(p), max_bytes=max_bytes).path for p in found)
     return sources
-
-
-def _documents(source: str, *, stdin: BinaryIO | TextIO | None, max_bytes: int) -> list[object]:
-    """The documents of one input: JSON ones as msgspec.Raw (bytes), YAML ones as plain values."""
-    data = _read(source, stdin=stdin, max_bytes=max_bytes)
-    if source.lower().endswith(".json") or (source == STDIN and data.lstrip()[:1] in (b"{", b"[")):
-        return [msgspec.Raw(data)]
-    return _yaml_documents(_text(data, source=source), source=source)
 
 
 def _read(source: str, *, stdin: BinaryIO | TextIO | None, max_bytes: int) -> bytes | bytearray:
@@ -169,70 +176,6 @@ def _text(data: bytes | bytearray, *, source: str) -> str:
         column = exc.start - data.rfind(b"\n", 0, exc.start)
         where = f"line {line} (byte 0x{data[exc.start]:02x} at column {column})"
         raise ManifestError(f"not UTF-8 text at {where}", source=source) from exc
-
-
-def _yaml_documents(text: str, *, source: str) -> list[object]:
-    """The documents of a YAML stream (null ones included)."""
-    deep = _TOO_DEEP_LINE.search(text)
-    if deep is not None:  # yaml-rs recurses once per level, and crashes the process past ~8,000 of them
-        line = text.count("\n", 0, deep.start()) + 1
-        message = f"nested too deeply to read: line {line} is indented more than {_MAX_INDENT} columns"
-        raise ManifestError(message, source=source)
-    digits = _TOO_MANY_DIGITS.search(text)
-    if digits is not None:  # yaml-rs converts every integer it meets, in time quadratic in its length
-        line = text.count("\n", 0, digits.start()) + 1
-        raise ManifestError(f"a number of more than {_MAX_DIGITS} digits at line {line}: not read", source=source)
-    limits = yaml_rs.AliasLimits(
-        max_total_replayed_events=max(_ALIAS_EVENTS_MIN, len(text) // _ALIAS_BYTES_PER_EVENT),
-    )
-    try:
-        loaded = yaml_rs.loads(text, parse_datetime=False, alias_limits=limits)
-    except yaml_rs.YAMLDecodeError as exc:
-        raise ManifestError(_yaml_problem(str(exc), text=text), source=source) from exc
-    # yaml-rs answers a stream of several documents with their list, and one document with itself.
-    return list(loaded) if isinstance(loaded, list) and _yaml_document_count(text) > 1 else [loaded]
-
-
-# A YAML node is at most two levels deeper than the node its indentation (spaces, "- ", "? ", ": ") leaves
-# it in, and flow collections nest at most 255 deep in yaml-rs: this bounds the depth well below its crash.
-_MAX_INDENT = 1000
-_TOO_DEEP_LINE = re.compile(rf"^[ \t?:-]{{{_MAX_INDENT + 1}}}", re.MULTILINE)
-# Python's own limit for int(text); a 2,000,000-digit integer costs yaml-rs 3 s, and the cost is quadratic.
-_MAX_DIGITS = 4300
-_TOO_MANY_DIGITS = re.compile(rf"[0-9_]{{{_MAX_DIGITS + 1}}}")
-_YAML_AT = re.compile(r"YAML parse error at line (\d+), column (\d+)")
-_YAML_TAG = re.compile(r"Invalid value '.*' for '(![^']*)' tag", re.DOTALL)
-
-
-def _yaml_problem(message: str, *, text: str) -> str:
-    """yaml-rs's error in one line: ``invalid YAML at line N: what (column C)``."""
-    lines = message.splitlines()
-    at = _YAML_AT.match(lines[0]) if lines else None
-    if at is not None:
-        what = "nested too deeply to read" if lines[-1] == "recursion limit exceeded" else lines[-1]
-        return f"invalid YAML at line {at[1]}: {what} (column {at[2]})"
-    tag = _YAML_TAG.match(message)
-    if tag is not None:  # yaml-rs does not say where: the first line using the tag
-        where = text.find(tag[1])
-        if where >= 0:
-            return f"invalid YAML at line {text.count(chr(10), 0, where) + 1}: {lines[0]}"
-    return f"invalid YAML: {lines[0] if lines else message}"
-
-
-def _yaml_document_count(text: str) -> int:
-    """How many documents a YAML stream holds: its ``---`` markers, and one before the first if it has content.
-
-    A line starting ``---`` followed by a space or its end is always a marker: YAML forbids it inside
-    any content (``c-forbidden``), quoted or not.
-    """
-    count, content = 0, False
-    for line in text.splitlines():
-        if line.startswith("---") and line[3:4] in ("", " ", "\t"):
-            count += 1
-            content = True  # what follows belongs to the document this marker opens
-        elif not content and line.strip() and not line.startswith(("#", "%", "...")):
-            count, content = count + 1, True
-    return count
 
 
 _BYTE_OFFSET = re.compile(r"\(byte (\d+)\)")
@@ -279,6 +222,8 @@ def _head(document: object) -> tuple[object, object] | str:
         except msgspec.ValidationError:  # not an object: say what it is
             return _json_kind(document)
         return head.kind, head.api_version
+    if isinstance(document, LazyList):
+        document = document.head
     if not isinstance(document, Mapping):
         return type(document).__name__
     return document.get("kind"), document.get("apiVersion")
@@ -288,8 +233,10 @@ def _json_kind(document: msgspec.Raw) -> str:
     return type(msgspec.json.decode(document)).__name__  # not an object: small, or a list to say so of
 
 
-def _items(document: object) -> tuple[Sequence[object] | None, bool]:
+def _items(document: object) -> tuple[Iterable[object] | None, bool]:
     """A List's items (None when absent), and whether ``items`` is a list at all."""
+    if isinstance(document, LazyList):
+        return document.items, True
     if isinstance(document, msgspec.Raw):
         try:
             return _LIST_BODY.decode(document).items, True
@@ -312,6 +259,17 @@ class _Collector:
 
     def result(self) -> ManifestSet:
         return ManifestSet(tuple(self.services), tuple(self.slices), tuple(self.nodes), tuple(self.errors))
+
+    def mark(self) -> tuple[int, ...]:
+        """How much has been collected: what ``rollback`` returns to."""
+        return len(self.services), len(self.slices), len(self.nodes), len(self.errors), len(self.first_seen)
+
+    def rollback(self, mark: tuple[int, ...]) -> None:
+        """Forget everything collected since ``mark``."""
+        services, slices, nodes, errors, seen = mark
+        del self.services[services:], self.slices[slices:], self.nodes[nodes:], self.errors[errors:]
+        for key in list(self.first_seen)[seen:]:
+            del self.first_seen[key]
 
     def add(self, document: object, *, source: str, where: str) -> None:
         """Add one document: an object, a List of objects (Lists nest), or null."""
