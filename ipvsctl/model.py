@@ -8,13 +8,16 @@ views, save-file parser, netlink decoder) and never re-parsed in the core.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field, fields, replace
 from enum import StrEnum
+from operator import attrgetter
 from socket import AF_INET, AF_INET6, inet_ntop, inet_pton  # pure conversions, no I/O (see pyproject.toml)
+from typing import Any
 
 __all__ = [
     "DEFAULT_SCHEDULERS",
+    "SETTINGS_FIELDS",
     "AddRealServer",
     "AddVirtualService",
     "ConnectionCounts",
@@ -211,25 +214,25 @@ class VirtualService:
         """The service without its real servers: what an add/edit of the service itself carries."""
         if not self.reals:
             return self
-        # Every field but reals, by hand: dataclasses.replace costs twice as much and a cold plan calls this once
-        # per virtual service. tests/test_model.py fails when a new field is not passed on here.
-        return VirtualService(
-            self.key, self.scheduler, self.persistence, self.sched_flags, self.one_packet, self.pe_name
-        )
+        # Positionally, not dataclasses.replace (twice the cost; a cold plan calls this once per service).
+        return VirtualService(self.key, *_settings_of(self))
+
+    def with_reals(self, reals: tuple[RealServer, ...]) -> VirtualService:
+        """The service's settings with these real servers (a read builds every service so)."""
+        return VirtualService(self.key, *(*_settings_of(self), reals))
 
     def same_settings(self, other: VirtualService) -> bool:
         """True when everything but the real servers is equal."""
-        return (
-            self.scheduler == other.scheduler
-            and self.persistence == other.persistence
-            and self.sched_flags == other.sched_flags
-            and self.one_packet == other.one_packet
-            and self.pe_name == other.pe_name
-        )
+        return _settings_of(self) == _settings_of(other)
 
     def real_map(self) -> dict[RealServerKey, RealServer]:
         """Real servers by key."""
         return {real.key: real for real in self.reals}
+
+
+SETTINGS_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(VirtualService) if f.name not in ("key", "reals"))
+"""A virtual service's settings: every field but its key and its real servers (between them, in this order)."""
+_settings_of: Callable[[VirtualService], tuple[Any, ...]] = attrgetter(*SETTINGS_FIELDS)
 
 
 def packed_address(address: str) -> bytes:

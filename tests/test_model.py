@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ipvsctl.model import RealServer, VirtualService, packed_address
+from ipvsctl.model import SETTINGS_FIELDS, RealServer, VirtualService, packed_address
 from tests.strategies import addresses, real_servers, service_keys, virtual_services
 
 
@@ -19,17 +19,31 @@ def test_settings_is_the_service_without_reals(service: VirtualService) -> None:
     assert service.settings() == replace(service, reals=())
 
 
-def test_settings_passes_on_every_field() -> None:
-    """settings() spells out the fields: a new one must be added there (and then to this list)."""
-    assert [f.name for f in fields(VirtualService)] == [
-        "key",
-        "scheduler",
-        "persistence",
-        "sched_flags",
-        "one_packet",
-        "pe_name",
-        "reals",
-    ]
+def test_the_settings_sit_between_the_key_and_the_real_servers() -> None:
+    """A service's fields are its key, SETTINGS_FIELDS and its real servers, in that order: settings(),
+    with_reals() and same_settings() build and compare services positionally from that one list."""
+    assert [f.name for f in fields(VirtualService)] == ["key", *SETTINGS_FIELDS, "reals"]
+    assert "scheduler" in SETTINGS_FIELDS
+
+
+@given(virtual_services(), virtual_services())
+def test_with_reals_replaces_the_real_servers_only(service: VirtualService, other: VirtualService) -> None:
+    """with_reals(reals) equals the service with its real servers replaced."""
+    assert service.with_reals(other.reals) == replace(service, reals=other.reals)
+
+
+@given(virtual_services(), virtual_services(), st.sampled_from(SETTINGS_FIELDS))
+def test_same_settings_sees_every_setting(service: VirtualService, other: VirtualService, name: str) -> None:
+    """Changing any one setting changes same_settings' answer exactly when the value differs."""
+    changed = replace(service, **{name: getattr(other, name)})
+
+    assert service.same_settings(changed) == (getattr(service, name) == getattr(other, name))
+
+
+@given(virtual_services(), virtual_services())
+def test_same_settings_ignores_the_real_servers(service: VirtualService, other: VirtualService) -> None:
+    """Services differing only in their real servers have the same settings."""
+    assert service.same_settings(replace(service, reals=other.reals))
 
 
 @given(addresses())
