@@ -7,6 +7,8 @@
    agent's resync: it reuses the model objects of unchanged entries). Also the read alone, the
    read with every VIP bound to the agent's interface (ipvsadm has no such step), and the whole
    ``reconcile.sync`` the agent runs at each resync interval (read, drains, plan, the VIPs' check).
+   And the fresh read once more with the learnt layouts of ``backend/ipvs/layout.py`` switched off (every
+   reply walked attribute by attribute): what that module is worth.
 
 The table: N TCP services x 3 masquerading real servers, scheduler rr, one IPv6 VIP per service
 (``bench.cluster.cluster_ip``: 10,000 VIPs do not fit the IPv4 documentation ranges). ipvsadm runs as a
@@ -23,16 +25,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 from bench.cluster import cluster_ip, machine, median, pod_ip, print_table
-from ipvsctl.backend.netlink import NetlinkBackend, Wire
+from ipvsctl.backend.ipvs.layout import LayoutDecoder
+from ipvsctl.backend.kernel import NetlinkBackend, Wire
 from ipvsctl.ipvsadm import parse_save, render_restore
 from ipvsctl.model import AddRealServer, AddVirtualService, Operation, Protocol, RealServer, ServiceKey, Table
 from ipvsctl.model import VirtualService as Service
@@ -42,6 +47,7 @@ from ipvsctl.reconcile import DrainTracker, SyncResult, sync
 REAL_SERVERS = 3
 PYROUTE2_MAX = 1_000  # pyroute2 takes ~30 s per 1,000 services: measured only up to this size
 INTERFACE = "ipvsbench0"
+WALK_ONLY = "lean read, the walk alone (no learnt layouts)"
 
 
 def bench_table(services: int) -> Table:
@@ -68,6 +74,27 @@ def creation(table: Table) -> list[Operation]:
 def ipvsadm(*args: str, stdin: str | None = None) -> str:
     """Run ipvsadm; its stdout."""
     return subprocess.run(["ipvsadm", *args], input=stdin, capture_output=True, text=True, check=True).stdout
+
+
+@contextlib.contextmanager
+def walk_only() -> Iterator[None]:
+    """The lean decoders without their learnt layouts: every reply decoded by ``wire``'s attribute walk."""
+    saved = (LayoutDecoder.many_dests, LayoutDecoder.many_keyed, LayoutDecoder.__call__)
+
+    def declined(*_args: Any, **_kwargs: Any) -> None:
+        return None
+
+    def walked(self: LayoutDecoder, payload: Any) -> dict[str, object]:
+        return self._walk(payload)  # the walk the layouts are checked against
+
+    # A bench switching a decoder off for one measurement, not a code path: the methods are put back after.
+    LayoutDecoder.many_dests = declined  # type: ignore[method-assign]  # see above
+    LayoutDecoder.many_keyed = declined  # type: ignore[method-assign]  # see above
+    LayoutDecoder.__call__ = walked  # type: ignore[method-assign]  # see above
+    try:
+        yield
+    finally:
+        LayoutDecoder.many_dests, LayoutDecoder.many_keyed, LayoutDecoder.__call__ = saved  # type: ignore[method-assign]  # see above
 
 
 async def timed(action: Callable[[], Awaitable[object]]) -> tuple[float, object]:
@@ -105,6 +132,13 @@ async def run_ipvsctl(table: Table, wire: Wire, times: dict[str, list[float]], *
     async with NetlinkBackend(interface=INTERFACE, wire=wire) as backend:
         seconds, state = await timed(backend.read)
     times[f"{wire} read"].append(seconds)
+    if wire == "lean":
+        with walk_only():
+            async with NetlinkBackend(interface=INTERFACE, wire=wire) as backend:
+                seconds, walked = await timed(backend.read)
+        times[WALK_ONLY].append(seconds)
+        if check and getattr(walked, "table", None) != table:
+            sys.exit("bench.kernel: the walk alone did not read the table asked for")
 
     async def resync(backend: NetlinkBackend, settled: Settled) -> tuple[Operation, ...]:
         current = await backend.read()
@@ -153,6 +187,7 @@ async def measure(services: int, rounds: int) -> dict[str, object]:
         "ipvsadm -R",
         "ipvsadm -Sn",
         "lean resync (read + plan again)",
+        WALK_ONLY,
         "bind every VIP",
         "lean read + plan, VIPs bound",
         "agent resync: sync() again, VIPs bound",
@@ -183,7 +218,7 @@ async def measure(services: int, rounds: int) -> dict[str, object]:
     ratios["lean resync (read + plan again) / ipvsadm -Sn"] = (
         seconds["lean resync (read + plan again)"] / seconds["ipvsadm -Sn"]
     )
-    for name in ("lean read + plan, VIPs bound", "agent resync: sync() again, VIPs bound"):
+    for name in (WALK_ONLY, "lean read + plan, VIPs bound", "agent resync: sync() again, VIPs bound"):
         ratios[f"{name} / ipvsadm -Sn"] = seconds[name] / seconds["ipvsadm -Sn"]
     return {
         "services": services,

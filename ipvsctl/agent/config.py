@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import netaddr
 
 from ipvsctl.agent.http import Bind
-from ipvsctl.backend.rtnl_link import DEFAULT_INTERFACE
+from ipvsctl.backend.limits import DEFAULT_INTERFACE
 from ipvsctl.backend.sysctl import STARTUP_SYSCTLS, startup_settings
 from ipvsctl.errors import UsageError
 from ipvsctl.model import canonical_ip

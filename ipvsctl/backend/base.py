@@ -1,6 +1,6 @@
 """The one interface to an IPVS table: the ``Backend`` protocol and the values it speaks.
 
-Two implementations: ``ipvsctl.backend.netlink`` (the kernel, over generic netlink) and
+Two implementations: ``ipvsctl.backend.kernel`` (the kernel, over netlink) and
 ``ipvsctl.backend.memory`` (a stateful fake with the kernel's error behaviour). One
 contract suite (``tests/contract``) checks both.
 """
@@ -98,8 +98,8 @@ def canonical_addresses(addresses: Collection[str]) -> set[str]:
     for address in addresses:
         try:
             canonical.add(canonical_ip(address))
-        except ValueError:
-            raise BackendError("not an IP address", target=address, errno=errno_codes.EINVAL) from None
+        except ValueError as error:
+            raise BackendError("not an IP address", target=address, errno=errno_codes.EINVAL) from error
     return canonical
 
 

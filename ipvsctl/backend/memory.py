@@ -4,7 +4,7 @@ Owns the fake kernel's state: the table, the connection counts and stats tests s
 (its kind and addresses), and the log of the operations it accepted. Tests simulate drift by replacing
 ``table``. Refusals follow the order of checks of the kernel's ``ip_vs_ctl.c`` (measured in the kernel
 lab), so an operation that breaks two rules fails with the errno the kernel gives; operations the
-netlink client cannot encode are refused first, by the checks the netlink backend runs too.
+netlink client cannot encode are refused first, by the checks the kernel backend runs too (``limits``).
 """
 
 from __future__ import annotations
@@ -23,8 +23,14 @@ from ipvsctl.backend.base import (
     apply_in_order,
     canonical_addresses,
 )
-from ipvsctl.backend.netlink_codec import Refusal, encoding_problem
-from ipvsctl.backend.rtnl_link import DEFAULT_INTERFACE, DUMMY_KIND, foreign_interface_error, valid_interface_name
+from ipvsctl.backend.limits import (
+    DEFAULT_INTERFACE,
+    DUMMY_KIND,
+    Refusal,
+    encoding_problem,
+    foreign_interface_error,
+    valid_interface_name,
+)
 from ipvsctl.errors import BackendError
 from ipvsctl.model import (
     DEFAULT_SCHEDULERS,

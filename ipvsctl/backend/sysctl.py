@@ -74,6 +74,6 @@ def apply_sysctls(
         except OSError as error:
             raise BackendError(
                 f"cannot set to {value!r}: {error.strerror or error}", target=name, errno=error.errno or 0
-            ) from None
+            ) from error
         changes.append(SysctlChange(name=name, previous=previous, value=value))
     return tuple(changes)

@@ -1,4 +1,4 @@
-"""Opening the kernel backend from the command line (imported lazily: pyroute2 is slow to import)."""
+"""Opening the kernel backend from the command line (imported lazily: offline commands never load it)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import contextlib
 from collections.abc import AsyncIterator
 
 from ipvsctl.backend.base import Backend
-from ipvsctl.backend.rtnl_link import interface_name_problem
+from ipvsctl.backend.limits import interface_name_problem
 from ipvsctl.errors import UsageError
 
 __all__ = ["check_interface_name", "open_backend"]
@@ -27,7 +27,7 @@ async def open_backend(*, interface: str) -> AsyncIterator[Backend]:
     Refuses, before anything is read, bound or deleted, an ``interface`` name the kernel would not take
     (UsageError) and an existing interface of that name that is not a dummy (BackendError naming its kind).
     """
-    from ipvsctl.backend.netlink import NetlinkBackend  # noqa: PLC0415 (offline commands never pay for pyroute2)
+    from ipvsctl.backend.kernel import NetlinkBackend  # noqa: PLC0415 (offline commands never load the kernel backend)
 
     backend = NetlinkBackend(interface=check_interface_name(interface))
     try:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ipvsctl.backend.rtnl_link import DEFAULT_INTERFACE
+from ipvsctl.backend.limits import DEFAULT_INTERFACE
 from ipvsctl.errors import InputError, UsageError
 from ipvsctl.inputs import DEFAULT_MAX_INPUT_BYTES, STDIN, check_path, parse_size, single_stdin
 from ipvsctl.kube.views import ObjectRef

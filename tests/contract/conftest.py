@@ -60,7 +60,7 @@ async def subject(request: pytest.FixtureRequest) -> AsyncIterator[Subject]:
         yield Subject(backend=memory, meddler=memory)
         await memory.close()
         return
-    from ipvsctl.backend.netlink import NetlinkBackend  # noqa: PLC0415  pyroute2 only where it is used
+    from ipvsctl.backend.kernel import NetlinkBackend  # noqa: PLC0415  the kernel backend only where it is used
 
     netns: Netns = request.getfixturevalue("lab_netns")
     wire = request.param

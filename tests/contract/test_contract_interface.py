@@ -109,7 +109,7 @@ async def premises(request: pytest.FixtureRequest) -> AsyncIterator[Premises]:
         yield Premises(backend=memory, kind=kind, look=look_at_memory)
         await memory.close()
         return
-    from ipvsctl.backend.netlink import NetlinkBackend  # noqa: PLC0415  pyroute2 only where it is used
+    from ipvsctl.backend.kernel import NetlinkBackend  # noqa: PLC0415  the kernel backend only where it is used
 
     netns: Netns = request.getfixturevalue("lab_netns")
     if kind in _IP_COMMANDS:
@@ -256,7 +256,7 @@ def _memory(name: str) -> object:
 
 
 def _netlink(name: str) -> object:
-    from ipvsctl.backend.netlink import NetlinkBackend  # noqa: PLC0415  pyroute2 only where it is used
+    from ipvsctl.backend.kernel import NetlinkBackend  # noqa: PLC0415  the kernel backend only where it is used
 
     return NetlinkBackend(interface=name)
 

@@ -1,4 +1,4 @@
-"""Learnt reply layouts decode exactly as ``ipvs_wire``'s attribute walk does, and fall back to it."""
+"""Learnt reply layouts decode exactly as ``ipvs.wire``'s attribute walk does, and fall back to it."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from collections.abc import Mapping
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ipvsctl.backend.ipvs_layout import DestValues, Memo, dest_decoder, service_decoder
-from ipvsctl.backend.ipvs_transport import decode_dest
-from ipvsctl.backend.ipvs_wire import decode_dest_reply, decode_service_reply
-from ipvsctl.backend.netlink_codec import decode_service
+from ipvsctl.backend.ipvs.codec import DestValues, decode_dest, decode_service
+from ipvsctl.backend.ipvs.layout import dest_decoder, service_decoder
+from ipvsctl.backend.ipvs.reread import Memo
+from ipvsctl.backend.ipvs.wire import decode_dest_reply, decode_service_reply
 from ipvsctl.model import RealServer, ServiceKey, VirtualService
 from tests.contract.test_ipvs_wire import dest_reply, kernel_dest, kernel_service, our_payload, service_reply
 from tests.strategies import real_servers, service_keys, virtual_services
@@ -89,8 +89,7 @@ def test_a_buffer_of_replies_decodes_at_once_as_the_walk_decodes_each(
     decode = dest_decoder()
     decode(payloads[0])
 
-    memo: Memo[tuple[object, ...], dict[str, object]] = Memo()
-    batch = decode.many_keyed(netlink_messages(payloads), message_type=0x1C, seq=5, memo=memo, decode=dict)
+    batch = decode.many_keyed(netlink_messages(payloads), message_type=0x1C, seq=5, decode=dict, memo={}, into={})
 
     if len(payloads[0]) == len(payloads[1]):
         assert batch is not None
@@ -106,9 +105,8 @@ def test_a_buffer_of_another_sequence_number_is_left_to_the_walk() -> None:
     decode = dest_decoder()
     decode(payload)
 
-    memo: Memo[tuple[object, ...], dict[str, object]] = Memo()
     buffer = netlink_messages([payload, payload], seq=6)
-    assert decode.many_keyed(buffer, message_type=0x1C, seq=5, memo=memo, decode=dict) is None
+    assert decode.many_keyed(buffer, message_type=0x1C, seq=5, decode=dict, memo={}, into={}) is None
 
 
 def test_a_memo_keeps_what_the_last_generation_used() -> None:
@@ -157,8 +155,9 @@ def test_services_read_again_are_not_decoded_again() -> None:
         return service
 
     buffer = netlink_messages([payload], message_type=0x1C, seq=5)
-    first = decode.many_keyed(buffer, message_type=0x1C, seq=5, memo=memo, decode=counting)
-    second = decode.many_keyed(buffer, message_type=0x1C, seq=5, memo=memo, decode=counting)
+    first = decode.many_keyed(buffer, message_type=0x1C, seq=5, decode=counting, memo=memo.previous, into=memo.current)
+    memo.next_generation()
+    second = decode.many_keyed(buffer, message_type=0x1C, seq=5, decode=counting, memo=memo.previous, into=memo.current)
 
     assert first is not None
     assert first == second

@@ -4,7 +4,7 @@ pyroute2's ``ipvsmsg`` is the reference, used as the pyroute2 transport uses it 
 copied here so the reference outlives the switch away from pyroute2). Replies are built as
 the kernel writes them (``ip_vs_genl_fill_service``/``_dest``: addresses in 16 bytes, the destination
 address before its family, 32- and 64-bit stats with PAD attributes) by a test-only variant of pyroute2's
-nla map, then read both by ``ipvs_wire`` and by pyroute2 with the transport's ``_attributes``.
+nla map, then read both by ``ipvs.wire`` and by pyroute2 with the transport's ``_attributes``.
 """
 
 from __future__ import annotations
@@ -23,35 +23,28 @@ from pyroute2.netlink import genlmsg, nla
 from pyroute2.netlink.generic.ipvs import ipvsmsg, ipvsstats
 
 from ipvsctl.backend.base import RealServerStats
-from ipvsctl.backend.ipvs_pyroute2 import _attributes, _message
-from ipvsctl.backend.ipvs_wire import (
+from ipvsctl.backend.ipvs.attributes import (
+    CMD_GET_SERVICE,
+    CMD_NEW_DEST,
+    CMD_NEW_SERVICE,
     COMMAND_ATTRIBUTES,
     DEST_ATTRIBUTES,
-    NLMSG_DONE,
-    NLMSG_ERROR,
     SERVICE_ATTRIBUTES,
     STATS64_ATTRIBUTES,
     STATS_ATTRIBUTES,
     Table,
-    WireFormatError,
-    decode_dest_reply,
-    decode_service_reply,
-    encode_request,
-    iter_replies,
 )
-from ipvsctl.backend.netlink_codec import (
-    CMD_GET_SERVICE,
-    CMD_NEW_DEST,
-    CMD_NEW_SERVICE,
+from ipvsctl.backend.ipvs.codec import (
     Request,
-    decode_connections,
-    decode_real,
+    decode_dest,
     decode_service,
     dest_dump_request,
     request_for,
     service_dump_request,
-    stats_counters,
 )
+from ipvsctl.backend.ipvs.pyroute2 import _attributes, _message
+from ipvsctl.backend.ipvs.wire import decode_dest_reply, decode_service_reply, encode_request
+from ipvsctl.backend.netlink.message import NLMSG_DONE, NLMSG_ERROR, WireFormatError, iter_replies
 from ipvsctl.errors import IpvsctlError
 from ipvsctl.model import (
     AddRealServer,
@@ -100,7 +93,7 @@ def pyroute2_request(request: Request, *, flags: int) -> bytes:
 
 
 def ours(request: Request, *, flags: int) -> bytes:
-    """The request as ipvs_wire encodes it."""
+    """The request as ipvs.wire encodes it."""
     return encode_request(request, family_id=FAMILY_ID, flags=flags, seq=SEQ, port_id=PORT_ID)
 
 
@@ -418,16 +411,16 @@ def test_a_dest_reply_decodes_to_the_real_server_and_its_counts(
     attributes = decode_dest_reply(
         our_payload(dest_reply(kernel_dest(real_server, key=key, conns=connections, counters=counters)))
     )
-    stats = attributes["IPVS_DEST_ATTR_STATS"]
+    dest = decode_dest(attributes, key=key)
 
-    assert decode_real(attributes, key=key) == real_server
-    assert decode_connections(attributes) == ConnectionCounts(connections[0], connections[1] + connections[2])
-    assert isinstance(stats, dict)
-    assert RealServerStats(*stats_counters(stats)) == RealServerStats(*counters[:5])
+    assert dest.real == real_server
+    assert dest.key == real_server.key
+    assert dest.connections == ConnectionCounts(connections[0], connections[1] + connections[2])
+    assert RealServerStats(*dest.counters) == RealServerStats(*counters[:5])
 
 
 def test_without_stats64_the_32_bit_counters_are_read() -> None:
-    """An older kernel's reply (no STATS64) gives the 32-bit counters, as netlink.py reads them."""
+    """An older kernel's reply (no STATS64) gives the 32-bit counters, as the pyroute2 transport reads them."""
     attributes = [a for a in kernel_dest(real(11), key=TCP80, counters=(2**32 + 5,) * 10) if not a[0].endswith("64")]
     data = dest_reply(attributes)
 
@@ -542,7 +535,7 @@ def test_several_messages_in_one_buffer_come_out_in_order() -> None:
         (NLMSG_DONE, NLM_F_MULTI, SEQ, PORT_ID, 0),
     ]
     assert bytes(replies[1].payload) == second[16:]
-    assert decode_real(decode_dest_reply(replies[1].payload), key=TCP80) == real(12, weight=5)
+    assert decode_dest(decode_dest_reply(replies[1].payload), key=TCP80).real == real(12, weight=5)
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,7 @@ import pytest
 
 from ipvsctl.agent.node import NodeAgent
 from ipvsctl.backend.base import KernelState
-from ipvsctl.backend.netlink import NetlinkBackend
+from ipvsctl.backend.kernel import NetlinkBackend
 from ipvsctl.ipvsadm import parse_save
 from ipvsctl.model import Protocol, RealServer, ServiceKey
 from tests.agent.fakes import NODE, FakeClock, RecordingSink, config, endpoint_slice, node, service

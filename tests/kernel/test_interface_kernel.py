@@ -9,8 +9,8 @@ import pytest
 from pyroute2 import AsyncIPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
-from ipvsctl.backend.netns import NETLINK_ROUTE, netlink_descriptor
-from tests.contract.test_rtnl_link import INVALID, VALID
+from ipvsctl.backend.netlink.netns import NETLINK_ROUTE, netlink_descriptor
+from tests.contract.test_limits_interface import INVALID, VALID
 from tests.kernel.netlab import Netns
 
 pytestmark = pytest.mark.kernel

@@ -11,8 +11,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from ipvsctl.backend.ipvs_layout import LayoutDecoder
-from ipvsctl.backend.netlink import NetlinkBackend
+from ipvsctl.backend.ipvs.layout import LayoutDecoder
+from ipvsctl.backend.kernel import NetlinkBackend
+from ipvsctl.backend.netlink.message import WireFormatError
 from ipvsctl.errors import BackendError
 from ipvsctl.model import Protocol, RealServer, ServiceKey, Table, VirtualService
 from tests.contract.values import creation
@@ -116,7 +117,7 @@ async def test_a_read_broken_off_part_way_leaves_the_next_read_whole(
     """After a read that failed in the middle of a destination dump, the next read is the whole, right table."""
     await backend.read()
     netns.ipvsadm("-e", "-t", "203.0.113.10:80", "-r", "198.51.100.12:8080", "-m", "-w", "5")
-    monkeypatch.setattr(LayoutDecoder, "many_dests", _raising)  # the changed service's answer must be decoded
+    monkeypatch.setattr(LayoutDecoder, "many_dests", _unreadable)  # the changed service's answer must be decoded
     with pytest.raises(BackendError, match="unreadable"):
         await backend.read()
     monkeypatch.undo()
@@ -126,8 +127,28 @@ async def test_a_read_broken_off_part_way_leaves_the_next_read_whole(
     assert weights == {"198.51.100.11": 1, "198.51.100.12": 5}
 
 
-def _raising(*_args: object, **_kwargs: object) -> None:
-    raise ValueError("decoder broke off")
+async def test_a_decoding_bug_reaches_the_caller_as_itself(
+    backend: NetlinkBackend, netns: Netns, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bug met while decoding is not passed off as a kernel error: its own type and traceback go up, and
+    the next read is whole."""
+    await backend.read()
+    netns.ipvsadm("-e", "-t", "203.0.113.10:80", "-r", "198.51.100.12:8080", "-m", "-w", "5")
+    monkeypatch.setattr(LayoutDecoder, "many_dests", _buggy)
+    with pytest.raises(TypeError, match="a bug") as raised:
+        await backend.read()
+    monkeypatch.undo()
+
+    assert raised.traceback[-1].name == "_buggy"
+    assert (await backend.read()).table.services[WEB].real_map()[RealServer("198.51.100.12", 8080).key].weight == 5
+
+
+def _unreadable(*_args: object, **_kwargs: object) -> None:
+    raise WireFormatError("answer cut short")
+
+
+def _buggy(*_args: object, **_kwargs: object) -> None:
+    raise TypeError("a bug")
 
 
 async def test_an_answer_of_several_buffers_reads_whole_every_time(netns: Netns) -> None:

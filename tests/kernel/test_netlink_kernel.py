@@ -11,7 +11,7 @@ from dataclasses import replace
 import pytest
 
 from ipvsctl.backend.base import RealServerStats
-from ipvsctl.backend.netlink import NetlinkBackend
+from ipvsctl.backend.kernel import NetlinkBackend
 from ipvsctl.errors import BackendError
 from ipvsctl.ipvsadm import parse_save, render_restore
 from ipvsctl.model import (

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from ipvsctl.backend.netlink import NetlinkBackend
+from ipvsctl.backend.kernel import NetlinkBackend
 from ipvsctl.ipvsadm import parse_save, render_restore
 from ipvsctl.model import Protocol, RealServer, ServiceKey, Table, VirtualService
 from ipvsctl.plan import Ownership, plan

@@ -1,7 +1,7 @@
-"""The netlink codec through pyroute2's nla map, on the host: encode, decode, and get the model value back.
+"""The IPVS codec through pyroute2's nla map, on the host: encode, decode, and get the model value back.
 
-White-box: it uses netlink.py's private message helpers, because the pyroute2 boundary is where the
-netmask and flag encodings can go wrong without a kernel to notice.
+White-box: it uses the pyroute2 transport's private message helpers, because the pyroute2 boundary is where
+the netmask and flag encodings can go wrong without a kernel to notice.
 """
 
 from __future__ import annotations
@@ -9,22 +9,23 @@ from __future__ import annotations
 import errno
 import ipaddress
 import socket
+from dataclasses import fields
 from typing import Any
 
 import pytest
 from hypothesis import given
 from pyroute2.netlink.generic.ipvs import ipvsmsg
 
-from ipvsctl.backend.ipvs_pyroute2 import _attributes, _message
-from ipvsctl.backend.netlink_codec import (
-    decode_real,
-    decode_service,
-    encoding_problem,
-    request_for,
-)
+from ipvsctl.backend.base import RealServerStats
+from ipvsctl.backend.ipvs.attributes import STATS_COUNTERS, STATS_FIELDS
+from ipvsctl.backend.ipvs.codec import DEST_FIELDS, DecodedDest, decode_dest, decode_service, request_for
+from ipvsctl.backend.ipvs.pyroute2 import _attributes, _message
+from ipvsctl.backend.limits import encoding_problem
+from ipvsctl.backend.netlink.message import WireFormatError
 from ipvsctl.model import (
     AddRealServer,
     AddVirtualService,
+    ConnectionCounts,
     DeleteRealServer,
     EditVirtualService,
     Forwarding,
@@ -48,7 +49,7 @@ def wire_round_trip(message: Any) -> Any:
 
 
 def nested(message: Any, name: str) -> dict[str, object]:
-    """One nested attribute of a decoded message, as netlink.py reads it."""
+    """One nested attribute of a decoded message, as the pyroute2 transport reads it."""
     return _attributes(message.get_attr(f"IPVS_CMD_ATTR_{name}"))
 
 
@@ -67,7 +68,7 @@ def test_a_real_server_survives_the_wire(data: tuple[Any, RealServer]) -> None:
     key, written = data
     attributes = nested(wire_round_trip(_message(request_for(AddRealServer(key, written)))), "DEST")
 
-    assert decode_real(attributes, key=key) == written
+    assert decode_dest(attributes, key=key).real == written
 
 
 @pytest.mark.parametrize(
@@ -133,7 +134,7 @@ def test_local_node_forwarding_reads_as_masquerading() -> None:
     attributes = nested(wire_round_trip(_message(request_for(AddRealServer(TCP80, real(11))))), "DEST")
     attributes["IPVS_DEST_ATTR_FWD_METHOD"] = 1
 
-    assert decode_real(attributes, key=TCP80).forwarding is Forwarding.MASQ
+    assert decode_dest(attributes, key=TCP80).real.forwarding is Forwarding.MASQ
 
 
 def test_a_weight_pyroute2_cannot_pack_is_refused_before_sending() -> None:
@@ -155,4 +156,32 @@ def test_a_dumped_address_reads_in_the_models_spelling(address: str) -> None:
     attributes = {"IPVS_DEST_ATTR_ADDR": written, "IPVS_DEST_ATTR_PORT": 80, "IPVS_DEST_ATTR_ADDR_FAMILY": int(family)}
     key = ServiceKey.fwmark(1, family=6 if family == socket.AF_INET6 else 4)
 
-    assert decode_real(attributes, key=key).address == str(ipaddress.ip_address(address))
+    assert decode_dest(attributes, key=key).real.address == str(ipaddress.ip_address(address))
+
+
+def test_the_counters_kept_are_real_server_stats_fields() -> None:
+    """STATS_FIELDS names RealServerStats's fields in order: ``RealServerStats(*counters)`` is positional."""
+    assert tuple(STATS_FIELDS) == tuple(field.name for field in fields(RealServerStats))
+    assert tuple(STATS_FIELDS.values()) == STATS_COUNTERS
+
+
+def test_a_destination_is_made_of_its_dest_fields() -> None:
+    """Each of DEST_FIELDS lands where it belongs: address, port, family, forwarding, weight, thresholds, counts."""
+    values = dict(zip(DEST_FIELDS, ["198.51.100.7", 80, socket.AF_INET, 2, 3, 4, 5, 6, 7, 8], strict=True))
+    stats = {name: index for index, name in enumerate(STATS_COUNTERS, start=10)}
+
+    dest = decode_dest({**values, "IPVS_DEST_ATTR_STATS": stats}, key=TCP80)
+
+    expected = RealServer(
+        "198.51.100.7", 80, weight=3, forwarding=Forwarding.TUNNEL, upper_threshold=4, lower_threshold=5
+    )
+    assert dest == DecodedDest(expected, expected.key, ConnectionCounts(active=6, inactive=15), (10, 11, 12, 13, 14))
+    assert DecodedDest._fields == ("real", "key", "connections", "counters")
+
+
+def test_a_destination_not_of_its_family_is_unreadable() -> None:
+    """An IPv6 address sent with the IPv4 family is a WireFormatError (an answer, not a bug)."""
+    attributes = {"IPVS_DEST_ATTR_ADDR": "2001:db8::1", "IPVS_DEST_ATTR_ADDR_FAMILY": int(socket.AF_INET)}
+
+    with pytest.raises(WireFormatError, match="address family"):
+        decode_dest(attributes, key=TCP80)

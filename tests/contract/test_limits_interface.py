@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from ipvsctl.backend.rtnl_link import foreign_interface_error, interface_name_problem
+from ipvsctl.backend.limits import foreign_interface_error, interface_name_problem
 
 VALID = {
     "default": "ipvs0",

@@ -1,8 +1,8 @@
 """Interface addresses over rtnetlink ⇄ bytes, without pyroute2: the agent's VIP binds and their dump.
 
 Pure (no I/O). Owns the layout of RTM_NEWADDR, RTM_DELADDR and RTM_GETADDR messages (``struct ifaddrmsg``
-and the IFA_* attributes of ``include/uapi/linux/if_addr.h``). Buffers of replies are split by
-``ipvs_wire.iter_replies``, which is netlink-level; errors are its ``WireFormatError``.
+and the IFA_* attributes of ``include/uapi/linux/if_addr.h``); the netlink header, attribute headers, flags
+and ``WireFormatError`` are ``netlink.message``'s.
 
 A request is byte for byte what pyroute2's ``AsyncIPRoute.addr("add"/"del", index=, address=, prefixlen=,
 flags=)`` sends: IFA_ADDRESS; then IFA_FLAGS, the u32 attribute, when flags are given (the u8
@@ -11,7 +11,7 @@ same address (pyroute2 adds it for AF_INET; the kernel's IPv6 side reads a lone 
 address). A dump request differs from pyroute2's in one field: ``ifa_index`` carries the index, which
 kernels filter by when the socket asked for strict checking and ignore otherwise.
 
-A reply's address is IFA_ADDRESS (as pyroute2 and ``netlink`` read it: the peer on a point-to-point
+A reply's address is IFA_ADDRESS (as pyroute2 reads it: the peer on a point-to-point
 address), else IFA_LOCAL, else, for IPv4, 0.0.0.0 (the kernel leaves a zero address out). Replies of other
 families (an AF_UNSPEC dump also returns AF_MCTP or AF_PHONET ones, of their own interfaces) keep ``""``.
 """
@@ -23,16 +23,21 @@ from collections.abc import Mapping
 from socket import AF_INET, AF_INET6, inet_ntop, inet_pton
 from typing import Final, NamedTuple
 
-from ipvsctl.backend.ipvs_wire import NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST, Buffer, WireFormatError
+from ipvsctl.backend.netlink.message import (
+    ADDRESS_SIZES,
+    ATTRIBUTE,
+    ATTRIBUTE_TYPE_MASK,
+    HEADER,
+    NLM_F_DUMP,
+    NLM_F_REQUEST,
+    Buffer,
+    WireFormatError,
+    aligned,
+)
 from ipvsctl.model import canonical_ip
 
 __all__ = [
     "ADDRESS_ATTRIBUTES",
-    "NLM_F_ACK",
-    "NLM_F_CREATE",
-    "NLM_F_DUMP",
-    "NLM_F_EXCL",
-    "NLM_F_REQUEST",
     "REQUEST_ATTRIBUTES",
     "RTM_DELADDR",
     "RTM_GETADDR",
@@ -47,10 +52,6 @@ RTM_NEWADDR: Final = 20
 RTM_DELADDR: Final = 21
 RTM_GETADDR: Final = 22
 
-# pyroute2's addr("add") is NLM_F_REQUEST|NLM_F_ACK|NLM_F_CREATE|NLM_F_EXCL, addr("del") NLM_F_REQUEST|NLM_F_ACK.
-NLM_F_EXCL: Final = 0x200
-NLM_F_CREATE: Final = 0x400
-
 ADDRESS_ATTRIBUTES: Mapping[str, int] = {"IFA_ADDRESS": 1, "IFA_LOCAL": 2, "IFA_FLAGS": 8}
 """The IFA_* attributes this module writes or reads, by number (the others are skipped on read)."""
 
@@ -62,12 +63,9 @@ REQUEST_ATTRIBUTES: Mapping[tuple[int, bool], tuple[str, ...]] = {
 }
 """The attributes of an add or delete request, in pyroute2's order, by (family, IFA_FLAGS sent)."""
 
-_ADDRESS_SIZES: Mapping[int, int] = {AF_INET: 4, AF_INET6: 16}
-_HEAD = struct.Struct("=IHHIIBBBBI")  # nlmsghdr, then ifaddrmsg {family, prefixlen, flags, scope, index}
-_IFADDRMSG = struct.Struct("=BBBBI")
-_NLA = struct.Struct("=HH")
+_IFADDRMSG = struct.Struct("=BBBBI")  # struct ifaddrmsg: family, prefix length, flags, scope, index
+_HEAD = struct.Struct(HEADER.format + _IFADDRMSG.format.lstrip("="))  # a request's nlmsghdr and ifaddrmsg
 _U32 = struct.Struct("=I")
-_NLA_TYPE_MASK = 0x3FFF  # without NLA_F_NESTED and NLA_F_NET_BYTEORDER
 _IFA_ADDRESS, _IFA_LOCAL = ADDRESS_ATTRIBUTES["IFA_ADDRESS"], ADDRESS_ATTRIBUTES["IFA_LOCAL"]
 _ADDRESS_TYPES = frozenset({_IFA_ADDRESS, _IFA_LOCAL})
 _REQUEST_TYPES = frozenset({RTM_NEWADDR, RTM_DELADDR})
@@ -75,7 +73,7 @@ _ZERO_IPV4 = inet_ntop(AF_INET, bytes(4))  # what a reply without an address hol
 
 
 class AddressReply(NamedTuple):
-    """One address of a dump. A named tuple, as ``ipvs_wire.Reply``: a frozen dataclass costs 2.5x as much
+    """One address of a dump. A named tuple, as ``netlink.message.Reply``: a frozen dataclass costs 2.5x as much
     to build (0.87 against 0.34 µs on the host), and a read builds 10,000."""
 
     index: int  # type: ignore[assignment]  # the field hides tuple.index(), which nothing here wants
@@ -94,12 +92,12 @@ class _Layout(NamedTuple):
 
 
 def _layout(family: int, names: tuple[str, ...]) -> _Layout:
-    sizes = [_U32.size if name == "IFA_FLAGS" else _ADDRESS_SIZES[family] for name in names]
+    sizes = [_U32.size if name == "IFA_FLAGS" else ADDRESS_SIZES[family] for name in names]
     attributes = tuple(
-        (_NLA.pack(_NLA.size + size, ADDRESS_ATTRIBUTES[name]), name == "IFA_FLAGS")
+        (ATTRIBUTE.pack(ATTRIBUTE.size + size, ADDRESS_ATTRIBUTES[name]), name == "IFA_FLAGS")
         for name, size in zip(names, sizes, strict=True)
     )  # every size is a multiple of 4: no padding
-    return _Layout(_HEAD.size + sum(_NLA.size + size for size in sizes), attributes)
+    return _Layout(_HEAD.size + sum(ATTRIBUTE.size + size for size in sizes), attributes)
 
 
 _LAYOUTS = {key: _layout(key[0], names) for key, names in REQUEST_ATTRIBUTES.items()}
@@ -124,7 +122,7 @@ def encode_address_request(
     try:
         packed = inet_pton(family, address)
     except (OSError, TypeError) as error:
-        raise WireFormatError(f"cannot encode address {address!r}: {error}") from None
+        raise WireFormatError(f"cannot encode address {address!r}: {error}") from error
     if not 0 <= prefix <= 8 * len(packed):
         raise WireFormatError(f"prefix length {prefix} for {address}: 0 to {8 * len(packed)}")
     length, attributes = _LAYOUTS[family, bool(ifa_flags)]
@@ -132,7 +130,7 @@ def encode_address_request(
         head = _HEAD.pack(length, command, flags, seq, port_id, family, prefix, 0, 0, index)
         flag_value = _U32.pack(ifa_flags)
     except struct.error as error:
-        raise WireFormatError(f"cannot encode the request for {address}: {error}") from None
+        raise WireFormatError(f"cannot encode the request for {address}: {error}") from error
     return head + b"".join([header + (flag_value if is_flags else packed) for header, is_flags in attributes])
 
 
@@ -143,7 +141,7 @@ def encode_address_dump(*, index: int, family: int = 0, seq: int, port_id: int =
     try:
         return _HEAD.pack(_HEAD.size, RTM_GETADDR, NLM_F_REQUEST | NLM_F_DUMP, seq, port_id, family, 0, 0, 0, index)
     except struct.error as error:
-        raise WireFormatError(f"cannot encode the address dump of interface {index}: {error}") from None
+        raise WireFormatError(f"cannot encode the address dump of interface {index}: {error}") from error
 
 
 # --- decoding -----------------------------------------------------------------------------------------
@@ -159,24 +157,26 @@ def decode_address_reply(payload: Buffer) -> AddressReply:
     if end < _IFADDRMSG.size:
         raise WireFormatError(f"address reply of {end} bytes: shorter than struct ifaddrmsg")
     family, prefix, _, scope, index = _IFADDRMSG.unpack_from(payload)
-    size = _ADDRESS_SIZES.get(family)
+    size = ADDRESS_SIZES.get(family)
     if size is None:
         return AddressReply(index, family, prefix, scope, "")
     start = local = -1
     offset = _IFADDRMSG.size
-    while end - offset >= _NLA.size:
-        length, number = _NLA.unpack_from(payload, offset)
-        if length < _NLA.size or offset + length > end:
+    while end - offset >= ATTRIBUTE.size:
+        length, number = ATTRIBUTE.unpack_from(payload, offset)
+        if length < ATTRIBUTE.size or offset + length > end:
             raise WireFormatError(f"netlink attribute of length {length} at offset {offset} overruns {end}")
-        number &= _NLA_TYPE_MASK
+        number &= ATTRIBUTE_TYPE_MASK
         if number in _ADDRESS_TYPES:
-            if length - _NLA.size != size:
-                raise WireFormatError(f"address attribute {number} of {length - _NLA.size} bytes in family {family}")
+            if length - ATTRIBUTE.size != size:
+                raise WireFormatError(
+                    f"address attribute {number} of {length - ATTRIBUTE.size} bytes in family {family}"
+                )
             if number == _IFA_ADDRESS:
-                start = offset + _NLA.size
+                start = offset + ATTRIBUTE.size
                 break
-            local = offset + _NLA.size
-        offset += (length + 3) & ~3
+            local = offset + ATTRIBUTE.size
+        offset += aligned(length)
     if start < 0:
         start = local
     if start < 0:

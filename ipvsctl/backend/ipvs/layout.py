@@ -18,61 +18,51 @@ import struct
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from operator import itemgetter
-from socket import AF_INET, AF_INET6, inet_ntop
-from typing import Any, Generic, TypeVar
+from socket import AF_INET, inet_ntop
+from typing import Any, TypeVar
 
-from ipvsctl.backend.ipvs_transport import DecodedDest
-from ipvsctl.backend.ipvs_wire import (
+from ipvsctl.backend.ipvs.attributes import (
     ADDRESS,
     BE16,
     COMMAND_ATTRIBUTES,
+    DEST_STATS_NESTS,
     DOTTED,
+    FAMILY_OF,
     FLAGS,
     NAME,
     NESTED,
-    U8,
-    U16,
-    U32,
-    U64,
-    Buffer,
+    NESTS,
+    STATS_COUNTERS,
     Table,
-    decode_dest_reply,
-    decode_service_reply,
-    nest_table,
 )
-from ipvsctl.backend.netlink_codec import STATS_COUNTERS, real_from_fields
-from ipvsctl.model import ConnectionCounts, RealServer, RealServerKey, ServiceKey
+from ipvsctl.backend.ipvs.codec import DEST_FIELDS, DecodedDest, DestValues, dest_from_fields
+from ipvsctl.backend.ipvs.wire import NUMBER_FORMATS, decode_dest_reply, decode_service_reply
+from ipvsctl.backend.netlink.message import (
+    ADDRESS_SIZES,
+    ATTRIBUTE,
+    ATTRIBUTE_TYPE_MASK,
+    GENL_HEADER,
+    HEADER,
+    Buffer,
+    aligned,
+)
+from ipvsctl.model import ServiceKey
 
-__all__ = ["DestValues", "LayoutDecoder", "Memo", "dest_decoder", "service_decoder"]
+__all__ = ["LayoutDecoder", "dest_decoder", "service_decoder"]
 
-_K = TypeVar("_K")
 _V = TypeVar("_V")
 
 MAX_LAYOUTS = 32  # lengths remembered per decoder (names and address families vary them a little)
 
-_NLA = struct.Struct("=HH")
-_NLMSGHDR_FORMAT = "IHHII"  # length, type, flags, sequence, port id
-_NLMSGHDR_FIELDS = 5
+_HEADER_FORMAT = HEADER.format.lstrip("=")  # one code per field: length, type, flags, sequence, port id
+_HEADER_FIELDS = len(_HEADER_FORMAT)
+_ATTRIBUTE_FORMAT = ATTRIBUTE.format.lstrip("=")  # length, type
 _MESSAGE_LENGTH = struct.Struct("=I")
-_TYPE_MASK = 0x3FFF
-_VALUE_FORMATS = {U8: ("B", 1), U16: ("H", 2), U32: ("I", 4), U64: ("Q", 8), BE16: ("H", 2), FLAGS: ("I4x", 8)}
-_ADDRESS_SIZES = {AF_INET: 4, AF_INET6: 16}
-_STATS = "IPVS_DEST_ATTR_STATS"
-_STATS_NESTS = ("IPVS_DEST_ATTR_STATS64", "IPVS_DEST_ATTR_STATS")  # preference order, as the walk has it
-# The destination fields model values are built from, in real_from_fields's order, then the counts.
-_DEST_FIELDS = (
-    "IPVS_DEST_ATTR_ADDR",
-    "IPVS_DEST_ATTR_PORT",
-    "IPVS_DEST_ATTR_ADDR_FAMILY",
-    "IPVS_DEST_ATTR_FWD_METHOD",
-    "IPVS_DEST_ATTR_WEIGHT",
-    "IPVS_DEST_ATTR_U_THRESH",
-    "IPVS_DEST_ATTR_L_THRESH",
-    "IPVS_DEST_ATTR_ACTIVE_CONNS",
-    "IPVS_DEST_ATTR_INACT_CONNS",
-    "IPVS_DEST_ATTR_PERSIST_CONNS",
-)
-_FAMILY_OF = {"IPVS_SVC_ATTR_ADDR": "IPVS_SVC_ATTR_AF", "IPVS_DEST_ATTR_ADDR": "IPVS_DEST_ATTR_ADDR_FAMILY"}
+# Fixed-size kinds as one field of a whole-reply format (native order: BE16 is swapped afterwards).
+_VALUE_FORMATS = {kind: (code.lstrip("=<>"), struct.calcsize(code)) for kind, code in NUMBER_FORMATS.items()} | {
+    FLAGS: ("I4x", 8)
+}
+_STATS = DEST_STATS_NESTS[-1]
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +77,7 @@ class _Layout:
     fixes: tuple[tuple[str, str], ...]  # (name, kind) of values that need more than struct gives
     stats: tuple[tuple[str, ...], Callable[[tuple[Any, ...]], tuple[Any, ...]]] | None
     counters: Callable[[tuple[Any, ...]], tuple[Any, ...]]  # STATS_COUNTERS for dest_fields (zeros if none)
-    dest_fields: Callable[[tuple[Any, ...]], tuple[Any, ...]] | None = None  # _DEST_FIELDS, when all are there
+    dest_fields: Callable[[tuple[Any, ...]], tuple[Any, ...]] | None = None  # DEST_FIELDS, when all are there
 
     def decode(self, payload: Buffer) -> dict[str, object] | None:
         """The reply's attributes, or None when its headers are not the learnt ones."""
@@ -107,8 +97,8 @@ class _Layout:
             elif kind == NAME:
                 attributes[name] = value.strip(b"\0").decode("utf-8", "replace")
             else:  # an address, in the family its sibling attribute gives
-                family = attributes.get(_FAMILY_OF[name], 0)
-                size = _ADDRESS_SIZES.get(family)
+                family = attributes.get(FAMILY_OF[name], 0)
+                size = ADDRESS_SIZES.get(family)
                 if size is None or len(value) < size:
                     return None  # let the walk raise its precise error
                 attributes[name] = inet_ntop(family, value[:size])
@@ -122,7 +112,7 @@ class _Builder:
     """Accumulates a layout while walking one reply."""
 
     def __init__(self) -> None:
-        self.format = ["=4x"]  # the genlmsghdr: command, version, reserved
+        self.format = ["=", f"{GENL_HEADER.size}x"]  # the genlmsghdr: command, version, reserved
         self.count = 0
         self.header_positions: list[int] = []
         self.expected: list[int] = []
@@ -140,22 +130,22 @@ class _Builder:
         """Lay out the attributes between offset and end; False when a reply cannot have a fixed layout."""
         numbers = {number: (name, kind) for name, (number, kind) in (table or {}).items()}
         while offset < end:
-            if end - offset < 4:
+            if end - offset < ATTRIBUTE.size:
                 return False
-            length, number = _NLA.unpack_from(data, offset)
-            padded = (length + 3) & ~3
+            length, number = ATTRIBUTE.unpack_from(data, offset)
+            padded = aligned(length)
             if length < 4 or offset + padded > end + 3:
                 return False
-            first = self.field("HH", 2)
+            first = self.field(_ATTRIBUTE_FORMAT, 2)
             self.header_positions += [first, first + 1]
             self.expected += [length, number]
             size = length - 4
-            name, kind = numbers.get(number & _TYPE_MASK, ("", ""))
+            name, kind = numbers.get(number & ATTRIBUTE_TYPE_MASK, ("", ""))
             if kind == NESTED:
                 # Destination counters are kept; a service's are not (the walk drops them too): skipped.
                 wanted = stats is None and not name.startswith("IPVS_SVC_ATTR_STATS")
-                nested_stats = name if name in _STATS_NESTS else None
-                table = nest_table(name) if wanted else None
+                nested_stats = name if name in DEST_STATS_NESTS else None
+                table = NESTS.get(name) if wanted else None
                 if not self.walk(data, offset + 4, offset + length, table, stats=nested_stats):
                     return False
             elif name and stats is not None and name in STATS_COUNTERS and kind in _VALUE_FORMATS:
@@ -190,7 +180,7 @@ class _Builder:
     def layout(self, *, prefix: str = "", shift: int = 0) -> _Layout:
         """The layout; with ``prefix``, of the reply behind that many leading fields (``shift`` values)."""
         stats = None
-        for nest in _STATS_NESTS:
+        for nest in DEST_STATS_NESTS:
             if nest in self.stats:
                 names, positions = self.stats[nest]
                 stats = (tuple(names), _getter([position + shift for position in positions]))
@@ -205,8 +195,8 @@ class _Builder:
             counters = _no_counters
         elif stats[0] == STATS_COUNTERS:
             counters = stats[1]
-        if counters is not None and all(name in where for name in _DEST_FIELDS):
-            dest_fields = _getter([where[name] for name in _DEST_FIELDS])
+        if counters is not None and all(name in where for name in DEST_FIELDS):
+            dest_fields = _getter([where[name] for name in DEST_FIELDS])
         return _Layout(
             dest_fields=dest_fields,
             counters=counters or _no_counters,
@@ -221,7 +211,7 @@ class _Builder:
 
     def message_format(self) -> str:
         """The struct format of a whole netlink message holding such a reply (nlmsghdr first)."""
-        return "=" + _NLMSGHDR_FORMAT + "".join(self.format)[1:]
+        return "=" + _HEADER_FORMAT + "".join(self.format)[1:]
 
 
 def _no_counters(_raw: tuple[Any, ...]) -> tuple[int, ...]:
@@ -234,44 +224,6 @@ def _getter(positions: list[int]) -> Callable[[tuple[Any, ...]], tuple[Any, ...]
         (only,) = positions
         return lambda values: (values[only],)
     return itemgetter(*positions)  # a tuple for two or more positions
-
-
-class Memo(Generic[_K, _V]):
-    """Values decoded by earlier reads, by the wire fields they came from: a resync that finds the table
-    unchanged reuses its model objects instead of building them again.
-
-    Two generations bound it: ``next_generation`` (at every full read) drops whatever the previous full
-    read did not see, so it holds at most two tables' worth.
-    """
-
-    __slots__ = ("_current", "_previous")
-
-    def __init__(self) -> None:
-        self._current: dict[_K, _V] = {}
-        self._previous: dict[_K, _V] = {}
-
-    def get(self, key: _K) -> _V | None:
-        """The value memoised under ``key`` (kept into this generation), or None."""
-        value = self._current.get(key)
-        if value is None:
-            value = self._previous.get(key)
-            if value is not None:
-                self._current[key] = value
-        return value
-
-    def put(self, key: _K, value: _V) -> None:
-        """Memoise ``value`` under ``key``."""
-        self._current[key] = value
-
-    def next_generation(self) -> None:
-        """Start a new generation: values not used since the last one are dropped at the next."""
-        self._previous, self._current = self._current, {}
-
-    def __len__(self) -> int:
-        return len(self._current.keys() | self._previous.keys())
-
-
-DestValues = tuple[RealServer, RealServerKey, ConnectionCounts]
 
 
 class LayoutDecoder:
@@ -294,9 +246,8 @@ class LayoutDecoder:
         into: dict[tuple[Any, ...], DestValues],
     ) -> list[DecodedDest] | None:
         """Every destination reply of a ``recv`` buffer as model values at once, straight from the unpacked
-        fields (no attribute mapping): the ``many_keyed`` conditions, and a layout with every destination field.
-        Values decoded before from the same fields come from ``memo``; every value goes ``into`` (the memo of
-        the next decoding: plain dicts, whose methods cost far less than a Python call under emulation).
+        ``DEST_FIELDS`` (no attribute mapping): the ``many_keyed`` conditions, and a layout with every one of
+        them. Memoised as ``many_keyed`` memoises.
         """
         compiled = self._compiled(data)
         if compiled is None:
@@ -312,29 +263,16 @@ class LayoutDecoder:
             if raw[0] != length or raw[1] != message_type or raw[3] != seq or layout.headers(raw) != layout.expected:
                 return None
             values = fields(raw)
-            counters = layout.counters(raw)
-            known = memo.get(values) if memo else None
-            if known is not None:
-                into[values] = known
-                dests.append((*known, counters))
-                continue
-            address, port, family, forwarding, weight, upper, lower, active, inactive, persistent = values
-            size = _ADDRESS_SIZES.get(family)
-            if size is None:
-                return None
-            real = real_from_fields(
-                inet_ntop(family, address[:size]),
-                ((port & 0xFF) << 8) | (port >> 8),
-                family=family,
-                forwarding=forwarding,
-                weight=weight,
-                upper=upper,
-                lower=lower,
-                key=key,
-            )
-            decoded = (real, real.key, ConnectionCounts(active, inactive + persistent))
-            into[values] = decoded
-            dests.append((*decoded, counters))
+            known = into.get(values) or memo.get(values)
+            if known is None:
+                address, port, family = values[:3]
+                size = ADDRESS_SIZES.get(family)
+                if size is None:
+                    return None  # let the walk raise its precise error
+                text = inet_ntop(family, address[:size])
+                known = dest_from_fields((text, ((port & 0xFF) << 8) | (port >> 8), *values[2:]), key=key)
+            into[values] = known
+            dests.append(DecodedDest(*known, layout.counters(raw)))
         return dests
 
     def _compiled(self, data: Buffer) -> tuple[int, struct.Struct, _Layout] | None:
@@ -342,14 +280,14 @@ class LayoutDecoder:
         if len(data) < 4:
             return None
         length = _MESSAGE_LENGTH.unpack_from(data)[0]
-        if length < 20 or length % 4 or len(data) % length:
+        if length < HEADER.size + GENL_HEADER.size or length % 4 or len(data) % length:
             return None
         compiled = self._messages.get(length)
         if compiled is None:
-            builder = self._builders.get(length - 16)
+            builder = self._builders.get(length - HEADER.size)
             if builder is None:
                 return None
-            compiled = (struct.Struct(builder.message_format()), builder.layout(shift=_NLMSGHDR_FIELDS))
+            compiled = (struct.Struct(builder.message_format()), builder.layout(shift=_HEADER_FIELDS))
             self._messages[length] = compiled
         return (length, *compiled)
 
@@ -359,34 +297,39 @@ class LayoutDecoder:
         *,
         message_type: int,
         seq: int,
-        memo: Memo[tuple[Any, ...], _V],
         decode: Callable[[Mapping[str, object]], _V | None],
+        memo: Mapping[tuple[Any, ...], _V],
+        into: dict[tuple[Any, ...], _V],
     ) -> list[tuple[tuple[Any, ...], _V | None]] | None:
         """Every reply of a ``recv`` buffer at once, when the buffer is only replies of one learnt length (of
         ``message_type`` and ``seq``; None to walk it instead), as ``decode`` of its attributes, keyed by its
-        unpacked fields: a reply whose fields are in ``memo`` is not decoded at all."""
+        unpacked fields.
+
+        Memoised by those fields: a reply whose fields are in ``into`` (this decoding's values) or ``memo``
+        (an earlier one's) is not decoded at all, and every value goes ``into``. Plain dicts, looked up
+        inline: a method call per reply cost more than the look-up under emulation (lab).
+        """
         compiled = self._compiled(data)
         if compiled is None:
             return None
         length, unpacker, layout = compiled
         unpack = unpacker.unpack_from
         replies: list[tuple[tuple[Any, ...], _V | None]] = []
-        current, previous = memo._current, memo._previous  # Memo.get inlined: a call per reply cost (lab)
         for offset in range(0, len(data), length):
             raw = unpack(data, offset)
             if raw[0] != length or raw[1] != message_type or raw[3] != seq or layout.headers(raw) != layout.expected:
                 return None
             fields = (length, *layout.values(raw))
-            value = current.get(fields)
+            value = into.get(fields)
             if value is None:
-                value = previous.get(fields)
+                value = memo.get(fields)
                 if value is None:
                     attributes = layout.decode_values(raw)
                     if attributes is None:
                         return None
                     value = decode(attributes)
                 if value is not None:
-                    current[fields] = value
+                    into[fields] = value
             replies.append((fields, value))
         return replies
 
@@ -414,7 +357,7 @@ class LayoutDecoder:
 def _learn(payload: Buffer, walked: Mapping[str, object]) -> _Builder | None:
     """The layout (as its builder) of ``payload``, if it decodes that very reply as the walk did."""
     builder = _Builder()
-    if not builder.walk(payload, 4, len(payload), COMMAND_ATTRIBUTES):
+    if not builder.walk(payload, GENL_HEADER.size, len(payload), COMMAND_ATTRIBUTES):
         return None
     try:
         decoded = builder.layout().decode(payload)

@@ -4,7 +4,7 @@ The reference request is what ``AsyncIPRoute.addr()`` sends, made by the lines o
 (pyroute2's request filters and ``NetlinkRequest``) short of the socket; messages captured from a live
 ``AsyncIPRoute`` (pyroute2 0.9.7) anchor that reference. Replies are built with pyroute2's ``ifaddrmsg`` in
 the attribute order of the kernel's ``inet_fill_ifaddr``/``inet6_fill_ifaddr``, then read both by
-``rtnl_wire`` and by pyroute2 as ``netlink._addresses`` reads them.
+``rtnl.addresses`` and by pyroute2 as pyroute2's ``addr()`` dump reads them.
 """
 
 from __future__ import annotations
@@ -22,13 +22,17 @@ from pyroute2.netlink import nlmsg
 from pyroute2.netlink.nlsocket import NetlinkRequest
 from pyroute2.netlink.rtnl.ifaddrmsg import IFA_F_NODAD, IFA_F_PERMANENT, ifaddrmsg
 
-from ipvsctl.backend.ipvs_wire import NLMSG_DONE, WireFormatError, iter_replies
-from ipvsctl.backend.rtnl_wire import (
-    ADDRESS_ATTRIBUTES,
+from ipvsctl.backend.netlink.message import (
     NLM_F_ACK,
     NLM_F_CREATE,
     NLM_F_EXCL,
     NLM_F_REQUEST,
+    NLMSG_DONE,
+    WireFormatError,
+    iter_replies,
+)
+from ipvsctl.backend.rtnl.addresses import (
+    ADDRESS_ATTRIBUTES,
     RTM_DELADDR,
     RTM_GETADDR,
     RTM_NEWADDR,
@@ -73,7 +77,7 @@ def pyroute2_request(command: str, *, seq: int = SEQ, **kwarg: Any) -> bytes:
 
 
 def ours(command: str, address: str, *, prefix: int | None = None, nodad: bool = False, seq: int = SEQ) -> bytes:
-    """An add or del request as rtnl_wire encodes it (full-length prefix unless given)."""
+    """An add or del request as rtnl.addresses encodes it (full-length prefix unless given)."""
     return encode_address_request(
         COMMANDS[command],
         index=INDEX,
@@ -87,7 +91,7 @@ def ours(command: str, address: str, *, prefix: int | None = None, nodad: bool =
 
 
 def theirs(command: str, address: str, *, prefix: int | None = None, nodad: bool = False, seq: int = SEQ) -> bytes:
-    """The same request as netlink.bind_addresses has pyroute2 send it."""
+    """The same request as pyroute2's AsyncIPRoute.addr() sends it."""
     extra = {"flags": IFA_F_NODAD} if nodad else {}
     prefixlen = (128 if ":" in address else 32) if prefix is None else prefix
     return pyroute2_request(command, seq=seq, index=INDEX, address=address, prefixlen=prefixlen, **extra)
@@ -140,7 +144,7 @@ def ipv6_attributes(address: str, *, peer: str | None = None, proto: int = 0) ->
 
 
 def pyroute2_reads(data: bytes) -> AddressReply:
-    """What netlink._addresses makes of the message pyroute2 decoded (IFA_LOCAL when IFA_ADDRESS is absent)."""
+    """What pyroute2's decoding of the message gives (IFA_LOCAL when IFA_ADDRESS is absent)."""
     message = ifaddrmsg(data)
     message.decode()
     address = message.get_attr("IFA_ADDRESS") or message.get_attr("IFA_LOCAL")
@@ -149,7 +153,7 @@ def pyroute2_reads(data: bytes) -> AddressReply:
 
 
 def decoded(data: bytes) -> AddressReply:
-    """The single message of ``data``, split by iter_replies and decoded by rtnl_wire."""
+    """The single message of ``data``, split by iter_replies and decoded by rtnl.addresses."""
     (reply,) = iter_replies(data)
     assert reply.type == RTM_NEWADDR
     return decode_address_reply(reply.payload)

@@ -1,7 +1,9 @@
 """The reference IPVS transport: pyroute2's ``AsyncIPVS`` and its ``ipvsmsg`` nla map, one request at a time.
 
-Slow (15-30x ``ipvsadm``: pyroute2's encoding and decoding) but independent of ``ipvs_wire``: the
-contract suite runs on it as well as on the lean transport, and the wire tests compare against it.
+Slow (15-30x ``ipvsadm``: pyroute2's encoding and decoding) but independent of ``wire``: the contract suite
+runs on it as well as on the lean transport, and the wire tests compare against it. The only module of the
+project that imports pyroute2 (an import-linter contract); a ``NetlinkError`` becomes a ``KernelRefusalError``
+here, a value pyroute2 decoded into an unexpected type a ``WireFormatError``.
 """
 
 from __future__ import annotations
@@ -16,23 +18,28 @@ from pyroute2.netlink import NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST
 from pyroute2.netlink.exceptions import NetlinkError
 from pyroute2.netlink.generic.ipvs import GENL_VERSION, ipvsmsg
 
-from ipvsctl.backend.ipvs_transport import Attributes, KernelRefusalError, ServiceRecord, decode_dest, with_reals
-from ipvsctl.backend.netlink_codec import (
-    STATS_COUNTERS,
+from ipvsctl.backend.ipvs.attributes import DEST_STATS_NESTS, STATS_COUNTERS
+from ipvsctl.backend.ipvs.codec import (
     Request,
+    ServiceRecord,
+    decode_dest,
     decode_service,
     dest_dump_request,
+    record,
     service_dump_request,
     service_get_request,
 )
+from ipvsctl.backend.ipvs.transport import NO_IPVS
+from ipvsctl.backend.netlink.message import KernelRefusalError, WireFormatError
 from ipvsctl.errors import BackendError
 from ipvsctl.model import ServiceKey
 
-__all__ = ["Pyroute2Transport", "open_pyroute2_ipvs"]
+__all__ = ["Pyroute2Transport", "open_pyroute2"]
 
 
-async def open_pyroute2_ipvs(descriptor: int) -> Any:
-    """A ready pyroute2 ``AsyncIPVS`` over an open generic-netlink socket (closed on failure)."""
+async def open_pyroute2(descriptor: int) -> Pyroute2Transport:
+    """The transport over pyroute2's ``AsyncIPVS`` on an open generic-netlink socket (closed on failure);
+    BackendError without IPVS (pyroute2 resolves the family itself)."""
     try:
         ipvs = AsyncIPVS(fileno=descriptor)
     except BaseException:
@@ -42,11 +49,11 @@ async def open_pyroute2_ipvs(descriptor: int) -> Any:
         await ipvs.setup_endpoint()
     except NetlinkError as error:
         ipvs.close()
-        raise BackendError("no IPVS in this kernel (modprobe ip_vs)", target="IPVS", errno=error.code) from None
+        raise BackendError(NO_IPVS, target="IPVS", errno=error.code) from error
     except BaseException:
         ipvs.close()
         raise
-    return ipvs
+    return Pyroute2Transport(ipvs)
 
 
 class Pyroute2Transport:
@@ -74,7 +81,7 @@ class Pyroute2Transport:
                 continue
             dests = await self._exchange(dest_dump_request(service.key), dump=True)
             decoded = [decode_dest(_attributes(dest.get_attr("IPVS_CMD_ATTR_DEST")), key=service.key) for dest in dests]
-            records.append((with_reals(service, decoded), decoded))
+            records.append(record(service, decoded))
         return records
 
     async def service_keys(self) -> list[ServiceKey]:
@@ -105,7 +112,7 @@ class Pyroute2Transport:
             answers = await self._ipvs.nlm_request(_message(request), msg_type=self._ipvs.prid, msg_flags=flags)
             return [answer async for answer in answers]
         except NetlinkError as error:
-            raise KernelRefusalError(error.code) from None
+            raise KernelRefusalError(error.code) from error
 
 
 def _message(request: Request) -> Any:
@@ -117,27 +124,27 @@ def _message(request: Request) -> Any:
     return message
 
 
-def _attributes(nested: Any) -> Attributes:
+def _attributes(nested: Any) -> dict[str, object]:
     """A dumped service or destination as plain values: flags as an int, stats as a mapping.
 
     pyroute2 decodes an attribute when its value is first touched; decoding every stats attribute of
     thousands of destinations dominated ``read``, so only the values used are touched: the counters
-    the model keeps, from the 64-bit stats (else the 32-bit ones), under ``IPVS_DEST_ATTR_STATS``.
+    the model keeps, from the preferred stats nest (``DEST_STATS_NESTS``), under ``IPVS_DEST_ATTR_STATS``.
     """
     slots = {slot.name: slot for slot in nested["attrs"]}
-    attributes: Attributes = {}
+    attributes: dict[str, object] = {}
     for name, slot in slots.items():
         if name == "IPVS_SVC_ATTR_FLAGS":
             attributes[name] = int(slot.value["flags"])
         elif not name.endswith(("_ATTR_STATS", "_ATTR_STATS64")):
             value = slot.value
-            if not isinstance(value, int | str):  # the decoders trust types (netlink_codec)
-                raise TypeError(f"{name}: expected a number or text, got {value!r}")
+            if not isinstance(value, int | str):  # the decoders trust types (codec)
+                raise WireFormatError(f"{name}: expected a number or text, got {value!r}")
             attributes[name] = value
-    stats = slots.get("IPVS_DEST_ATTR_STATS64") or slots.get("IPVS_DEST_ATTR_STATS")
+    stats = next((slots[name] for name in DEST_STATS_NESTS if name in slots), None)
     if stats is not None:
         counters = {counter.name: counter for counter in stats.value["attrs"]}
-        attributes["IPVS_DEST_ATTR_STATS"] = {
+        attributes[DEST_STATS_NESTS[-1]] = {
             name: int(counters[name].value) for name in STATS_COUNTERS if name in counters
         }
     return attributes

@@ -1,0 +1,328 @@
+"""IPVS attributes ⇄ model values: what the numbers and encodings the kernel speaks mean.
+
+Pure (no pyroute2, no I/O). Requests are built here as attribute lists (values as pyroute2's ``ipvsmsg``
+nla map takes them, so both transports send the same); answers come back as plain mappings, decoded here
+into model values. Every field of a service or real server is sent, because ``SET`` resets what it is not
+given. Netmask: IPv4 as a dotted mask; IPv6 as the prefix length in a host-order u32 that pyroute2 types as
+an IPv4 address (prefix 64 travels as ``"64.0.0.0"``), and dumps return it the same way.
+
+A destination read back is a ``DecodedDest``; the fields it is made of are ``DEST_FIELDS``, read by one
+function (``dest_from_fields``) whichever decoder unpacked them.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import struct
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+from ipvsctl.backend.ipvs.attributes import (
+    ALL_FLAGS,
+    CMD_DEL_DEST,
+    CMD_DEL_SERVICE,
+    CMD_GET_DEST,
+    CMD_GET_SERVICE,
+    CMD_NEW_DEST,
+    CMD_NEW_SERVICE,
+    CMD_SET_DEST,
+    CMD_SET_SERVICE,
+    DEST_STATS_NESTS,
+    FLAG_ONEPACKET,
+    FLAG_PERSISTENT,
+    FORWARDING_MASK,
+    LOCAL_NODE,
+    MASQ,
+    ROUTE,
+    SCHED_FLAG_SHIFT,
+    STATS_COUNTERS,
+    TUNNEL,
+)
+from ipvsctl.backend.limits import UINT_MAX, sched_flag_names
+from ipvsctl.backend.netlink.message import WireFormatError
+from ipvsctl.model import (
+    AddRealServer,
+    AddVirtualService,
+    ConnectionCounts,
+    DeleteRealServer,
+    DeleteVirtualService,
+    EditRealServer,
+    EditVirtualService,
+    Forwarding,
+    Operation,
+    Persistence,
+    Protocol,
+    RealServer,
+    RealServerKey,
+    ServiceKey,
+    VirtualService,
+    family_of,
+    max_prefix,
+)
+
+__all__ = [
+    "DEST_FIELDS",
+    "Attributes",
+    "DecodedDest",
+    "DestValues",
+    "Request",
+    "ServiceRecord",
+    "decode_dest",
+    "decode_service",
+    "dest_dump_request",
+    "dest_from_fields",
+    "record",
+    "request_for",
+    "service_dump_request",
+    "service_get_request",
+]
+
+_FAMILIES: Mapping[int, int] = {4: int(socket.AF_INET), 6: int(socket.AF_INET6)}
+_VERSIONS: Mapping[int, int] = {number: version for version, number in _FAMILIES.items()}
+_PROTOCOL_NUMBERS: Mapping[Protocol, int] = {
+    Protocol.TCP: socket.IPPROTO_TCP,
+    Protocol.UDP: socket.IPPROTO_UDP,
+    Protocol.SCTP: socket.IPPROTO_SCTP,
+}
+_PROTOCOLS = {number: protocol for protocol, number in _PROTOCOL_NUMBERS.items()}
+_FORWARDING_CODES: Mapping[Forwarding, int] = {
+    Forwarding.MASQ: MASQ,
+    Forwarding.TUNNEL: TUNNEL,
+    Forwarding.ROUTE: ROUTE,
+}
+_FORWARDINGS = {code: method for method, code in _FORWARDING_CODES.items()} | {LOCAL_NODE: Forwarding.MASQ}
+
+DEST_FIELDS: tuple[str, ...] = (
+    "IPVS_DEST_ATTR_ADDR",
+    "IPVS_DEST_ATTR_PORT",
+    "IPVS_DEST_ATTR_ADDR_FAMILY",
+    "IPVS_DEST_ATTR_FWD_METHOD",
+    "IPVS_DEST_ATTR_WEIGHT",
+    "IPVS_DEST_ATTR_U_THRESH",
+    "IPVS_DEST_ATTR_L_THRESH",
+    "IPVS_DEST_ATTR_ACTIVE_CONNS",
+    "IPVS_DEST_ATTR_INACT_CONNS",
+    "IPVS_DEST_ATTR_PERSIST_CONNS",
+)
+"""The attributes a destination's model values are made of, in ``dest_from_fields``'s order."""
+_DEST_DEFAULTS: tuple[object, ...] = ("", *(0,) * (len(DEST_FIELDS) - 1))  # when the kernel leaves one out
+_STATS = DEST_STATS_NESTS[-1]
+
+Attributes = list[tuple[str, object]]
+"""Attributes of one nested netlink attribute, in order: (IPVS_*_ATTR_ name, value) pairs."""
+DestValues = tuple[RealServer, RealServerKey, ConnectionCounts]
+"""A destination's model values: its real server, that server's key and its connection counts."""
+
+
+class DecodedDest(NamedTuple):
+    """A destination read back. A named tuple: a read makes one per destination, and a tuple is cheap."""
+
+    real: RealServer
+    key: RealServerKey
+    connections: ConnectionCounts
+    counters: tuple[int, ...]  # in STATS_COUNTERS order: RealServerStats(*counters)
+
+
+ServiceRecord = tuple[VirtualService, list[DecodedDest]]
+"""A service (with its real servers) and its destinations."""
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """One generic-netlink IPVS command with its top-level attributes."""
+
+    command: int
+    attributes: Attributes
+
+
+# --- encoding ----------------------------------------------------------------------------------------
+
+
+def _netmask_attr(prefix: int, *, family: int) -> str:
+    if family == 6:
+        return socket.inet_ntoa(struct.pack("=I", prefix))
+    return str(ipaddress.IPv4Address((UINT_MAX << (32 - prefix)) & UINT_MAX))
+
+
+def _service_key_attrs(key: ServiceKey) -> Attributes:
+    family = _FAMILIES[key.family]
+    if key.is_fwmark:
+        return [("IPVS_SVC_ATTR_AF", family), ("IPVS_SVC_ATTR_FWMARK", key.port)]
+    return [
+        ("IPVS_SVC_ATTR_AF", family),
+        ("IPVS_SVC_ATTR_PROTOCOL", _PROTOCOL_NUMBERS[key.protocol]),
+        ("IPVS_SVC_ATTR_ADDR", key.address),
+        ("IPVS_SVC_ATTR_PORT", key.port),
+    ]
+
+
+def _service_attrs(service: VirtualService) -> Attributes:
+    key = service.key
+    flags = 0
+    timeout, prefix = 0, max_prefix(key.family)
+    if service.persistence is not None:
+        flags |= FLAG_PERSISTENT
+        timeout, prefix = service.persistence.timeout, service.persistence.netmask
+    if service.one_packet:
+        flags |= FLAG_ONEPACKET
+    names = sched_flag_names(service.scheduler)
+    for name in service.sched_flags:
+        flags |= 1 << (SCHED_FLAG_SHIFT + names.index(name))
+    return [
+        *_service_key_attrs(key),
+        ("IPVS_SVC_ATTR_SCHED_NAME", service.scheduler),
+        ("IPVS_SVC_ATTR_FLAGS", {"flags": flags, "mask": ALL_FLAGS}),
+        ("IPVS_SVC_ATTR_TIMEOUT", timeout),
+        ("IPVS_SVC_ATTR_NETMASK", _netmask_attr(prefix, family=key.family)),
+        ("IPVS_SVC_ATTR_PE_NAME", service.pe_name),
+    ]
+
+
+def _dest_key_attrs(real: RealServer) -> Attributes:
+    return [
+        ("IPVS_DEST_ATTR_ADDR_FAMILY", _FAMILIES[family_of(real.address)]),
+        ("IPVS_DEST_ATTR_ADDR", real.address),
+        ("IPVS_DEST_ATTR_PORT", real.port),
+    ]
+
+
+def _dest_attrs(real: RealServer) -> Attributes:
+    return [
+        *_dest_key_attrs(real),
+        ("IPVS_DEST_ATTR_FWD_METHOD", _FORWARDING_CODES[real.forwarding]),
+        ("IPVS_DEST_ATTR_WEIGHT", real.weight),
+        ("IPVS_DEST_ATTR_U_THRESH", real.upper_threshold),
+        ("IPVS_DEST_ATTR_L_THRESH", real.lower_threshold),
+        ("IPVS_DEST_ATTR_TUN_TYPE", 0),  # ipip, the only tunnel the model knows
+        ("IPVS_DEST_ATTR_TUN_PORT", 0),
+        ("IPVS_DEST_ATTR_TUN_FLAGS", 0),
+    ]
+
+
+def _nested(name: str, attributes: Attributes) -> tuple[str, object]:
+    return (f"IPVS_CMD_ATTR_{name}", {"attrs": attributes})
+
+
+def request_for(operation: Operation) -> Request:
+    """The command and attributes that perform an operation (check ``encoding_problem`` first)."""
+    match operation:
+        case AddVirtualService(service=service):
+            return Request(CMD_NEW_SERVICE, [_nested("SERVICE", _service_attrs(service))])
+        case EditVirtualService(service=service):
+            return Request(CMD_SET_SERVICE, [_nested("SERVICE", _service_attrs(service))])
+        case DeleteVirtualService(service=service):
+            return Request(CMD_DEL_SERVICE, [_nested("SERVICE", _service_key_attrs(service.key))])
+        case AddRealServer(service=key, real=real):
+            command, dest = CMD_NEW_DEST, _dest_attrs(real)
+        case EditRealServer(service=key, real=real):
+            command, dest = CMD_SET_DEST, _dest_attrs(real)
+        case DeleteRealServer(service=key, real=real):
+            command, dest = CMD_DEL_DEST, _dest_key_attrs(real)
+    return Request(command, [_nested("SERVICE", _service_key_attrs(key)), _nested("DEST", dest)])
+
+
+def dest_dump_request(key: ServiceKey) -> Request:
+    """The request that dumps the real servers of one service."""
+    return Request(CMD_GET_DEST, [_nested("SERVICE", _service_key_attrs(key))])
+
+
+def service_get_request(key: ServiceKey) -> Request:
+    """The request that gets one service (ESRCH when there is none)."""
+    return Request(CMD_GET_SERVICE, [_nested("SERVICE", _service_key_attrs(key))])
+
+
+def service_dump_request() -> Request:
+    """The request that dumps every service."""
+    return Request(CMD_GET_SERVICE, [])
+
+
+# --- decoding -----------------------------------------------------------------------------------------
+# The decoders trust their input's types: numbers are ints and addresses, names and netmasks strs.
+# ``wire`` and ``layout`` produce them so by construction; the pyroute2 transport checks what pyroute2
+# gives (``pyroute2._attributes``). A read turns thousands of these: no checks per field.
+
+
+def _canonical(address: str) -> str:
+    """The model's spelling of an address as inet_ntop(3) wrote it.
+
+    inet_ntop and ``ipaddress`` agree (RFC 5952) except where inet_ntop embeds an IPv4 address in
+    an IPv6 one; only those, rare, take the slow path (a read turns thousands of addresses).
+    """
+    if "." in address and ":" in address:
+        return str(ipaddress.ip_address(address))
+    return address
+
+
+def _prefix_of(netmask: str, *, family: int) -> int:
+    packed = socket.inet_aton(netmask)
+    if family == 6:
+        prefix: int = struct.unpack("=I", packed)[0]
+        return prefix
+    bits = int.from_bytes(packed, "big")
+    return 32 - (~bits & UINT_MAX).bit_length()  # leading ones (a non-contiguous mask is cut at its first 0)
+
+
+def decode_service(attributes: Mapping[str, Any]) -> VirtualService | None:
+    """The service (without real servers) of a dumped service; None if the model cannot hold it."""
+    family = _VERSIONS.get(attributes.get("IPVS_SVC_ATTR_AF", 0))
+    if family is None:
+        return None
+    if "IPVS_SVC_ATTR_FWMARK" in attributes:
+        key = ServiceKey.fwmark(attributes.get("IPVS_SVC_ATTR_FWMARK", 0), family=family)
+    else:
+        protocol = _PROTOCOLS.get(attributes.get("IPVS_SVC_ATTR_PROTOCOL", 0))
+        if protocol is None:
+            return None
+        address = _canonical(attributes.get("IPVS_SVC_ATTR_ADDR", ""))
+        key = ServiceKey(protocol, address, attributes.get("IPVS_SVC_ATTR_PORT", 0))
+    flags = attributes.get("IPVS_SVC_ATTR_FLAGS", 0)
+    persistence = None
+    if flags & FLAG_PERSISTENT:
+        netmask = _prefix_of(attributes.get("IPVS_SVC_ATTR_NETMASK", ""), family=family)
+        persistence = Persistence(timeout=attributes.get("IPVS_SVC_ATTR_TIMEOUT", 0), netmask=netmask)
+    scheduler = attributes.get("IPVS_SVC_ATTR_SCHED_NAME", "")
+    names = sched_flag_names(scheduler)
+    sched_flags = frozenset(name for bit, name in enumerate(names) if flags & (1 << (SCHED_FLAG_SHIFT + bit)))
+    return VirtualService(
+        key,
+        scheduler=scheduler,
+        persistence=persistence,
+        sched_flags=sched_flags,
+        one_packet=bool(flags & FLAG_ONEPACKET),
+        pe_name=attributes.get("IPVS_SVC_ATTR_PE_NAME", ""),
+    )
+
+
+def dest_from_fields(fields: tuple[Any, ...], *, key: ServiceKey) -> DestValues:
+    """A destination of the service ``key`` from the values of its ``DEST_FIELDS``, in that order (the address
+    as text, the port in host order, the family as AF_*, 0 when absent); WireFormatError for an address that
+    is not of its family."""
+    address, port, family, forwarding, weight, upper, lower, active, inactive, persistent = fields
+    version = _VERSIONS.get(family, key.family)
+    address = _canonical(address)
+    if family_of(address) != version:
+        raise WireFormatError(f"destination {address} is not of address family {version}")
+    real = RealServer(
+        address,
+        port,
+        weight=weight,
+        forwarding=_FORWARDINGS.get(forwarding & FORWARDING_MASK, Forwarding.ROUTE),
+        upper_threshold=upper,
+        lower_threshold=lower,
+    )
+    return real, real.key, ConnectionCounts(active, inactive + persistent)  # templates count as inactive
+
+
+def decode_dest(attributes: Mapping[str, Any], *, key: ServiceKey) -> DecodedDest:
+    """A destination of the service ``key`` from its decoded attributes (counters under ``IPVS_DEST_ATTR_STATS``,
+    absent ones 0)."""
+    fields = tuple([attributes.get(name, default) for name, default in zip(DEST_FIELDS, _DEST_DEFAULTS, strict=True)])
+    stats = attributes.get(_STATS, {})
+    return DecodedDest(*dest_from_fields(fields, key=key), tuple([stats.get(name, 0) for name in STATS_COUNTERS]))
+
+
+def record(service: VirtualService, dests: list[DecodedDest]) -> ServiceRecord:
+    """A service's record: the service (its settings) with the real servers of ``dests``, and ``dests``."""
+    return service.with_reals(tuple([dest.real for dest in dests])), dests

@@ -1,0 +1,230 @@
+"""IPVS generic-netlink messages ⇄ bytes, without pyroute2: the encoder and decoder the hot paths use.
+
+Pure (no I/O). Compiles the attribute tables of ``attributes`` once, at import, into per-attribute packers
+and readers; the netlink and generic-netlink headers are ``netlink``'s. ``codec`` owns what the attributes
+mean: this module takes its ``Request`` objects (values as pyroute2 takes them) and gives back the mappings
+its ``decode_*`` functions read (values as the pyroute2 transport makes them from pyroute2).
+
+Encoding is byte for byte pyroute2's ``ipvsmsg`` (IPv4 addresses in 4 bytes, strings NUL-terminated,
+nests without ``NLA_F_NESTED``, zero padding). Decoding skips attribute types it does not know (newer
+kernels add some) and refuses, with ``WireFormatError``, lengths that run past their container.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable, Mapping, Sequence
+from socket import AF_INET, AF_INET6, inet_ntop, inet_pton
+from typing import Any
+
+from ipvsctl.backend.ipvs.attributes import (
+    ADDRESS,
+    BE16,
+    COMMAND_ATTRIBUTES,
+    DEST_STATS_NESTS,
+    DOTTED,
+    FAMILY_OF,
+    FLAGS,
+    GENL_VERSION,
+    NAME,
+    NESTS,
+    STATS_COUNTERS,
+    U8,
+    U16,
+    U32,
+    U64,
+    Table,
+)
+from ipvsctl.backend.ipvs.codec import Request
+from ipvsctl.backend.netlink.message import (
+    ADDRESS_SIZES,
+    ATTRIBUTE,
+    ATTRIBUTE_TYPE_MASK,
+    GENL_HEADER,
+    HEADER,
+    NLM_F_REQUEST,
+    Buffer,
+    WireFormatError,
+    aligned,
+)
+
+__all__ = [
+    "NUMBER_FORMATS",
+    "batch_encoder",
+    "decode_dest_reply",
+    "decode_service_reply",
+    "encode_request",
+]
+
+# Layouts of the fixed-size kinds (read; written with zero padding to a multiple of 4 bytes).
+NUMBER_FORMATS: Mapping[str, str] = {U8: "=B", U16: "=H", U32: "=I", U64: "=Q", BE16: ">H"}
+_READ_FORMATS = {**NUMBER_FORMATS, FLAGS: "=I4x", DOTTED: "=4s"}
+_FLAGS = struct.Struct("=II")
+
+
+# --- encoding -----------------------------------------------------------------------------------------
+
+_Encoder = Callable[[Any], bytes]
+
+
+def _encoder(name: str, number: int, kind: str) -> _Encoder:
+    header = ATTRIBUTE.pack
+    if kind in NUMBER_FORMATS:
+        size = struct.calcsize(NUMBER_FORMATS[kind])
+        fixed, pack = header(4 + size, number), struct.Struct(f"{NUMBER_FORMATS[kind]}{-size % 4}x").pack
+        return lambda value: fixed + pack(value)
+    if kind == FLAGS:
+        fixed, pack = header(4 + _FLAGS.size, number), _FLAGS.pack
+        return lambda value: fixed + pack(value["flags"], value["mask"])
+    if kind == DOTTED:
+        fixed = header(8, number)
+        return lambda value: fixed + inet_pton(AF_INET, value)
+    if kind == ADDRESS:  # pyroute2 takes the family from the AF attribute; the address itself tells the same
+
+        def address(value: str) -> bytes:
+            packed = inet_pton(AF_INET6 if ":" in value else AF_INET, value)
+            return header(4 + len(packed), number) + packed
+
+        return address
+    if kind == NAME:
+
+        def name_(value: str) -> bytes:
+            data = value.encode()
+            return header(5 + len(data), number) + data + b"\0" * (4 - len(data) % 4)  # NUL, then padding
+
+        return name_
+    encoders = _encoders(NESTS[name])
+
+    def nested(value: Mapping[str, Any]) -> bytes:
+        body = _encode_attributes(encoders, value["attrs"])
+        return header(4 + len(body), number) + body
+
+    return nested
+
+
+def _encoders(table: Table) -> Mapping[str, _Encoder]:
+    return {name: _encoder(name, number, kind) for name, (number, kind) in table.items()}
+
+
+def _encode_attributes(encoders: Mapping[str, _Encoder], attributes: list[tuple[str, Any]]) -> bytes:
+    try:
+        return b"".join([encoders[name](value) for name, value in attributes])
+    except KeyError as error:
+        raise WireFormatError(f"unknown IPVS attribute (or missing field) {error} at this level") from error
+    except (struct.error, OSError, TypeError) as error:  # a number out of range, a bad address, a wrong type
+        raise WireFormatError(f"cannot encode IPVS attributes {attributes!r}: {error}") from error
+
+
+_COMMAND_ENCODERS = _encoders(COMMAND_ATTRIBUTES)
+
+
+def batch_encoder(requests: Sequence[Request], *, family_id: int) -> Callable[[int, int, int], bytes]:
+    """Encodes ``requests[index]`` with a sequence number and extra flags: ``NetlinkChannel.batch``'s encoder."""
+
+    def encode(index: int, seq: int, extra: int) -> bytes:
+        return encode_request(requests[index], family_id=family_id, flags=NLM_F_REQUEST | extra, seq=seq)
+
+    return encode
+
+
+def encode_request(request: Request, *, family_id: int, flags: int, seq: int, port_id: int = 0) -> bytes:
+    """A full netlink message: nlmsghdr, genlmsghdr (command, GENL_VERSION) and the attributes."""
+    body = _encode_attributes(_COMMAND_ENCODERS, request.attributes)
+    length = HEADER.size + GENL_HEADER.size + len(body)
+    return (
+        HEADER.pack(length, family_id, flags, seq, port_id) + GENL_HEADER.pack(request.command, GENL_VERSION, 0) + body
+    )
+
+
+# --- decoding -----------------------------------------------------------------------------------------
+
+_Field = tuple[str, str, struct.Struct | None, int]
+"""name, kind, reader of a fixed-size value (None for the others), least payload size."""
+
+
+def _fields(table: Table, *, only: frozenset[str] | None = None) -> Mapping[int, _Field]:
+    fields: dict[int, _Field] = {}
+    for name, (number, kind) in table.items():
+        if only is None or name in only:
+            reader = struct.Struct(_READ_FORMATS[kind]) if kind in _READ_FORMATS else None
+            fields[number] = (name, kind, reader, 0 if reader is None else reader.size)
+    return fields
+
+
+def _read(fields: Mapping[int, _Field], data: Buffer, offset: int, end: int) -> dict[str, Any]:
+    """The known attributes between offset and end (nests and addresses as their (start, stop) span).
+
+    Stops once every field is read: the stats counters wanted come first in the kernel's order."""
+    attributes: dict[str, Any] = {}
+    wanted = len(fields)
+    while end - offset >= 4:
+        length, number = ATTRIBUTE.unpack_from(data, offset)
+        stop = offset + length
+        if length < 4 or stop > end:
+            raise WireFormatError(f"netlink attribute of length {length} at offset {offset} overruns {end}")
+        field = fields.get(number & ATTRIBUTE_TYPE_MASK)
+        if field is not None:
+            name, kind, reader, size = field
+            if length - 4 < size:
+                raise WireFormatError(f"{name}: {length - 4} bytes, {kind} needs {size}")
+            if reader is not None:
+                value = reader.unpack_from(data, offset + 4)[0]
+                attributes[name] = inet_ntop(AF_INET, value) if kind == DOTTED else value
+            elif kind == NAME:
+                attributes[name] = bytes(data[offset + 4 : stop]).strip(b"\0").decode("utf-8", "replace")
+            else:
+                attributes[name] = (offset + 4, stop)
+            if len(attributes) == wanted:
+                break
+        offset += aligned(length)
+    return attributes
+
+
+def _address(attributes: dict[str, Any], name: str, data: Buffer) -> None:
+    """Replace the span of an address by its text, in the family its sibling attribute gives."""
+    span = attributes.get(name)
+    if span is None:
+        return
+    family: int = attributes.get(FAMILY_OF[name], 0)
+    size = ADDRESS_SIZES.get(family)
+    start, stop = span
+    if size is None or stop - start < size:
+        raise WireFormatError(f"{name}: {stop - start} bytes in address family {family}")
+    attributes[name] = inet_ntop(family, data[start : start + size])
+
+
+def _nested(payload: Buffer, nest: str) -> dict[str, Any]:
+    """The attributes of a top-level nest of a generic-netlink payload (spans index the payload)."""
+    span = _read(_TOP_FIELDS, payload, GENL_HEADER.size, len(payload)).get(nest)
+    if span is None:
+        raise WireFormatError(f"reply without {nest}")
+    return _read(_NEST_FIELDS[nest], payload, *span)
+
+
+_TOP_FIELDS = _fields(COMMAND_ATTRIBUTES)
+_NEST_FIELDS = {nest: _fields(NESTS[nest]) for nest in ("IPVS_CMD_ATTR_SERVICE", "IPVS_CMD_ATTR_DEST")}
+_STATS_FIELDS = {name: _fields(NESTS[name], only=frozenset(STATS_COUNTERS)) for name in DEST_STATS_NESTS}
+_STATS = DEST_STATS_NESTS[-1]
+
+
+def decode_service_reply(payload: Buffer) -> dict[str, object]:
+    """The attributes of the IPVS_CMD_ATTR_SERVICE of a reply, as ``codec.decode_service`` reads them."""
+    attributes = _nested(payload, "IPVS_CMD_ATTR_SERVICE")
+    attributes.pop("IPVS_SVC_ATTR_STATS", None)
+    attributes.pop("IPVS_SVC_ATTR_STATS64", None)
+    _address(attributes, "IPVS_SVC_ATTR_ADDR", payload)
+    return attributes
+
+
+def decode_dest_reply(payload: Buffer) -> dict[str, object]:
+    """The attributes of the IPVS_CMD_ATTR_DEST of a reply, with the counters of ``STATS_COUNTERS`` from the
+    preferred stats nest (``DEST_STATS_NESTS``) under ``IPVS_DEST_ATTR_STATS``."""
+    attributes = _nested(payload, "IPVS_CMD_ATTR_DEST")
+    spans = {name: attributes.pop(name, None) for name in _STATS_FIELDS}
+    for name, fields in _STATS_FIELDS.items():
+        span = spans[name]
+        if span is not None:
+            attributes[_STATS] = _read(fields, payload, *span)
+            break
+    _address(attributes, "IPVS_DEST_ATTR_ADDR", payload)
+    return attributes
