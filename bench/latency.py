@@ -127,15 +127,14 @@ def timed_agent(timings: Timings) -> tuple[NodeAgent, TimedBackend]:
     agent = make_agent(backend)
     drains = TimedDrains(max_drain_seconds=agent.drains.max_drain_seconds, clock=agent.drains.clock)
     drains.timings = timings
-    old = agent.syncer
     syncer = TimedSyncer(
-        cache=old.cache,
+        cache=agent.cache,
         backend=backend,
-        policy=old.policy,
+        policy=agent.config.policy,
         drains=drains,
-        recorder=old.recorder,
-        health_checks=old.health_checks,
-        metrics=old.metrics,
+        recorder=agent.recorder,
+        health_checks=agent.health_checks,
+        metrics=agent.metrics,
     )
     syncer.timings = timings
     agent.drains = drains

@@ -81,7 +81,7 @@ class SyncRunner:
     async def run(self) -> None:
         """Sync forever (cancel to stop; a sync in progress is cancelled with it)."""
         await self._gate.wait()
-        self._log.info("initial_lists_done", services=len(self.syncer.cache.services))
+        self._log.info("initial_lists_done", services=self.syncer.service_count)
         while True:
             await self._wait_for_work()
             await self._respect_min_interval()
@@ -119,8 +119,7 @@ class SyncRunner:
             self._unsynced = {}
             if full:
                 self._next_full = start + self.resync_interval
-                self.syncer.recorder.refresh()
-                await self.syncer.health_checks.retry()
+                await self.syncer.after_full_sync()
                 if self.freeze_heap:
                     gc.collect()  # only what is new since the last freeze: the frozen part is not walked
                     gc.freeze()
@@ -146,12 +145,10 @@ class SyncRunner:
     def _deadline(self) -> float:
         """When the next full sync is due: the resync (or retry) time, or the earliest drain expiry."""
         due = self._next_full
-        started = self.syncer.drains.started
-        if started:
-            expiry = min(started.values()) + self.syncer.drains.max_drain_seconds
-            # An expiry a full sync has already seen is that sync's to act on, not a reason to loop.
-            if self._last_full_start is None or expiry > self._last_full_start:
-                due = min(due, expiry)
+        expiry = self.syncer.drain_expiry()
+        # An expiry a full sync has already seen is that sync's to act on, not a reason to loop.
+        if expiry is not None and (self._last_full_start is None or expiry > self._last_full_start):
+            due = min(due, expiry)
         return due
 
     async def _wait_for_work(self) -> None:

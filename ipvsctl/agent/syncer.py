@@ -85,13 +85,13 @@ class Syncer:
         health_checks: HealthCheckServers,
         metrics: AgentMetrics,
     ) -> None:
-        self.cache = cache
-        self.backend = backend
-        self.policy = policy
-        self.drains = drains
-        self.recorder = recorder
-        self.health_checks = health_checks
-        self.metrics = metrics
+        self._cache = cache
+        self._backend = backend
+        self._policy = policy
+        self._drains = drains
+        self._recorder = recorder
+        self._health_checks = health_checks
+        self._metrics = metrics
         self.desired = DesiredState()
         self.pending_keys: set[ServiceKey] = set()
         self.settled: Settled = {}  # pairs the plans found equal (see plan.Settled)
@@ -104,17 +104,35 @@ class Syncer:
         self._log = structlog.get_logger("ipvsctl.agent.sync")
 
     @property
+    def service_count(self) -> int:
+        """How many Services the cluster view holds now."""
+        return len(self._cache.services)
+
+    def drain_expiry(self) -> float | None:
+        """When the earliest drain reaches ``--max-drain-seconds`` (clock time); None when nothing drains."""
+        started = self._drains.started
+        if not started:
+            return None
+        return min(started.values()) + self._drains.max_drain_seconds
+
+    async def after_full_sync(self) -> None:
+        """What a successful full sync is also the moment for: Events that have held long enough are written
+        again, and healthCheckNodePort servers that could not listen try again."""
+        self._recorder.refresh()
+        await self._health_checks.retry()
+
+    @property
     def node(self) -> NodeContext:
         """This node's name and addresses (none until its Node is known)."""
-        node = self.cache.node
-        return NodeContext(self.cache.node_name, node.addresses if node is not None else ())
+        node = self._cache.node
+        return NodeContext(self._cache.node_name, node.addresses if node is not None else ())
 
     async def translate(self, refs: Iterable[ObjectRef]) -> None:
         """Translate these Services again (a missing one is removed) and remember the VIP keys to plan."""
         node = self.node
         touched: set[ObjectRef] = set()
         for ref in refs:
-            view = self.cache.services.get(ref)
+            view = self._cache.services.get(ref)
             result = None if view is None else self._translate_one(view, node=node)
             change = self.desired.update(ref, result)
             self.pending_keys |= change.keys
@@ -124,7 +142,7 @@ class Syncer:
             try:
                 await self._report(ref)
             except Exception as error:  # one Service's Events and health check, not the agent's
-                self.metrics.error("translation")
+                self._metrics.error("translation")
                 self._log.error("report_failed", service=str(ref), error=repr(error), exc_info=True)
         self._update_gauges()
 
@@ -134,9 +152,9 @@ class Syncer:
         Anyone who may create a Service must not be able to stop the agent on every node.
         """
         try:
-            return translate_service(view, self.cache.slices_for(view.ref), node=node, policy=self.policy)
+            return translate_service(view, self._cache.slices_for(view.ref), node=node, policy=self._policy)
         except Exception as error:  # confined to this Service, logged with its traceback
-            self.metrics.error("translation")
+            self._metrics.error("translation")
             self._log.error("translation_failed", service=str(view.ref), error=repr(error), exc_info=True)
             message = f"cannot be translated (unexpected {type(error).__name__}); see the agent's log"
             return ServiceResult(
@@ -151,38 +169,38 @@ class Syncer:
         node_ips = frozenset(self.node.addresses)
         # Node ports on addresses the node just lost are still ours to delete, until a sync succeeds.
         ownership = Ownership(
-            node_addresses=node_ips | self._synced_node_ips, node_port_range=self.policy.node_port_range
+            node_addresses=node_ips | self._synced_node_ips, node_port_range=self._policy.node_port_range
         )
         try:
             result = await sync(
-                self.backend,
+                self._backend,
                 self.desired.table,
                 ownership=ownership,
                 bind=self.desired.address_view(excluding=node_ips),
-                drains=self.drains,
+                drains=self._drains,
                 only=only,
                 settled=self.settled,
             )
         except BackendError as error:
-            self.metrics.error("backend")
+            self._metrics.error("backend")
             self._log.error("sync_failed", full=full, error=str(error))
             return SyncOutcome(ok=False, full=full, error=str(error))
         except Exception as error:
             # A bug, maybe triggered by one object: the sync fails and is retried (the table stays as it is,
             # readiness says so), rather than every node's agent exiting and relisting the cluster in a loop.
-            self.metrics.error("sync")
+            self._metrics.error("sync")
             self._log.error("sync_crashed", full=full, error=repr(error), exc_info=True)
             return SyncOutcome(ok=False, full=full, error=f"unexpected {type(error).__name__}: {error}")
         finally:
-            self.metrics.drain_queue.set(len(self.drains))
+            self._metrics.drain_queue.set(len(self._drains))
         # Operations on a key that failed may or may not have gone in; count only the certain ones.
         failed = {failure.operation.key for failure in result.failures}
         applied = [op for op in result.operations if op.key not in failed]
-        self.metrics.count_operations(applied)
+        self._metrics.count_operations(applied)
         for operation in applied:
             self._log.debug("operation_applied", op=op_name(operation), vip=str(operation.key))
         for failure in result.failures:
-            self.metrics.error("operation")
+            self._metrics.error("operation")
             self._log.error(
                 "operation_failed",
                 op=op_name(failure.operation),
@@ -196,8 +214,8 @@ class Syncer:
         if result.ok:
             self.pending_keys -= only if only is not None else set(self.pending_keys)
             self._synced_node_ips = node_ips
-            self.metrics.virtual_services.set(len(self.desired.services))
-            self.metrics.real_servers.set(self.desired.real_servers)
+            self._metrics.virtual_services.set(len(self.desired.services))
+            self._metrics.real_servers.set(self.desired.real_servers)
         # The drain clock starts when a sync sees weight 0: plan these keys again soon.
         self.pending_keys |= drained
         await self._note_refusals(result.refused, only=only)
@@ -229,29 +247,29 @@ class Syncer:
 
     async def _report(self, ref: ObjectRef) -> None:
         """Events, health-check server and gauges of one Service after its translation changed."""
-        view = self.cache.services.get(ref)
+        view = self._cache.services.get(ref)
         result = self.desired.results.get(ref)
         if view is None or result is None:
             subject = self._subjects.pop(ref, None)
             if subject is not None:
-                self.recorder.forget(subject)
+                self._recorder.forget(subject)
             self._set_state(ref, None)
             self._no_local.discard(ref)
-            await self.health_checks.update(ref, port=None, local_endpoints=0)
+            await self._health_checks.update(ref, port=None, local_endpoints=0)
             return
         subject = Subject("Service", ref, uid=view.uid)
         old_subject = self._subjects.get(ref)
         if old_subject is not None and old_subject != subject:
-            self.recorder.forget(old_subject)  # deleted and created again under the same name
+            self._recorder.forget(old_subject)  # deleted and created again under the same name
         self._subjects[ref] = subject
-        self.recorder.set(subject, topic=TRANSLATION, problems=self._problems(ref, result))
+        self._recorder.set(subject, topic=TRANSLATION, problems=self._problems(ref, result))
         rejected = bool(self.desired.rejections(ref)) or bool(self._refused_of(result))
         self._set_state(ref, _state(result, rejected=rejected))
         local = view.external_traffic_policy == "Local" and bool(result.services) and result.local_endpoints == 0
         (self._no_local.add if local else self._no_local.discard)(ref)
         # A Service rejected as a whole (its healthCheckNodePort may be why) gets no server either.
         served = not result.skipped and not result.rejections
-        await self.health_checks.update(
+        await self._health_checks.update(
             ref, port=health_check_port(view) if served else None, local_endpoints=result.local_endpoints
         )
 
@@ -280,9 +298,9 @@ class Syncer:
 
     def _update_gauges(self) -> None:
         for state in ("programmed", "rejected", "skipped"):
-            self.metrics.services.labels(state=state).set(self._state_counts[state])
-        self.metrics.no_local_endpoints.set(len(self._no_local))
-        self.metrics.health_check_servers.set(len(self.health_checks.listening))
+            self._metrics.services.labels(state=state).set(self._state_counts[state])
+        self._metrics.no_local_endpoints.set(len(self._no_local))
+        self._metrics.health_check_servers.set(len(self._health_checks.listening))
 
 
 def _state(result: ServiceResult, *, rejected: bool) -> str:
