@@ -14,7 +14,8 @@ first in each round; medians are reported. ``ipvsctl`` runs with ``python -X imp
 
 Run (about 10 minutes at 10,000 under emulation):
 ``python3 lab/run.py --timeout 2400 -- .venv/bin/python -m bench.commands [--services 10000] [--rounds 2]``.
-Writes ``$LAB_RESULTS/bench-commands.json``.
+Writes ``$LAB_RESULTS/bench-commands.json``. ``--profile`` instead runs one diff and one apply under cProfile
+(``$LAB_RESULTS/diff.prof``, ``apply.prof``) and lists the slowest imports.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import pstats
 import subprocess
 import sys
 import time
@@ -85,11 +87,45 @@ def round_of(manifests: Path, restore: str, times: dict[str, list[float]], *, ip
             times["ipvsctl diff"].append(timed(diff))
 
 
+def profiles(manifests: Path, restore: str, results: Path) -> None:
+    """One diff (of the table ipvsadm -R made) and one apply (from empty) under cProfile, and the imports."""
+    diff = ["diff", "--manifests", str(manifests), "--node", NODE, "--owned-cidr", OWNED]
+    apply = ["apply", "--manifests", str(manifests), "--node", NODE, "--output", "json"]
+    clear()
+    timed(["ipvsadm", "-R"], stdin=restore)
+    for name, argv in (("diff", diff), ("apply", apply)):
+        if name == "apply":
+            clear()
+        output = results / f"{name}.prof"
+        seconds = timed([sys.executable, "-m", "cProfile", "-o", str(output), IPVSCTL, *argv], ok=(0, 1))
+        print(f"\nipvsctl {name} under cProfile: {seconds:.2f} s", flush=True)
+        pstats.Stats(str(output)).sort_stats("cumulative").print_stats(40)
+    imports = subprocess.run(
+        [
+            sys.executable,
+            "-X",
+            "importtime",
+            "-c",
+            "import ipvsctl.cli, ipvsctl.backend.kernel, ipvsctl.kube.manifests",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    (results / "importtime.txt").write_text(imports.stderr)
+    print("\nslowest imports (cumulative us):", flush=True)
+    rows = [line.split("|") for line in imports.stderr.splitlines()[1:]]
+    for row in sorted(rows, key=lambda row: -int(row[1]))[:15]:
+        print(row[1].strip(), row[2].rstrip(), flush=True)
+    clear()
+
+
 def main() -> None:
     """Write the inputs, run the rounds, print and save the medians and ratios."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--services", type=int, default=10_000)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--profile", action="store_true", help="instead: one diff and one apply under cProfile")
     args = parser.parse_args()
     if not Path("/proc/net/ip_vs").exists():
         sys.exit("bench.commands: needs IPVS: python3 lab/run.py -- .venv/bin/python -m bench.commands")
@@ -101,6 +137,9 @@ def main() -> None:
     manifests = scratch / "cluster.json"
     manifests.write_text(json.dumps({"apiVersion": "v1", "kind": "List", "items": [*services, *slices, node_object()]}))
     restore = render_restore(creation(desired_table(shape)))
+    if args.profile:
+        profiles(manifests, restore, results)
+        return
     times: dict[str, list[float]] = {
         name: []
         for name in (
