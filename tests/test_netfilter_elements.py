@@ -100,16 +100,16 @@ def test_fwmark_services_need_nothing() -> None:
 
 
 def test_desired_elements_of_a_table() -> None:
-    """A whole table: VIP addresses under the filter, cluster CIDRs, and each service's elements."""
+    """A whole table: VIP addresses under the filter, and each service's elements (cluster ones by family)."""
     elements = desired_elements(
-        {VIP: VirtualService(VIP, reals=(POD,))},
-        {VIP: VipRole(VipKind.CLUSTER_IP)},
+        {VIP: VirtualService(VIP, reals=(POD,)), VIP6: VirtualService(VIP6)},
+        {VIP: VipRole(VipKind.CLUSTER_IP), VIP6: VipRole(VipKind.CLUSTER_IP)},
         filtered_addresses={VIP.address},
-        cluster_cidrs=["10.0.0.0/8", "fd00::/8"],
+        cluster_families={4},
     )
     assert vip_element(VIP.address) in elements
-    assert {("cluster_cidrs4", ("10.0.0.0/8",)), ("cluster_cidrs6", ("fd00::/8",))} <= elements
     assert ("cluster4", ("203.0.113.10", "tcp", 80)) in elements
+    assert ("cluster6", ("2001:db8::10", "udp", 53)) not in elements
 
 
 HAIRPIN: Element = ("hairpin4", ("198.51.100.10", "tcp", 8080, "198.51.100.10"))
@@ -158,7 +158,7 @@ def updates(draw: st.DrawFn) -> tuple[ServiceKey, VirtualService | None, VipRole
 @given(st.lists(updates(), max_size=12))
 def test_desired_elements_kept_by_key_equal_those_of_the_whole_table(steps: list[tuple[Any, ...]]) -> None:
     """Any sequence of per-key updates leaves exactly the elements of the final table, computed at once."""
-    desired = DesiredElements(cluster_cidrs=["10.0.0.0/8"])
+    desired = DesiredElements(cluster_families={4})
     final: dict[ServiceKey, tuple[VirtualService, VipRole, bool]] = {}
     for key, service, role, filtered in steps:
         desired.update(key, service, role, filtered=filtered)
@@ -170,6 +170,6 @@ def test_desired_elements_kept_by_key_equal_those_of_the_whole_table(steps: list
         {key: service for key, (service, _, _) in final.items()},
         {key: role for key, (_, role, _) in final.items()},
         filtered_addresses={key.address for key, (_, _, filtered) in final.items() if filtered},
-        cluster_cidrs=["10.0.0.0/8"],
+        cluster_families={4},
     )
     assert set(desired) == whole

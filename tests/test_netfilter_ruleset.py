@@ -32,3 +32,10 @@ def test_the_masquerade_bit_is_set_and_cleared_in_the_mark() -> None:
     text = table_definition(masquerade_bit=14)
     assert "meta mark set meta mark | 0x00004000" in text
     assert "meta mark & 0x00004000 == 0x00004000 meta mark set meta mark & 0xffffbfff masquerade" in text
+
+
+def test_cluster_cidrs_are_written_into_the_rules_of_their_family() -> None:
+    """The pod network is part of the definition: an IPv4 CIDR gives the IPv4 rule only."""
+    text = table_definition(cluster_cidrs=["10.0.0.0/8", "10.1.0.0/16"])
+    assert "ip daddr . meta l4proto . th dport @cluster4 ip saddr != { 10.0.0.0/8, 10.1.0.0/16 }" in text
+    assert "@cluster6" not in text

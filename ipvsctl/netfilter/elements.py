@@ -15,13 +15,15 @@ Service count. An element is ``(set, value)``, the value a tuple as nft writes i
   itself through a VIP is NATed.
 - ``ranged``: ingress-IP VIPs with ``loadBalancerSourceRanges``; ``allowed``: VIP . protocol . port .
   source range (intervals), the sources let through to them.
-- ``cluster_cidrs``: the ``--cluster-cidr`` ranges (intervals), "the pod network".
+
+The ``--cluster-cidr`` ranges ("the pod network") are part of the table's definition, not elements: they
+are the agent's configuration and never change while it runs.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Collection, Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from enum import StrEnum
 
 from ipvsctl.model import Forwarding, ServiceKey, VirtualService, family_of
@@ -32,7 +34,6 @@ __all__ = [
     "Element",
     "ElementCounts",
     "Kind",
-    "cidr_elements",
     "desired_elements",
     "key_elements",
     "set_name",
@@ -50,12 +51,11 @@ class Kind(StrEnum):
     HAIRPIN = "hairpin"
     RANGED = "ranged"
     ALLOWED = "allowed"
-    CLUSTER_CIDRS = "cluster_cidrs"
 
     @property
     def interval(self) -> bool:
-        """Whether the set holds ranges (CIDRs) rather than single values."""
-        return self in (Kind.ALLOWED, Kind.CLUSTER_CIDRS)
+        """Whether the set holds ranges (source CIDRs) rather than single values."""
+        return self is Kind.ALLOWED
 
 
 Value = tuple[str | int, ...]
@@ -73,17 +73,12 @@ def vip_element(address: str) -> Element:
     return set_name(Kind.VIPS, family_of(address)), (address,)
 
 
-def cidr_elements(cidrs: Iterable[str]) -> list[Element]:
-    """The cluster CIDRs (``--cluster-cidr``), each in its family's set."""
-    return [(set_name(Kind.CLUSTER_CIDRS, 6 if ":" in cidr else 4), (cidr,)) for cidr in cidrs]
-
-
 def key_elements(service: VirtualService, role: VipRole, *, filtered: bool, cluster_masquerade: bool) -> list[Element]:
     """The elements one desired virtual service needs.
 
     ``filtered``: its address is on the agent's interface (not a node address), so the VIP filter must let
-    its port through. ``cluster_masquerade``: the cluster CIDRs are known, so ClusterIP traffic from outside
-    them is masqueraded (as kube-proxy does with ``--cluster-cidr``).
+    its port through. ``cluster_masquerade``: the cluster CIDRs of its family are known, so ClusterIP
+    traffic from outside them is masqueraded (as kube-proxy does with ``--cluster-cidr``).
     """
     key = service.key
     if key.is_fwmark:
@@ -157,17 +152,20 @@ def desired_elements(
     roles: Mapping[ServiceKey, VipRole],
     *,
     filtered_addresses: Collection[str],
-    cluster_cidrs: Collection[str] = (),
+    cluster_families: Collection[int] = (),
 ) -> set[Element]:
-    """Every element a whole desired table needs (``filtered_addresses``: those bound to the agent's interface)."""
+    """Every element a whole desired table needs (``filtered_addresses``: those bound to the agent's interface;
+    ``cluster_families``: the families with cluster CIDRs)."""
     elements: set[Element] = {vip_element(address) for address in filtered_addresses}
-    elements.update(cidr_elements(cluster_cidrs))
     for key, service in services.items():
         role = roles.get(key)
         if role is not None:
             elements.update(
                 key_elements(
-                    service, role, filtered=key.address in filtered_addresses, cluster_masquerade=bool(cluster_cidrs)
+                    service,
+                    role,
+                    filtered=key.address in filtered_addresses,
+                    cluster_masquerade=key.family in cluster_families,
                 )
             )
     return elements
@@ -182,13 +180,12 @@ class DesiredElements:
     incremental sync writes to the kernel.
     """
 
-    __slots__ = ("_cluster_masquerade", "_counts", "_of_key")
+    __slots__ = ("_cluster_families", "_counts", "_of_key")
 
-    def __init__(self, *, cluster_cidrs: Collection[str] = ()) -> None:
+    def __init__(self, *, cluster_families: Collection[int] = ()) -> None:
         self._counts = ElementCounts()
         self._of_key: dict[ServiceKey, list[Element]] = {}
-        self._cluster_masquerade = bool(cluster_cidrs)
-        self._counts.replace((), cidr_elements(cluster_cidrs))
+        self._cluster_families = frozenset(cluster_families)
 
     def __iter__(self) -> Iterator[Element]:
         return iter(self._counts)
@@ -205,7 +202,9 @@ class DesiredElements:
         """The key now wants ``service`` (None: nothing); the elements that appeared and that vanished."""
         new: list[Element] = []
         if service is not None and role is not None:
-            new = key_elements(service, role, filtered=filtered, cluster_masquerade=self._cluster_masquerade)
+            new = key_elements(
+                service, role, filtered=filtered, cluster_masquerade=key.family in self._cluster_families
+            )
             if filtered and not key.is_fwmark:
                 new.append(vip_element(key.address))
         old = self._of_key.pop(key, [])

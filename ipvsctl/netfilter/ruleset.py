@@ -22,7 +22,7 @@ absent and then deleted, so the new definition never merges with a stale one.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from ipvsctl.netfilter.elements import Element, Kind, Value, set_name
 
@@ -49,14 +49,17 @@ _SET_TYPES: dict[Kind, str] = {
     Kind.HAIRPIN: "{addr} . inet_proto . inet_service . {addr}",
     Kind.RANGED: "{addr} . inet_proto . inet_service",
     Kind.ALLOWED: "{addr} . inet_proto . inet_service . {addr}",
-    Kind.CLUSTER_CIDRS: "{addr}",
 }
 _IP = {4: "ip", 6: "ip6"}
 _ICMP_ECHO = {4: "icmp type echo-request", 6: "icmpv6 type echo-request"}
 
 
-def table_definition(*, masquerade_bit: int = DEFAULT_MASQUERADE_BIT) -> str:
-    """The table with its sets (empty) and chains, as an ``nft -f`` block."""
+def table_definition(*, masquerade_bit: int = DEFAULT_MASQUERADE_BIT, cluster_cidrs: Sequence[str] = ()) -> str:
+    """The table with its sets (empty) and chains, as an ``nft -f`` block.
+
+    ``cluster_cidrs`` (the pod network, ``--cluster-cidr``) are written into the rules that masquerade
+    ClusterIP traffic from elsewhere; a family without one gets no such rule.
+    """
     mark = f"0x{1 << masquerade_bit:08x}"
     keep = f"0x{0xFFFFFFFF ^ (1 << masquerade_bit):08x}"
     lines = [f"table {FAMILY} {TABLE} {{", '\tcomment "ipvsctl: the netfilter half of its Services; do not edit"']
@@ -89,10 +92,12 @@ def table_definition(*, masquerade_bit: int = DEFAULT_MASQUERADE_BIT) -> str:
         for family in (4, 6):
             ip, tuple3 = _IP[family], f"{_IP[family]} daddr . meta l4proto . th dport"
             lines.append(f"\t\t{tuple3} @{set_name(Kind.MASQUERADE, family)} meta mark set meta mark | {mark}")
-            lines.append(
-                f"\t\t{tuple3} @{set_name(Kind.CLUSTER, family)} {ip} saddr != @{set_name(Kind.CLUSTER_CIDRS, family)}"
-                f" meta mark set meta mark | {mark}"
-            )
+            pod_network = ", ".join(cidr for cidr in cluster_cidrs if (":" in cidr) == (family == 6))
+            if pod_network:
+                lines.append(
+                    f"\t\t{tuple3} @{set_name(Kind.CLUSTER, family)} {ip} saddr != {{ {pod_network} }}"
+                    f" meta mark set meta mark | {mark}"
+                )
         lines.append("\t}")
     lines += [
         "\tchain postrouting {",
@@ -113,7 +118,9 @@ def element_text(value: Value) -> str:
     return " . ".join(str(part) for part in value)
 
 
-def replace_table(elements: Iterable[Element], *, masquerade_bit: int = DEFAULT_MASQUERADE_BIT) -> str:
+def replace_table(
+    elements: Iterable[Element], *, masquerade_bit: int = DEFAULT_MASQUERADE_BIT, cluster_cidrs: Sequence[str] = ()
+) -> str:
     """One ``nft -f`` transaction that makes the table exactly this definition holding these elements."""
     by_set: dict[str, list[str]] = defaultdict(list)
     for name, value in elements:
@@ -121,7 +128,7 @@ def replace_table(elements: Iterable[Element], *, masquerade_bit: int = DEFAULT_
     lines = [
         f"table {FAMILY} {TABLE}",
         f"delete table {FAMILY} {TABLE}",
-        table_definition(masquerade_bit=masquerade_bit),
+        table_definition(masquerade_bit=masquerade_bit, cluster_cidrs=cluster_cidrs),
     ]
     for name in sorted(by_set):
         values = sorted(by_set[name])

@@ -1,0 +1,1 @@
+"""The netfilter half in the kernel: ipvsctl's nftables table (``nft -f``) and its set elements (netlink)."""

@@ -1,0 +1,247 @@
+"""nf_tables set elements ⇄ netlink bytes (``include/uapi/linux/netfilter/nf_tables.h``, ``nfnetlink.h``); pure.
+
+Only what the agent changes often goes over netlink: elements of the sets of ``ipvsctl.netfilter``
+(added, deleted, dumped). The table itself (its sets and chains) is written with ``nft -f``
+(``ruleset.py``), which happens at start-up and when the table was changed behind the agent's back.
+
+An nftables change is a transaction: ``NFNL_MSG_BATCH_BEGIN``, the messages, ``NFNL_MSG_BATCH_END``; the
+kernel applies all of it or none (one failing message aborts the batch). A key is the concatenation of its
+fields, each padded to 4 bytes (nf_tables registers are 32 bits): an IPv4 address 4 bytes, an IPv6 one 16,
+the protocol one byte, a port two bytes in network order. A range of a concatenation (a source range of
+``allowed``) is the key of its first and of its last value (``NFTA_SET_ELEM_KEY_END``).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import struct
+from collections.abc import Iterable, Iterator, Sequence
+from socket import AF_INET, AF_INET6, inet_ntop, inet_pton
+from typing import Final
+
+from ipvsctl.backend.netlink.message import (
+    NLM_F_CREATE,
+    NLM_F_DUMP,
+    NLM_F_REQUEST,
+    Buffer,
+    WireFormatError,
+    attribute,
+    iter_attributes,
+    message,
+)
+from ipvsctl.netfilter.elements import Kind, Value
+
+__all__ = [
+    "ELEMENTS_PER_MESSAGE",
+    "NETLINK_NETFILTER",
+    "NFPROTO_INET",
+    "batch_begin",
+    "batch_end",
+    "chunks",
+    "decode_elements",
+    "dump_request",
+    "element_message",
+    "encode_element",
+    "set_layout",
+]
+
+NETLINK_NETFILTER: Final = 12
+NFPROTO_INET: Final = 1
+NFNL_SUBSYS_NFTABLES: Final = 10
+NFNL_MSG_BATCH_BEGIN: Final = 0x10
+NFNL_MSG_BATCH_END: Final = 0x11
+NFT_MSG_NEWSETELEM: Final = 12
+NFT_MSG_GETSETELEM: Final = 13
+NFT_MSG_DELSETELEM: Final = 14
+ELEMENTS_PER_MESSAGE: Final = 256  # each message well under a page per 256 elements of the longest key
+
+_NFGENMSG = struct.Struct("!BBH")  # family, version (NFNETLINK_V0), resource id (big-endian)
+_NESTED = 0x8000  # NLA_F_NESTED
+_LIST_TABLE, _LIST_SET, _LIST_ELEMENTS = 1, 2, 3  # NFTA_SET_ELEM_LIST_*
+_LIST_ELEM = 1  # NFTA_LIST_ELEM
+_ELEM_KEY, _ELEM_KEY_END = 1, 10  # NFTA_SET_ELEM_KEY, NFTA_SET_ELEM_KEY_END
+_DATA_VALUE = 1  # NFTA_DATA_VALUE
+_PROTOCOLS = {"tcp": 6, "udp": 17, "sctp": 132}
+_PROTOCOL_NAMES = {number: name for name, number in _PROTOCOLS.items()}
+
+Field = str  # "addr", "proto", "port"
+_FIELDS: dict[Kind, tuple[Field, ...]] = {
+    Kind.VIPS: ("addr",),
+    Kind.SERVICES: ("addr", "proto", "port"),
+    Kind.MASQUERADE: ("addr", "proto", "port"),
+    Kind.CLUSTER: ("addr", "proto", "port"),
+    Kind.HAIRPIN: ("addr", "proto", "port", "addr"),
+    Kind.RANGED: ("addr", "proto", "port"),
+    Kind.ALLOWED: ("addr", "proto", "port", "addr"),
+}
+
+
+def set_layout(name: str) -> tuple[Kind, int, tuple[Field, ...]]:
+    """A set's kind, family and key fields, from its name (``services4``); WireFormatError for another set."""
+    family = 6 if name.endswith("6") else 4 if name.endswith("4") else 0
+    try:
+        kind = Kind(name[:-1])
+        fields = _FIELDS[kind]
+    except (ValueError, KeyError):
+        raise WireFormatError(f"no elements of set {name!r} go over netlink") from None
+    return kind, family, fields
+
+
+def _family(family: int) -> int:
+    return int(AF_INET6 if family == 6 else AF_INET)
+
+
+def _key(fields: Sequence[Field], family: int, parts: Sequence[str | int]) -> bytes:
+    """The padded concatenation of one key's fields."""
+    if len(parts) != len(fields):
+        raise WireFormatError(f"{len(parts)} values for a key of {len(fields)} fields: {parts!r}")
+    out = bytearray()
+    try:
+        for field, part in zip(fields, parts, strict=True):
+            if field == "addr":
+                out += inet_pton(_family(family), str(part))
+            elif field == "proto":
+                out += bytes((_PROTOCOLS[str(part)], 0, 0, 0))
+            else:
+                out += struct.pack("!H2x", int(part))
+    except (OSError, KeyError, ValueError, struct.error) as error:
+        raise WireFormatError(f"cannot encode {parts!r} as a key of {fields}: {error}") from error
+    return bytes(out)
+
+
+def encode_element(name: str, value: Value) -> bytes:
+    """One ``NFTA_LIST_ELEM`` of set ``name``: its key (and, for a source range, its key end)."""
+    kind, family, fields = set_layout(name)
+    if kind.interval:
+        *head, cidr = value
+        try:
+            network = ipaddress.ip_network(str(cidr), strict=False)
+        except ValueError as error:
+            raise WireFormatError(f"not a range: {cidr!r}") from error
+        if network.version != family:
+            raise WireFormatError(f"{cidr} is not an IPv{family} range")
+        first = _key(fields, family, [*head, str(network.network_address)])
+        last = _key(fields, family, [*head, str(network.broadcast_address)])
+        body = _data(_ELEM_KEY, first) + _data(_ELEM_KEY_END, last)
+    else:
+        body = _data(_ELEM_KEY, _key(fields, family, value))
+    return attribute(_LIST_ELEM | _NESTED, body)
+
+
+def _data(number: int, value: bytes) -> bytes:
+    return attribute(number | _NESTED, attribute(_DATA_VALUE, value))
+
+
+def _header(*, family: int, resource: int = 0) -> bytes:
+    return _NFGENMSG.pack(family, 0, resource)
+
+
+def batch_begin(seq: int, flags: int = 0) -> bytes:
+    """The message that opens a transaction of nf_tables changes."""
+    body = _header(family=0, resource=NFNL_SUBSYS_NFTABLES)
+    return message(NFNL_MSG_BATCH_BEGIN, flags=NLM_F_REQUEST | flags, seq=seq, body=body)
+
+
+def batch_end(seq: int, flags: int = 0) -> bytes:
+    """The message that commits the transaction."""
+    body = _header(family=0, resource=NFNL_SUBSYS_NFTABLES)
+    return message(NFNL_MSG_BATCH_END, flags=NLM_F_REQUEST | flags, seq=seq, body=body)
+
+
+def element_message(
+    *, table: str, name: str, elements: Iterable[bytes], delete: bool, seq: int, flags: int = 0
+) -> bytes:
+    """A NEWSETELEM (or DELSETELEM) message of encoded elements (``encode_element``) of one set."""
+    body = (
+        _header(family=NFPROTO_INET)
+        + attribute(_LIST_TABLE, table.encode() + b"\0")
+        + attribute(_LIST_SET, name.encode() + b"\0")
+        + attribute(_LIST_ELEMENTS | _NESTED, b"".join(elements))
+    )
+    kind = (NFNL_SUBSYS_NFTABLES << 8) | (NFT_MSG_DELSETELEM if delete else NFT_MSG_NEWSETELEM)
+    return message(kind, flags=NLM_F_REQUEST | (0 if delete else NLM_F_CREATE) | flags, seq=seq, body=body)
+
+
+def dump_request(*, table: str, name: str, seq: int) -> bytes:
+    """A GETSETELEM dump of every element of one set."""
+    body = (
+        _header(family=NFPROTO_INET)
+        + attribute(_LIST_TABLE, table.encode() + b"\0")
+        + attribute(_LIST_SET, name.encode() + b"\0")
+    )
+    kind = (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETSETELEM
+    return message(kind, flags=NLM_F_REQUEST | NLM_F_DUMP, seq=seq, body=body)
+
+
+def decode_elements(payload: Buffer, name: str) -> list[Value]:
+    """The values of the elements in one dump reply of set ``name`` (after its nlmsghdr)."""
+    kind, family, fields = set_layout(name)
+    data = memoryview(payload)
+    values: list[Value] = []
+    for number, start, stop in iter_attributes(data, _NFGENMSG.size, len(data)):
+        if number != _LIST_ELEMENTS:
+            continue
+        for element, element_start, element_stop in iter_attributes(data, start, stop):
+            if element == _LIST_ELEM:
+                values.append(
+                    _element_value(data, element_start, element_stop, kind=kind, family=family, fields=fields)
+                )
+    return values
+
+
+def _element_value(
+    data: memoryview, start: int, stop: int, *, kind: Kind, family: int, fields: Sequence[Field]
+) -> Value:
+    key: bytes | None = None
+    key_end: bytes | None = None
+    for number, value_start, value_stop in iter_attributes(data, start, stop):
+        if number in (_ELEM_KEY, _ELEM_KEY_END):
+            for inner, inner_start, inner_stop in iter_attributes(data, value_start, value_stop):
+                if inner == _DATA_VALUE:
+                    if number == _ELEM_KEY:
+                        key = bytes(data[inner_start:inner_stop])
+                    else:
+                        key_end = bytes(data[inner_start:inner_stop])
+    if key is None:
+        raise WireFormatError("a set element without a key")
+    parts = _parts(key, fields, family)
+    if not kind.interval:
+        return tuple(parts)
+    if key_end is None:
+        raise WireFormatError("a range element without its end")
+    last = _parts(key_end, fields, family)
+    if last[:-1] != parts[:-1]:
+        raise WireFormatError(f"a range over more than its last field: {parts} to {last}")
+    return (*parts[:-1], _cidr(str(parts[-1]), str(last[-1])))
+
+
+def _parts(key: bytes, fields: Sequence[Field], family: int) -> list[str | int]:
+    parts: list[str | int] = []
+    offset = 0
+    size = 16 if family == 6 else 4
+    for field in fields:
+        if field == "addr":
+            parts.append(inet_ntop(_family(family), key[offset : offset + size]))
+            offset += size
+        elif field == "proto":
+            parts.append(_PROTOCOL_NAMES.get(key[offset], str(key[offset])))
+            offset += 4
+        else:
+            parts.append(struct.unpack_from("!H", key, offset)[0])
+            offset += 4
+    if offset != len(key):
+        raise WireFormatError(f"a key of {len(key)} bytes for fields {fields} ({offset} expected)")
+    return parts
+
+
+def _cidr(first: str, last: str) -> str:
+    """``192.0.2.0/24`` for the range it spans; ``first-last`` when it is no single prefix."""
+    start, end = ipaddress.ip_address(first), ipaddress.ip_address(last)
+    networks = list(ipaddress.summarize_address_range(start, end))
+    return str(networks[0]) if len(networks) == 1 else f"{first}-{last}"
+
+
+def chunks(items: Sequence[bytes], size: int = ELEMENTS_PER_MESSAGE) -> Iterator[Sequence[bytes]]:
+    """``items`` in runs of at most ``size`` (one message each)."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
