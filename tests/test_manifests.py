@@ -137,6 +137,13 @@ def test_stdin_is_read_for_dash() -> None:
     assert names(manifests) == ["web"]
 
 
+def test_json_on_stdin_is_read_as_json() -> None:
+    """stdin that starts with ``{`` is JSON: tab indentation (which YAML refuses) is read."""
+    text = '{\n\t"apiVersion": "v1", "kind": "Node",\n\t"metadata": {"name": "worker1"}\n}\n'
+    manifests = load_manifests(["-"], stdin=io.BytesIO(text.encode()))
+    assert (names(manifests), manifests.errors) == (["worker1"], ())
+
+
 def test_unquoted_timestamp_stays_text(tmp_path: Path) -> None:
     """An unquoted creationTimestamp is kept as the text written, not turned into a datetime."""
     text = service().replace("metadata: {", "metadata: {creationTimestamp: 2024-05-07T09:21:02Z, ")

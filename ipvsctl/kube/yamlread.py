@@ -20,10 +20,12 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-
-import yaml_rs
+from typing import TYPE_CHECKING
 
 from ipvsctl.errors import ManifestError
+
+if TYPE_CHECKING:
+    import yaml_rs
 
 __all__ = ["MAX_DIGITS", "MAX_INDENT", "LazyList", "PieceRefused", "check_yaml", "documents", "whole_stream"]
 
@@ -99,6 +101,8 @@ def documents(text: str) -> Iterator[object]:
 
 def whole_stream(text: str, *, source: str) -> list[object]:
     """Every document of the stream, read in one piece; ManifestError naming the line of what is wrong."""
+    import yaml_rs  # noqa: PLC0415 (JSON manifests never pay for it)
+
     try:
         loaded = yaml_rs.loads(text, parse_datetime=False, alias_limits=_limits(text))
     except yaml_rs.YAMLDecodeError as exc:
@@ -110,10 +114,14 @@ def whole_stream(text: str, *, source: str) -> list[object]:
 
 
 def _limits(text: str) -> yaml_rs.AliasLimits:
+    import yaml_rs  # noqa: PLC0415 (see whole_stream)
+
     return yaml_rs.AliasLimits(max_total_replayed_events=max(_ALIAS_EVENTS_MIN, len(text) // _ALIAS_BYTES_PER_EVENT))
 
 
 def _piece(text: str) -> object:
+    import yaml_rs  # noqa: PLC0415 (see whole_stream)
+
     try:
         return yaml_rs.loads(text, parse_datetime=False, alias_limits=_limits(text))
     except (yaml_rs.YAMLDecodeError, *_VALUE_ERRORS):
