@@ -142,18 +142,13 @@ def main() -> None:
         profiles(manifests, results)
         return
     times: dict[str, list[float]] = {
-        name: []
-        for name in (
-            "ipvsadm -R",
-            "ipvsctl apply",
-            "ipvsadm -Sn",
-            "ipvsctl diff",
-            "ipvsctl diff (table from ipvsadm -R)",
-        )
+        name: [] for name in ("ipvsadm -R", "ipvsctl apply", "ipvsadm -Sn", "ipvsctl diff")
     }
     for number in range(args.rounds):
         round_of(manifests, restore, times, ipvsctl_first=number % 2 == 1)
-        print(f"bench.commands: round {number + 1}/{args.rounds} done", file=sys.stderr, flush=True)
+        print(
+            f"bench.commands: round {number + 1}/{args.rounds} done: {json.dumps(times)}", file=sys.stderr, flush=True
+        )
     clear()
     seconds = {name: median(values) for name, values in times.items()}
     ratios = {
