@@ -31,8 +31,9 @@ LABEL org.opencontainers.image.title="ipvsctl" \
       org.opencontainers.image.base.name="${PYTHON_IMAGE}"
 
 # kmod: `modprobe` for the chart's optional module loading (modules.load); the agent itself never loads modules.
+# nftables: `nft`, which writes the definition of the agent's own nftables table (the netfilter half).
 RUN apt-get update \
- && apt-get install -y --no-install-recommends kmod \
+ && apt-get install -y --no-install-recommends kmod nftables \
  && rm -rf /var/lib/apt/lists/*
 
 # The venv has no pip of its own: the base image's pip installs into it, offline, from the builder's wheels only,

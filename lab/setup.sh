@@ -5,9 +5,9 @@
 set -euo pipefail
 
 readonly EXIT_NO_QEMU=77
-readonly PACKAGES=(qemu-system-x86 busybox-static kmod cpio ipvsadm iproute2)
+readonly PACKAGES=(qemu-system-x86 busybox-static kmod cpio ipvsadm iproute2 nftables conntrack iptables)
 # One command per package above, proving it is installed (busybox-static ships the static /bin/busybox).
-readonly PROBES=(qemu-system-x86_64 /bin/busybox depmod cpio ipvsadm ip)
+readonly PROBES=(qemu-system-x86_64 /bin/busybox depmod cpio ipvsadm ip nft conntrack iptables-nft)
 readonly APT_WAIT=(-o DPkg::Lock::Timeout=300)  # another apt run must not look like a refusal
 readonly CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/ipvsctl/lab"
 

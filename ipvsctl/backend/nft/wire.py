@@ -39,6 +39,7 @@ __all__ = [
     "batch_end",
     "chunks",
     "decode_elements",
+    "definition_dump_request",
     "dump_request",
     "element_message",
     "encode_element",
@@ -245,3 +246,15 @@ def chunks(items: Sequence[bytes], size: int = ELEMENTS_PER_MESSAGE) -> Iterator
     """``items`` in runs of at most ``size`` (one message each)."""
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+NFT_MSG_GETCHAIN: Final = 4
+NFT_MSG_GETRULE: Final = 7
+_TABLE_OF = 1  # NFTA_CHAIN_TABLE and NFTA_RULE_TABLE alike
+
+
+def definition_dump_request(*, table: str, rules: bool, seq: int) -> bytes:
+    """A dump of the chains (or the rules) of one inet table: together they are the table's definition."""
+    body = _header(family=NFPROTO_INET) + attribute(_TABLE_OF, table.encode() + b"\0")
+    kind = (NFNL_SUBSYS_NFTABLES << 8) | (NFT_MSG_GETRULE if rules else NFT_MSG_GETCHAIN)
+    return message(kind, flags=NLM_F_REQUEST | NLM_F_DUMP, seq=seq, body=body)
