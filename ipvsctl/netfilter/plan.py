@@ -1,0 +1,64 @@
+"""What the netfilter half wants for a desired table, kept one VIP key at a time (pure).
+
+``NetfilterPlan`` reads the desired virtual services and their roles through the callables it is given
+(the agent's desired state, or one command's translation) and keeps ``DesiredElements`` in step with
+them: ``refresh`` of some keys (or all) answers the elements that appeared and vanished. A key's address
+is under the VIP filter unless it is a node address; a refused key (``claims``) wants nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Iterable, Mapping
+
+from ipvsctl.model import ServiceKey, VirtualService
+from ipvsctl.netfilter.elements import DesiredElements, Element
+from ipvsctl.translate import VipRole
+
+__all__ = ["NetfilterPlan"]
+
+
+class NetfilterPlan:
+    """The desired elements of a node, refreshed from its desired table as keys change."""
+
+    def __init__(
+        self,
+        *,
+        services: Mapping[ServiceKey, VirtualService],
+        role_of: Callable[[ServiceKey], VipRole | None],
+        node_addresses: Callable[[], Collection[str]],
+        cluster_families: Collection[int] = (),
+    ) -> None:
+        self._services = services
+        self._role_of = role_of
+        self._node_addresses = node_addresses
+        self._elements = DesiredElements(cluster_families=cluster_families)
+        self._keys: set[ServiceKey] = set()  # keys that contribute elements now
+
+    def elements(self) -> DesiredElements:
+        """Every element wanted now (a live view)."""
+        return self._elements
+
+    def refresh(
+        self, keys: Iterable[ServiceKey] | None, *, refused: Collection[ServiceKey] = ()
+    ) -> tuple[set[Element], set[Element]]:
+        """Recompute the elements of ``keys`` (None: every key, gone ones included): (appeared, vanished)."""
+        scope = set(self._services) | self._keys if keys is None else keys
+        node_addresses = self._node_addresses()
+        before: dict[Element, bool] = {}  # each element touched: was it wanted before this refresh?
+        for key in scope:
+            service = None if key in refused else self._services.get(key)
+            role = None if service is None else self._role_of(key)
+            if role is None:
+                self._keys.discard(key)
+            else:
+                self._keys.add(key)
+            filtered = key.address not in node_addresses
+            added, removed = self._elements.update(key, service if role is not None else None, role, filtered=filtered)
+            for element in added:
+                before.setdefault(element, False)
+            for element in removed:
+                before.setdefault(element, True)
+        wanted = self._elements
+        appeared = {element for element, was in before.items() if not was and element in wanted}
+        vanished = {element for element, was in before.items() if was and element not in wanted}
+        return appeared, vanished
