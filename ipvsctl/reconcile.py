@@ -1,6 +1,10 @@
 """One sync of a backend to a desired table: read → claim → plan → apply → bind VIPs, re-planning after drift.
 
-Shared by ``ipvsctl apply`` (one shot) and the agent (every change and every resync). New VIP
+Shared by ``ipvsctl apply`` (one shot) and the agent (every change and every resync). With a
+``Netfilter``, the sync also brings ipvsctl's nftables table to what the desired table needs: its new
+elements go in before IPVS changes (a VIP is never bound unfiltered, a connection never scheduled
+before its masquerade), its stale ones go after; a full sync reads the table and rewrites it whole
+when it is not as defined (flushed, edited). New VIP
 addresses are claimed (``claims.claim``) and bound before any service is added on them, and
 unbound only after their last service is gone: an address on the agent's interface is the
 record that everything at it is the agent's, across restarts.
@@ -15,11 +19,15 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, S
 from dataclasses import dataclass, field
 
 from ipvsctl.backend.base import ApplyReport, Backend, KernelState, OperationFailure
+from ipvsctl.backend.nft.base import NetfilterTable
 from ipvsctl.claims import Claims, claim, unclaimed_addresses
+from ipvsctl.errors import DriftError
 from ipvsctl.model import DeleteRealServer, DeleteVirtualService, Operation, RealServerKey, ServiceKey, Table
+from ipvsctl.netfilter.elements import Element
+from ipvsctl.netfilter.plan import NetfilterPlan
 from ipvsctl.plan import Ownership, Settled, plan
 
-__all__ = ["DrainTracker", "SyncResult", "Without", "sync"]
+__all__ = ["DrainTracker", "Netfilter", "NetfilterOutcome", "SyncResult", "Without", "sync"]
 
 DrainKey = tuple[ServiceKey, RealServerKey]
 
@@ -79,6 +87,23 @@ class DrainTracker:
 
 
 @dataclass(frozen=True, slots=True)
+class Netfilter:
+    """The netfilter half of a sync: ipvsctl's nftables table and what it should hold."""
+
+    table: NetfilterTable
+    plan: NetfilterPlan
+
+
+@dataclass(frozen=True, slots=True)
+class NetfilterOutcome:
+    """What one sync did to the nftables table."""
+
+    added: int = 0
+    deleted: int = 0
+    rewritten: bool = False  # the whole table written again (it was absent or not as defined)
+
+
+@dataclass(frozen=True, slots=True)
 class SyncResult:
     """What one sync did."""
 
@@ -87,6 +112,7 @@ class SyncResult:
     attempts: int = 1
     state: KernelState | None = None  # the state the last plan was made against
     refused: Mapping[ServiceKey, str] = field(default_factory=dict)  # desired keys not claimed, and why
+    netfilter: NetfilterOutcome | None = None
 
     @property
     def ok(self) -> bool:
@@ -103,6 +129,7 @@ async def sync(
     drains: DrainTracker | None = None,
     only: Collection[ServiceKey] | None = None,
     settled: Settled | None = None,
+    netfilter: Netfilter | None = None,
     max_attempts: int = 3,
 ) -> SyncResult:
     """Bring the backend's owned table to ``desired`` and bind exactly ``bind`` to the agent's interface.
@@ -116,8 +143,10 @@ async def sync(
 
     With ``only``, the sync reads, plans and binds just those keys and their addresses, so
     its cost follows the change, not the table: ``bind`` is then only asked ``in``.
-    ``settled`` is the caller's memory of pairs found equal (see ``plan``).
+    ``settled`` is the caller's memory of pairs found equal (see ``plan``). ``netfilter``: the nftables
+    half, synced around the IPVS changes (see the module docstring).
     """
+    filtering = None if netfilter is None else _NetfilterStep(netfilter, full=only is None)
     done: list[Operation] = []
     report = ApplyReport()
     state: KernelState | None = None
@@ -128,6 +157,8 @@ async def sync(
         state = await backend.read(only=only)
         owned = ownership.with_addresses(state.bound_addresses)
         claims = await _claim(backend, state=state, desired=desired, ownership=owned, only=only)
+        if filtering is not None:
+            await filtering.before(only=only, refused=claims.refused)
         if claims.taken:
             await backend.bind_addresses(claims.taken, within=claims.taken)
             owned = owned.with_addresses(claims.taken)
@@ -161,9 +192,82 @@ async def sync(
         bound=state.bound_addresses | claims.taken if state is not None else None,
         only=only,
     )
+    if filtering is not None:
+        await filtering.after()
     return SyncResult(
-        operations=tuple(done), failures=report.failures, attempts=attempts, state=state, refused=claims.refused
+        operations=tuple(done),
+        failures=report.failures,
+        attempts=attempts,
+        state=state,
+        refused=claims.refused,
+        netfilter=None if filtering is None else filtering.outcome(),
     )
+
+
+class _NetfilterStep:
+    """One sync's changes to the nftables table: additions before the IPVS changes, deletions after.
+
+    A full sync reads the table first: not as defined, it is rewritten whole; else it is diffed with what is
+    wanted. An incremental one writes what the plan's refresh says changed, and, if the kernel refuses that
+    (the table changed behind the agent's back), repairs the table as a full sync would.
+    """
+
+    __slots__ = ("_added", "_deleted", "_deletes", "_full", "_netfilter", "_read", "_rewritten")
+
+    def __init__(self, netfilter: Netfilter, *, full: bool) -> None:
+        self._netfilter = netfilter
+        self._full = full
+        self._read = False
+        self._deletes: set[Element] = set()
+        self._added = self._deleted = 0
+        self._rewritten = False
+
+    async def before(self, *, only: Collection[ServiceKey] | None, refused: Collection[ServiceKey]) -> None:
+        """Refresh the plan for the keys in scope and add what is new."""
+        appeared, vanished = self._netfilter.plan.refresh(only, refused=refused)
+        if self._full and not self._read:
+            self._read = True
+            await self._repair()
+            return
+        self._deletes = (self._deletes | vanished) - appeared
+        if appeared:
+            await self._change(add=appeared, delete=())
+
+    async def after(self) -> None:
+        """Delete what is no longer wanted."""
+        if self._deletes:
+            deletes, self._deletes = self._deletes, set()
+            await self._change(add=(), delete=deletes)
+
+    def outcome(self) -> NetfilterOutcome:
+        """What this sync did to the table."""
+        return NetfilterOutcome(added=self._added, deleted=self._deleted, rewritten=self._rewritten)
+
+    async def _change(self, *, add: Collection[Element], delete: Collection[Element]) -> None:
+        try:
+            await self._netfilter.table.change(add=add, delete=delete)
+        except DriftError:
+            await self._repair()
+            return
+        self._added += len(add)
+        self._deleted += len(delete)
+
+    async def _repair(self) -> None:
+        """Bring the table to the plan from what it holds: a rewrite when it is not as defined, else a diff
+        (its additions now, its deletions in ``after``)."""
+        table, wanted = self._netfilter.table, self._netfilter.plan.elements()
+        state = await table.read()
+        if not state.defined:
+            await table.replace(wanted)
+            self._rewritten = True
+            self._added += len(wanted)
+            self._deletes = set()
+            return
+        adds = {element for element in wanted if element not in state.elements}
+        self._deletes = {element for element in state.elements if element not in wanted}
+        if adds:
+            await table.change(add=adds, delete=())
+            self._added += len(adds)
 
 
 async def _claim(
