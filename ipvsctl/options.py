@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -13,7 +14,10 @@ from ipvsctl.model import DEFAULT_SCHEDULERS, canonical_ip, max_prefix
 from ipvsctl.translate import Policy
 
 __all__ = [
+    "MASQUERADE_BIT_DEFAULT",
+    "NETFILTER_DEFAULTS",
     "POLICY_DEFAULTS",
+    "NetfilterFlags",
     "PolicyFlags",
     "parse_cidrs",
     "parse_node_ips",
@@ -105,3 +109,40 @@ class PolicyFlags:
 
 
 POLICY_DEFAULTS = PolicyFlags()
+
+MASQUERADE_BIT_DEFAULT = 14  # kube-proxy's --iptables-masquerade-bit
+
+
+@dataclass(frozen=True, slots=True)
+class NetfilterFlags:
+    """The netfilter half's flags: on or off (``--no-netfilter``), the pod network (``--cluster-cidr``) and the
+    packet-mark bit that asks for masquerade (``--masquerade-bit``). ``checked()`` validates them."""
+
+    enabled: bool = True
+    cluster_cidrs: Sequence[str] = ()
+    masquerade_bit: int = MASQUERADE_BIT_DEFAULT
+
+    def checked(self) -> NetfilterFlags:
+        """The same flags with the CIDRs in canonical form (``10.1.2.3/8`` → ``10.0.0.0/8``); UsageError naming
+        the flag of a bad value."""
+        if not 0 <= self.masquerade_bit <= 31:
+            raise UsageError(
+                f"{self.masquerade_bit} is not a bit of the 32-bit packet mark (0..31)", flag="--masquerade-bit"
+            )
+        cidrs: list[str] = []
+        for value in self.cluster_cidrs:
+            try:
+                cidrs.append(str(ipaddress.ip_network(value.strip(), strict=False)))
+            except ValueError:
+                raise UsageError(f"{value!r} is not a CIDR like 10.244.0.0/16", flag="--cluster-cidr") from None
+        return NetfilterFlags(
+            enabled=self.enabled, cluster_cidrs=tuple(dict.fromkeys(cidrs)), masquerade_bit=self.masquerade_bit
+        )
+
+    @property
+    def cluster_families(self) -> frozenset[int]:
+        """The address families the pod network is known for (ClusterIP masquerade applies to those)."""
+        return frozenset(6 if ":" in cidr else 4 for cidr in self.cluster_cidrs)
+
+
+NETFILTER_DEFAULTS = NetfilterFlags()

@@ -7,9 +7,11 @@ from collections.abc import AsyncIterator
 
 from ipvsctl.backend.base import Backend
 from ipvsctl.backend.limits import interface_name_problem
+from ipvsctl.backend.nft.base import NetfilterTable
 from ipvsctl.errors import UsageError
+from ipvsctl.options import NetfilterFlags
 
-__all__ = ["check_interface_name", "open_backend"]
+__all__ = ["check_interface_name", "open_backend", "open_netfilter"]
 
 
 def check_interface_name(interface: str) -> str:
@@ -35,3 +37,23 @@ async def open_backend(*, interface: str) -> AsyncIterator[Backend]:
         yield backend
     finally:
         await backend.close()
+
+
+@contextlib.asynccontextmanager
+async def open_netfilter(flags: NetfilterFlags) -> AsyncIterator[NetfilterTable | None]:
+    """ipvsctl's nftables table in this network namespace (None with ``--no-netfilter``), closed afterwards.
+
+    Refuses to start (BackendError) when ``nft`` or the kernel's support is missing: a node half programmed
+    would look fine and break external traffic.
+    """
+    if not flags.enabled:
+        yield None
+        return
+    from ipvsctl.backend.nft.kernel import KernelNetfilter  # noqa: PLC0415 (as open_backend)
+
+    table = KernelNetfilter(masquerade_bit=flags.masquerade_bit, cluster_cidrs=flags.cluster_cidrs)
+    try:
+        await table.check()
+        yield table
+    finally:
+        await table.close()

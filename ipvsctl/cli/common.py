@@ -13,10 +13,11 @@ from ipvsctl.errors import InputError, UsageError
 from ipvsctl.inputs import DEFAULT_MAX_INPUT_BYTES, STDIN, check_path, parse_size, single_stdin
 from ipvsctl.kube.views import ObjectRef
 from ipvsctl.model import ServiceKey
-from ipvsctl.options import parse_cidrs, parse_node_ips
+from ipvsctl.netfilter.plan import NetfilterPlan
+from ipvsctl.options import NetfilterFlags, parse_cidrs, parse_node_ips
 from ipvsctl.plan import Ownership
 from ipvsctl.report import Problem
-from ipvsctl.translate import NodeContext, Policy, Translation, translate
+from ipvsctl.translate import NodeContext, Policy, Translation, VipRole, translate
 
 if TYPE_CHECKING:
     from ipvsctl.kube.manifests import ManifestSet
@@ -24,15 +25,18 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_INTERFACE",
     "DEFAULT_MAX_INPUT_SIZE",
+    "ClusterCidrOpt",
     "Desired",
     "ExternalCidrOpt",
     "InterfaceOpt",
     "KubeconfigOpt",
     "LoadBalancerCidrOpt",
     "ManifestsOpt",
+    "MasqueradeBitOpt",
     "MaxInputSizeOpt",
     "NetmaskV4Opt",
     "NetmaskV6Opt",
+    "NoNetfilterOpt",
     "NodeIpOpt",
     "NodeOpt",
     "NodePortRangeOpt",
@@ -45,6 +49,7 @@ __all__ = [
     "load_desired",
     "max_input_bytes",
     "naming",
+    "netfilter_plan",
     "node_context",
     "ownership_from_flags",
     "refusal_problems",
@@ -115,6 +120,25 @@ LoadBalancerCidrOpt = Annotated[
         help="CIDR in which status.loadBalancer.ingress IPs are honoured (repeatable; default none, see "
         "CVE-2020-8554).",
     ),
+]
+NoNetfilterOpt = Annotated[
+    bool,
+    typer.Option(
+        "--no-netfilter",
+        help="Leave out the nftables half (masquerade, VIP filter, source ranges): only for a CNI that does it.",
+    ),
+]
+ClusterCidrOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--cluster-cidr",
+        metavar="CIDR",
+        help="The pod network (repeatable): ClusterIP traffic from elsewhere is masqueraded, as kube-proxy does.",
+    ),
+]
+MasqueradeBitOpt = Annotated[
+    int,
+    typer.Option("--masquerade-bit", metavar="BIT", help="Packet-mark bit that asks for masquerade (0..31)."),
 ]
 OwnedCidrOpt = Annotated[
     list[str] | None,
@@ -264,6 +288,23 @@ def refusal_problems(refused: Mapping[ServiceKey, str], translation: Translation
         field = result.sources.get(key, "spec") if result is not None else "spec"
         problems.append(Problem(f"Service {owner}" if owner is not None else str(key), field, refused[key]))
     return problems
+
+
+def netfilter_plan(desired: Desired, flags: NetfilterFlags) -> NetfilterPlan:
+    """What the nftables table should hold for this node's desired table."""
+    translation = desired.translation
+
+    def role_of(key: ServiceKey) -> VipRole | None:
+        owner = translation.owners.get(key)
+        result = translation.results.get(owner) if owner is not None else None
+        return None if result is None else result.roles.get(key)
+
+    return NetfilterPlan(
+        services=translation.table.services,
+        role_of=role_of,
+        node_addresses=lambda: desired.node.addresses,
+        cluster_families=flags.cluster_families,
+    )
 
 
 def naming(desired: Desired | None) -> tuple[dict[ServiceKey, ObjectRef], dict[str, ObjectRef]]:

@@ -15,22 +15,25 @@ from ipvsctl.affinity import find_pins, parse_pin_filter, pins_json, pins_text
 from ipvsctl.backend.base import KernelState, OperationFailure
 from ipvsctl.backend.sysctl import STARTUP_SYSCTLS, apply_sysctls, startup_settings
 from ipvsctl.cli.app import EXIT_ERROR, app, fail
-from ipvsctl.cli.backends import open_backend
+from ipvsctl.cli.backends import open_backend, open_netfilter
 from ipvsctl.cli.common import (
     DEFAULT_INTERFACE,
     DEFAULT_MAX_INPUT_SIZE,
+    ClusterCidrOpt,
     Desired,
     ExternalCidrOpt,
     InterfaceOpt,
     KubeconfigOpt,
     LoadBalancerCidrOpt,
     ManifestsOpt,
+    MasqueradeBitOpt,
     MaxInputSizeOpt,
     NetmaskV4Opt,
     NetmaskV6Opt,
     NodeIpOpt,
     NodeOpt,
     NodePortRangeOpt,
+    NoNetfilterOpt,
     OptionalManifestsOpt,
     OptionalNodeOpt,
     OwnedCidrOpt,
@@ -40,6 +43,7 @@ from ipvsctl.cli.common import (
     load_desired,
     max_input_bytes,
     naming,
+    netfilter_plan,
     ownership_from_flags,
     refusal_problems,
 )
@@ -47,14 +51,24 @@ from ipvsctl.conntable import parse_connections
 from ipvsctl.errors import InputError, IpvsctlError, UsageError
 from ipvsctl.inputs import read_input
 from ipvsctl.model import DeleteVirtualService, Operation
-from ipvsctl.options import POLICY_DEFAULTS, PolicyFlags, parse_node_ips, parse_port_range
+from ipvsctl.netfilter.ruleset import FAMILY, TABLE
+from ipvsctl.options import (
+    MASQUERADE_BIT_DEFAULT,
+    POLICY_DEFAULTS,
+    NetfilterFlags,
+    PolicyFlags,
+    parse_node_ips,
+    parse_port_range,
+)
 from ipvsctl.plan import Ownership
-from ipvsctl.reconcile import SyncResult, sync
+from ipvsctl.reconcile import Netfilter, SyncResult, sync
 from ipvsctl.report import PlanContext, Problem, plan_json, plan_text
 from ipvsctl.show import show_json, show_text
 from ipvsctl.translate import Policy
 
 __all__ = ["affinity", "apply", "cleanup", "show"]
+
+TARGET = f"{FAMILY} {TABLE}"
 
 
 class Format(StrEnum):
@@ -92,9 +106,12 @@ def apply(
     load_balancer_ip_cidr: LoadBalancerCidrOpt = None,
     interface: InterfaceOpt = DEFAULT_INTERFACE,
     no_sysctl: NoSysctlOpt = None,
+    no_netfilter: NoNetfilterOpt = False,
+    cluster_cidr: ClusterCidrOpt = None,
+    masquerade_bit: MasqueradeBitOpt = MASQUERADE_BIT_DEFAULT,
     max_input_size: MaxInputSizeOpt = DEFAULT_MAX_INPUT_SIZE,
 ) -> None:
-    """Reconcile this node's IPVS table with the manifests once, and print what was done."""
+    """Reconcile this node's IPVS table and nftables table with the manifests once, and print what was done."""
     try:
         max_bytes = max_input_bytes(max_input_size)
         check_inputs([("--manifests", path) for path in manifests or []], max_bytes=max_bytes)
@@ -116,7 +133,12 @@ def apply(
             max_bytes=max_bytes,
         )
         sysctls = startup_settings(no_sysctl or [])
-        result = asyncio.run(_apply(desired, ownership=ownership, interface=interface, sysctls=sysctls))
+        netfilter = NetfilterFlags(
+            enabled=not no_netfilter, cluster_cidrs=cluster_cidr or [], masquerade_bit=masquerade_bit
+        ).checked()
+        result = asyncio.run(
+            _apply(desired, ownership=ownership, interface=interface, sysctls=sysctls, netfilter=netfilter)
+        )
     except IpvsctlError as error:
         fail(error)
     _print_applied(result, desired=desired, node=node, output=output)
@@ -124,10 +146,24 @@ def apply(
         raise typer.Exit(EXIT_ERROR)
 
 
-async def _apply(desired: Desired, *, ownership: Ownership, interface: str, sysctls: Mapping[str, str]) -> SyncResult:
-    async with open_backend(interface=interface) as backend:  # refuses an interface that is not a dummy first
+async def _apply(
+    desired: Desired,
+    *,
+    ownership: Ownership,
+    interface: str,
+    sysctls: Mapping[str, str],
+    netfilter: NetfilterFlags,
+) -> SyncResult:
+    # Both checked before anything changes: a refused interface, or no nft, leaves the node as it was.
+    async with open_backend(interface=interface) as backend, open_netfilter(netfilter) as table:
         apply_sysctls(settings=sysctls)
-        return await sync(backend, desired.translation.table, ownership=ownership, bind=desired.vip_addresses)
+        return await sync(
+            backend,
+            desired.translation.table,
+            ownership=ownership,
+            bind=desired.vip_addresses,
+            netfilter=None if table is None else Netfilter(table, netfilter_plan(desired, netfilter)),
+        )
 
 
 def _print_applied(result: SyncResult, *, desired: Desired, node: str, output: Format) -> None:
@@ -137,14 +173,27 @@ def _print_applied(result: SyncResult, *, desired: Desired, node: str, output: F
     context = PlanContext(
         node=node, owners=translation.owners, pods=translation.pods, errors=[*desired.problems, *refusals, *failures]
     )
+    filtering = result.netfilter
     if output is Format.JSON:
         document = plan_json(result.operations, context)
         document["schema"] = "ipvsctl.apply/v1"
         document["attempts"] = result.attempts
+        document["netfilter"] = (
+            None
+            if filtering is None
+            else {
+                "added": filtering.added,
+                "deleted": filtering.deleted,
+                "rewritten": filtering.rewritten,
+            }
+        )
         typer.echo(json.dumps(document, indent=2))
         return
     text = plan_text(result.operations, context).replace("changes pending", "changes applied")
     typer.echo(text, nl=False)
+    if filtering is not None:
+        written = ", table written whole" if filtering.rewritten else ""
+        typer.echo(f"nftables {TARGET}: {filtering.added} elements added, {filtering.deleted} deleted{written}")
     for problem in context.errors:
         typer.echo(f"error: {problem}", err=True)
 
@@ -262,10 +311,12 @@ def cleanup(
     node_port_range: NodePortRangeOpt = POLICY_DEFAULTS.node_port_range,
     owned_cidr: OwnedCidrOpt = None,
     interface: InterfaceOpt = DEFAULT_INTERFACE,
+    no_netfilter: NoNetfilterOpt = False,
     output: OutputOpt = Format.TEXT,
     max_input_size: MaxInputSizeOpt = DEFAULT_MAX_INPUT_SIZE,
 ) -> None:
-    """Remove what the agent owns (services on its interface's VIPs and node ports, and the interface).
+    """Remove what the agent owns (services on its interface's VIPs and node ports, the interface, and its nftables
+    table ``inet ipvsctl``; never any other table).
 
     Node IPs (for NodePort entries) come from --node-ip, or from the Node object named by --node in
     --manifests or the cluster (--kubeconfig); without any of them only the interface's VIPs are removed.
@@ -280,23 +331,32 @@ def cleanup(
         ownership = ownership_from_flags(
             node_ips=node_ips, owned_cidrs=owned_cidr or [], node_port_range=parse_port_range(node_port_range)
         )
-        operations, failures, removed = asyncio.run(_cleanup(ownership=ownership, interface=interface))
+        netfilter = NetfilterFlags(enabled=not no_netfilter)
+        operations, failures, removed, table_removed = asyncio.run(
+            _cleanup(ownership=ownership, interface=interface, netfilter=netfilter)
+        )
     except IpvsctlError as error:
         fail(error)
     context = PlanContext(node="(this node)", errors=[Problem(str(f.operation.key), "", f.message) for f in failures])
     if output is Format.JSON:
         document = plan_json(operations, context)
         document["interface"] = {"name": interface, "deleted": removed}
+        document["netfilter"] = None if table_removed is None else {"table": TARGET, "deleted": table_removed}
         typer.echo(json.dumps(document, indent=2))
     else:
         typer.echo(plan_text(operations, context).replace("changes pending", "changes applied"), nl=False)
         typer.echo(f"interface {interface}: {'deleted' if removed else 'absent, nothing to delete'}")
+        if table_removed is not None:
+            typer.echo(f"nftables {TARGET}: {'deleted' if table_removed else 'absent, nothing to delete'}")
     if failures:
         raise typer.Exit(EXIT_ERROR)
 
 
-async def _cleanup(*, ownership: Ownership, interface: str) -> tuple[list[Operation], list[OperationFailure], bool]:
-    """Delete what the agent owns, then its interface (only a dummy: open_backend refused any other kind)."""
+async def _cleanup(
+    *, ownership: Ownership, interface: str, netfilter: NetfilterFlags
+) -> tuple[list[Operation], list[OperationFailure], bool, bool | None]:
+    """Delete what the agent owns, then its interface (only a dummy: open_backend refused any other kind), then
+    its nftables table; whether the interface and the table (None: not asked) were there."""
     async with open_backend(interface=interface) as backend:
         state = await backend.read()
         owned = ownership.with_addresses(state.bound_addresses)
@@ -305,4 +365,8 @@ async def _cleanup(*, ownership: Ownership, interface: str) -> tuple[list[Operat
         ]
         report = await backend.apply(operations)
         removed = await backend.remove_interface()
-    return operations, list(report.failures), removed
+    table_removed = None
+    if netfilter.enabled:
+        async with open_netfilter(netfilter) as table:
+            table_removed = None if table is None else await table.remove()
+    return operations, list(report.failures), removed, table_removed
