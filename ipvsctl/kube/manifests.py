@@ -283,9 +283,11 @@ class _Collector:
     def _add(
         self, document: object, *, source: str, where: str, walk: _ListWalk, inherited: tuple[str, object] | None
     ) -> None:
-        if document is None or (isinstance(document, msgspec.Raw) and bytes(document).strip() == b"null"):
+        if document is None:
             return
         head = _head(document)
+        if head == "NoneType":  # a null JSON document or item
+            return
         if isinstance(head, str):
             self.errors.append(ObjectError(f"must be an object, got {head}", source=source, obj=where))
             return

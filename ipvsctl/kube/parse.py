@@ -365,10 +365,16 @@ def _identify(
 class _Checker:
     """The checks of one object's values, whose errors name the object (types are msgspec's already)."""
 
-    __slots__ = ("label",)
+    __slots__ = ("kind", "ref")
 
-    def __init__(self, label: str) -> None:
-        self.label = label
+    def __init__(self, kind: str, ref: ObjectRef | None = None) -> None:
+        self.kind = kind
+        self.ref = ref  # None until the object is identified
+
+    @property
+    def label(self) -> str:
+        """``Service default/web`` (only the kind while the object is not identified); written for errors only."""
+        return self.kind if self.ref is None else f"{self.kind} {self.ref}"
 
     def error(self, field: str, message: str) -> ObjectError:
         """An ObjectError about ``field`` of this object."""
@@ -446,8 +452,8 @@ def _identified(obj: wire.Service | wire.EndpointSlice | wire.Node, kind: _Kind)
     ):  # the usual object: every check of _identify passes
         namespace = (metadata.namespace or "default") if kind.namespaced else ""
         ref = ObjectRef(namespace, metadata.name)
-        return _Checker(f"{kind.name} {ref}"), ref
-    label, ref = _identify(
+        return _Checker(kind.name, ref), ref
+    _, ref = _identify(
         obj.kind,
         obj.api_version,
         metadata_present=metadata is not None,
@@ -455,7 +461,7 @@ def _identified(obj: wire.Service | wire.EndpointSlice | wire.Node, kind: _Kind)
         namespace=None if metadata is None else metadata.namespace,
         kind=kind,
     )
-    return _Checker(label), ref
+    return _Checker(kind.name, ref), ref
 
 
 # --- Service --------------------------------------------------------------------------------------
