@@ -14,7 +14,7 @@ from ipvsctl.backend.limits import DEFAULT_INTERFACE
 from ipvsctl.backend.sysctl import STARTUP_SYSCTLS, startup_settings
 from ipvsctl.errors import UsageError
 from ipvsctl.model import canonical_ip
-from ipvsctl.options import POLICY_DEFAULTS, PolicyFlags, parse_port
+from ipvsctl.options import NETFILTER_DEFAULTS, POLICY_DEFAULTS, NetfilterFlags, PolicyFlags, parse_port
 from ipvsctl.translate import Policy
 
 __all__ = ["LOG_FORMATS", "AgentConfig", "agent_config", "parse_bind"]
@@ -50,6 +50,7 @@ class AgentConfig:
     log_level: str = "info"
     sysctls: Mapping[str, str] = field(default_factory=lambda: dict(STARTUP_SYSCTLS))
     backend: str = "netlink"
+    netfilter: NetfilterFlags = NETFILTER_DEFAULTS
 
 
 def parse_bind(text: str, *, flag: str) -> Bind:
@@ -88,6 +89,7 @@ def agent_config(
     log_level: str = "info",
     no_sysctl: Sequence[str] = (),
     backend: str = "netlink",
+    netfilter: NetfilterFlags = NETFILTER_DEFAULTS,
     environ: Mapping[str, str] = os.environ,
 ) -> AgentConfig:
     """Check every flag and build the config; UsageError names the first bad one."""
@@ -123,4 +125,5 @@ def agent_config(
         log_level=log_level.lower(),
         sysctls=startup_settings(no_sysctl),
         backend=backend,
+        netfilter=netfilter.checked(),
     )

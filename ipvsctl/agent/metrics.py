@@ -90,6 +90,22 @@ class AgentMetrics:
             ["listener", "reason"],
             registry=registry,
         )
+        self.netfilter_elements = Gauge(
+            "ipvsctl_netfilter_elements",
+            "Elements the agent's nftables table holds (VIP filter, masquerade, source ranges, hairpin).",
+            registry=registry,
+        )
+        self.netfilter_changes = Counter(
+            "ipvsctl_netfilter_element_changes_total",
+            "Elements of the nftables table added or deleted, by op (add, delete).",
+            ["op"],
+            registry=registry,
+        )
+        self.netfilter_rewrites = Counter(
+            "ipvsctl_netfilter_table_rewrites_total",
+            "Times the whole nftables table was written (at start, and after it was found changed).",
+            registry=registry,
+        )
         self.ready = Gauge("ipvsctl_ready", "1 when /readyz answers ready.", registry=registry)
         self.last_sync = Gauge(
             "ipvsctl_last_successful_sync_timestamp_seconds",
@@ -98,6 +114,8 @@ class AgentMetrics:
         )
         for source in ERROR_SOURCES:
             self.errors.labels(source=source)
+        for op in ("add", "delete"):
+            self.netfilter_changes.labels(op=op)
         for listener in ("agent", "health_check"):
             for reason in DROP_REASONS:
                 self.http_dropped.labels(listener=listener, reason=reason)

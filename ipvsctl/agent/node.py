@@ -27,6 +27,7 @@ from ipvsctl.agent.supervisor import Supervisor
 from ipvsctl.agent.syncer import Syncer
 from ipvsctl.agent.watch import Watcher
 from ipvsctl.backend.base import Backend
+from ipvsctl.backend.nft.base import NetfilterTable
 from ipvsctl.kube.client import NODES, SERVICES, Resource, slice_resource
 from ipvsctl.reconcile import DrainTracker
 
@@ -45,6 +46,7 @@ class NodeAgent:
         config: AgentConfig,
         backend: Backend,
         event_sink: EventSink,
+        netfilter: NetfilterTable | None = None,
         clock: Clock | None = None,
         freeze_heap: bool = False,
     ) -> None:
@@ -72,6 +74,8 @@ class NodeAgent:
             recorder=self.recorder,
             health_checks=self.health_checks,
             metrics=self.metrics,
+            netfilter=netfilter,
+            cluster_families=config.netfilter.cluster_families,
         )
         self.runner = SyncRunner(
             syncer=self.syncer,

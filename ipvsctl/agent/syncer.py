@@ -21,11 +21,13 @@ from ipvsctl.agent.events import EventRecorder, Problem
 from ipvsctl.agent.healthcheck import HealthCheckServers, health_check_port
 from ipvsctl.agent.metrics import AgentMetrics
 from ipvsctl.backend.base import Backend
+from ipvsctl.backend.nft.base import NetfilterTable
 from ipvsctl.errors import BackendError
 from ipvsctl.kube.views import ObjectRef, ServiceView
 from ipvsctl.model import EditRealServer, ServiceKey
+from ipvsctl.netfilter.plan import NetfilterPlan
 from ipvsctl.plan import Ownership, Settled
-from ipvsctl.reconcile import DrainTracker, sync
+from ipvsctl.reconcile import DrainTracker, Netfilter, NetfilterOutcome, sync
 from ipvsctl.report import op_name
 from ipvsctl.translate import (
     NodeContext,
@@ -34,6 +36,7 @@ from ipvsctl.translate import (
     Policy,
     Rejection,
     ServiceResult,
+    VipRole,
     service_age,
     translate_service,
 )
@@ -84,6 +87,8 @@ class Syncer:
         recorder: EventRecorder,
         health_checks: HealthCheckServers,
         metrics: AgentMetrics,
+        netfilter: NetfilterTable | None = None,
+        cluster_families: Collection[int] = (),
     ) -> None:
         self._cache = cache
         self._backend = backend
@@ -101,7 +106,36 @@ class Syncer:
         self._state_counts: Counter[str] = Counter()
         self._no_local: set[ObjectRef] = set()
         self._synced_node_ips: frozenset[str] = frozenset()
+        self._netfilter = (
+            None
+            if netfilter is None
+            else Netfilter(
+                netfilter,
+                NetfilterPlan(
+                    services=self.desired.services,
+                    role_of=self._role_of,
+                    node_addresses=lambda: frozenset(self.node.addresses),
+                    cluster_families=cluster_families,
+                ),
+            )
+        )
         self._log = structlog.get_logger("ipvsctl.agent.sync")
+
+    def _count_netfilter(self, outcome: NetfilterOutcome | None, *, full: bool) -> None:
+        if outcome is None or self._netfilter is None:
+            return
+        self._metrics.netfilter_changes.labels(op="add").inc(outcome.added)
+        self._metrics.netfilter_changes.labels(op="delete").inc(outcome.deleted)
+        self._metrics.netfilter_elements.set(len(self._netfilter.plan.elements()))
+        if outcome.rewritten:
+            self._metrics.netfilter_rewrites.inc()
+            self._log.info("netfilter_table_written", full=full, elements=outcome.added)
+
+    def _role_of(self, key: ServiceKey) -> VipRole | None:
+        """The role of a desired VIP, as its owning Service's translation gave it."""
+        owner = self.desired.owners.get(key)
+        result = self.desired.results.get(owner) if owner is not None else None
+        return None if result is None else result.roles.get(key)
 
     @property
     def service_count(self) -> int:
@@ -180,6 +214,7 @@ class Syncer:
                 drains=self._drains,
                 only=only,
                 settled=self.settled,
+                netfilter=self._netfilter,
             )
         except BackendError as error:
             self._metrics.error("backend")
@@ -193,6 +228,7 @@ class Syncer:
             return SyncOutcome(ok=False, full=full, error=f"unexpected {type(error).__name__}: {error}")
         finally:
             self._metrics.drain_queue.set(len(self._drains))
+        self._count_netfilter(result.netfilter, full=full)
         # Operations on a key that failed may or may not have gone in; count only the certain ones.
         failed = {failure.operation.key for failure in result.failures}
         applied = [op for op in result.operations if op.key not in failed]

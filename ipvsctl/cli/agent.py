@@ -10,24 +10,28 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from ipvsctl.cli.app import EXIT_ERROR, app, fail
-from ipvsctl.cli.backends import open_backend
+from ipvsctl.cli.backends import open_backend, open_netfilter
 from ipvsctl.cli.common import (
     DEFAULT_INTERFACE,
+    ClusterCidrOpt,
     ExternalCidrOpt,
     InterfaceOpt,
     LoadBalancerCidrOpt,
+    MasqueradeBitOpt,
     NetmaskV4Opt,
     NetmaskV6Opt,
     NodePortRangeOpt,
+    NoNetfilterOpt,
     SchedulerOpt,
 )
 from ipvsctl.cli.kernel import NoSysctlOpt
 from ipvsctl.errors import IpvsctlError
-from ipvsctl.options import POLICY_DEFAULTS, PolicyFlags
+from ipvsctl.options import MASQUERADE_BIT_DEFAULT, POLICY_DEFAULTS, NetfilterFlags, PolicyFlags
 
 if TYPE_CHECKING:
     from ipvsctl.agent.config import AgentConfig
     from ipvsctl.backend.base import Backend
+    from ipvsctl.backend.nft.base import NetfilterTable
 
 __all__ = ["agent"]
 
@@ -93,6 +97,9 @@ def agent(
         str, typer.Option("--log-level", metavar="LEVEL", help="debug, info, warning or error.")
     ] = "info",
     no_sysctl: NoSysctlOpt = None,
+    no_netfilter: NoNetfilterOpt = False,
+    cluster_cidr: ClusterCidrOpt = None,
+    masquerade_bit: MasqueradeBitOpt = MASQUERADE_BIT_DEFAULT,
     backend: Annotated[
         BackendKind, typer.Option("--backend", help="netlink: the kernel; memory: an in-memory table (dry runs).")
     ] = BackendKind.NETLINK,
@@ -131,6 +138,9 @@ def agent(
             log_level=log_level,
             no_sysctl=no_sysctl or [],
             backend=backend.value,
+            netfilter=NetfilterFlags(
+                enabled=not no_netfilter, cluster_cidrs=cluster_cidr or [], masquerade_bit=masquerade_bit
+            ),
         )
     except IpvsctlError as error:
         fail(error)
@@ -159,25 +169,30 @@ async def run(config: AgentConfig) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    async with _backend(config) as table, connect(config.kubeconfig) as api:
-        node_agent = NodeAgent(config=config, backend=table, event_sink=ApiEventSink(api), freeze_heap=True)
+    async with _kernel(config) as (table, netfilter), connect(config.kubeconfig) as api:
+        node_agent = NodeAgent(
+            config=config, backend=table, netfilter=netfilter, event_sink=ApiEventSink(api), freeze_heap=True
+        )
         await node_agent.run(api, stop=stop)
 
 
 @contextlib.asynccontextmanager
-async def _backend(config: AgentConfig) -> AsyncIterator[Backend]:
+async def _kernel(config: AgentConfig) -> AsyncIterator[tuple[Backend, NetfilterTable | None]]:
+    """The IPVS backend and the nftables table (None with --no-netfilter), both checked before any change."""
     import structlog  # noqa: PLC0415 (see agent())
 
     from ipvsctl.backend.memory import MemoryBackend  # noqa: PLC0415 (see agent())
+    from ipvsctl.backend.nft.memory import MemoryNetfilter  # noqa: PLC0415
 
     if config.backend == BackendKind.MEMORY:
-        yield MemoryBackend()
+        yield MemoryBackend(), MemoryNetfilter() if config.netfilter.enabled else None
         return
     from ipvsctl.backend.sysctl import apply_sysctls  # noqa: PLC0415
 
-    async with open_backend(interface=config.interface) as backend:  # refuses an interface that is not a dummy
+    # Refuses an interface that is not a dummy, and a node without nft, before anything changes.
+    async with open_backend(interface=config.interface) as backend, open_netfilter(config.netfilter) as netfilter:
         for change in apply_sysctls(settings=config.sysctls):
             structlog.get_logger("ipvsctl.agent").info(
                 "sysctl_set", name=change.name, previous=change.previous, value=change.value
             )
-        yield backend
+        yield backend, netfilter

@@ -13,6 +13,7 @@ from ipvsctl.agent.config import AgentConfig
 from ipvsctl.agent.http import Bind
 from ipvsctl.agent.node import NodeAgent
 from ipvsctl.backend.memory import MemoryBackend
+from ipvsctl.backend.nft.memory import MemoryNetfilter
 from ipvsctl.kube.client import ApiError, ConflictError, NotFoundError
 
 JSON = dict[str, Any]
@@ -109,11 +110,21 @@ def config(**changes: Any) -> AgentConfig:
 
 
 def make_agent(
-    clock: FakeClock, *, backend: MemoryBackend | None = None, sink: RecordingSink | None = None, **changes: Any
+    clock: FakeClock,
+    *,
+    backend: MemoryBackend | None = None,
+    sink: RecordingSink | None = None,
+    netfilter: MemoryNetfilter | None = None,
+    **changes: Any,
 ) -> NodeAgent:
-    """An agent on the memory backend with a fake clock and a recording Event sink."""
+    """An agent on the memory backend (and, when given, a memory nftables table) with a fake clock and a
+    recording Event sink."""
     return NodeAgent(
-        config=config(**changes), backend=backend or MemoryBackend(), event_sink=sink or RecordingSink(), clock=clock
+        config=config(**changes),
+        backend=backend or MemoryBackend(),
+        netfilter=netfilter,
+        event_sink=sink or RecordingSink(),
+        clock=clock,
     )
 
 

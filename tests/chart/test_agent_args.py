@@ -11,7 +11,7 @@ from typer.core import TyperGroup
 from ipvsctl.agent.config import agent_config
 from ipvsctl.backend.sysctl import STARTUP_SYSCTLS
 from ipvsctl.cli import app
-from ipvsctl.options import PolicyFlags
+from ipvsctl.options import NetfilterFlags, PolicyFlags
 from tests.chart.render import container, render
 from tests.chart.values import VALUE_SETS
 
@@ -119,6 +119,11 @@ def test_agent_accepts_the_rendered_args(values: dict[str, Any] | None) -> None:
         node_port_range=params.pop("node_port_range"),
         external_ip_cidrs=params.pop("external_ip_cidr") or [],
         load_balancer_ip_cidrs=params.pop("load_balancer_ip_cidr") or [],
+    )
+    params["netfilter"] = NetfilterFlags(
+        enabled=not params.pop("no_netfilter"),
+        cluster_cidrs=params.pop("cluster_cidr") or [],
+        masquerade_bit=params.pop("masquerade_bit"),
     )
     params["no_sysctl"] = params["no_sysctl"] or []
     config = agent_config(**params, environ={"NODE_NAME": "node-1"})

@@ -247,7 +247,8 @@ class LayoutDecoder:
     ) -> list[DecodedDest] | None:
         """Every destination reply of a ``recv`` buffer as model values at once, straight from the unpacked
         ``DEST_FIELDS`` (no attribute mapping): the ``many_keyed`` conditions, and a layout with every one of
-        them. Memoised as ``many_keyed`` memoises.
+        them. Values decoded before from the same fields come from ``memo`` (the service's last decoding,
+        not looked up when empty: a tuple of ten fields hashes at a cost); every value goes ``into``.
         """
         compiled = self._compiled(data)
         if compiled is None:
@@ -263,13 +264,14 @@ class LayoutDecoder:
             if raw[0] != length or raw[1] != message_type or raw[3] != seq or layout.headers(raw) != layout.expected:
                 return None
             values = fields(raw)
-            known = into.get(values) or memo.get(values)
+            known = memo.get(values) if memo else None
             if known is None:
-                address, port, family = values[:3]
+                family = values[2]
                 size = ADDRESS_SIZES.get(family)
                 if size is None:
                     return None  # let the walk raise its precise error
-                text = inet_ntop(family, address[:size])
+                port = values[1]
+                text = inet_ntop(family, values[0][:size])
                 known = dest_from_fields((text, ((port & 0xFF) << 8) | (port >> 8), *values[2:]), key=key)
             into[values] = known
             dests.append(DecodedDest(*known, layout.counters(raw)))
