@@ -371,7 +371,8 @@ DEEP = "nested too deeply to read"
     [
         ("deep.json", "[" * 100_000 + "]" * 100_000, DEEP),
         ("deep.json", '{"a":' * 100_000 + "1" + "}" * 100_000, DEEP),
-        ("deep.yaml", "[" * 100_000 + "]" * 100_000, f"invalid YAML at line 1: {DEEP} (column 256)"),
+        ("deep.yaml", "a: " + "[" * 100_000 + "]" * 100_000, f"invalid YAML at line 1: {DEEP} (column 259)"),
+        ("deep.yaml", "[" * 100_000 + "]" * 100_000, DEEP),
         (
             "deep.yaml",
             "".join("  " * depth + "a:\n" for depth in range(2000)) + "  " * 2000 + "b\n",
@@ -379,7 +380,7 @@ DEEP = "nested too deeply to read"
         ),
         ("deep.yaml", "- " * 20_000 + "x\n", f"{DEEP}: line 1 is indented more than 1000 columns"),
     ],
-    ids=["json-lists", "json-objects", "yaml-flow", "yaml-block", "yaml-compact-sequences"],
+    ids=["json-lists", "json-objects", "yaml-flow", "json-in-yaml", "yaml-block", "yaml-compact-sequences"],
 )
 def test_deeply_nested_file_is_a_manifest_error(tmp_path: Path, name: str, text: str, message: str) -> None:
     """A file nested too deeply to read raises ManifestError naming it (yaml-rs would crash past ~8,000 levels)."""

@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, assume, given, settings
 
 from ipvsctl.errors import ManifestError
 from ipvsctl.kube.manifests import load_manifests
-from ipvsctl.kube.yamlread import LazyList, PieceRefused, check_yaml, documents, whole_stream
+from ipvsctl.kube.yamlread import MAX_WHOLE, LazyList, PieceRefused, check_yaml, documents, whole_stream
 from tests.strategies import hostile_text
 
 # As kubectl get -o yaml writes a List: items at column 0, the List's own keys after them.
@@ -68,7 +68,7 @@ def piecewise(text: str) -> list[object] | None:
 def whole(text: str) -> list[object] | None:
     """The documents read whole, null ones left out as the loader leaves them; None on an error."""
     try:
-        return list(whole_stream(text, source="x.yaml"))
+        return list(whole_stream(text, source="x.yaml", refused=PieceRefused("compared")))
     except ManifestError:
         return None
 
@@ -162,4 +162,63 @@ def test_mapping_as_a_key_is_a_manifest_error(tmp_path: Path) -> None:
     path = tmp_path / "keys.yaml"
     path.write_text('{"":{"":""},{"":[{""}]}}\n')
     with pytest.raises(ManifestError, match="invalid YAML: TypeError"):
+        load_manifests([path])
+
+
+def big_list(items: int, *, extra: str = "") -> str:
+    """A kubectl-style List of ``items`` Nodes, more than MAX_WHOLE bytes when ``items`` is large."""
+    entry = "- apiVersion: v1\n  kind: Node\n  metadata:\n    name: node-{n}\n    labels: {{padding: {pad}}}\n"
+    body = "".join(entry.format(n=n, pad="x" * 100) for n in range(items))
+    return "apiVersion: v1\nitems:\n" + body + extra + "kind: List\nmetadata: {}\n"
+
+
+def test_json_in_a_yaml_file_is_read_as_json(tmp_path: Path) -> None:
+    """A .yaml file holding JSON (tabs and all, which YAML refuses as indentation) is read by the JSON reader."""
+    path = tmp_path / "nodes.yaml"
+    path.write_text(
+        '{\n\t"apiVersion": "v1", "kind": "List",\n\t"items": [\n'
+        '\t\t{"apiVersion": "v1", "kind": "Node", "metadata": {"name": "w1"}}\n\t]\n}\n'
+    )
+    loaded = load_manifests([path])
+    assert ([node.name for node in loaded.nodes], loaded.errors) == (["w1"], ())
+
+
+def test_large_flow_yaml_is_refused_not_read_whole(tmp_path: Path) -> None:
+    """Flow-style YAML (not JSON) over 2 MiB in one document is refused: read whole it would cost 15x its size."""
+    items = ", ".join(f"{{apiVersion: v1, kind: Node, metadata: {{name: n{n}}}}}" for n in range(50_000))
+    path = tmp_path / "flow.yaml"
+    path.write_text(f"{{apiVersion: v1, kind: List, items: [{items}]}}\n")
+    assert path.stat().st_size > MAX_WHOLE
+    with pytest.raises(ManifestError) as caught:
+        load_manifests([path])
+    assert caught.value.message.startswith(
+        f"cannot be read a document or List item at a time (a document or List item of more than {MAX_WHOLE} bytes)"
+    )
+
+
+def test_error_in_a_large_list_names_its_line_in_the_file(tmp_path: Path) -> None:
+    """A syntax error in an item of a List over 2 MiB (not read whole) is reported at its line in the file."""
+    text = big_list(20_000, extra="- apiVersion: v1\n  kind: [\n")
+    path = tmp_path / "big.yaml"
+    path.write_text(text)
+    assert path.stat().st_size > MAX_WHOLE
+    with pytest.raises(ManifestError) as caught:
+        load_manifests([path])
+    line = text.count("\n", 0, text.index("  kind: [")) + 1
+    assert caught.value.message == f"invalid YAML at line {line}: unclosed bracket '[' (column 9)"
+
+
+def test_large_list_that_cannot_be_read_in_pieces_is_refused(tmp_path: Path) -> None:
+    """An alias from one item to another in a List over 2 MiB: refused with the reason, not read whole."""
+    text = big_list(20_000).replace(
+        "- apiVersion: v1\n  kind: Node\n  metadata:\n    name: node-0\n",
+        "- &first {apiVersion: v1, kind: Node, metadata: {name: node-0}}\n- *first\n",
+        1,
+    )
+    path = tmp_path / "aliases.yaml"
+    path.write_text(text)
+    with pytest.raises(
+        ManifestError,
+        match=r"at a time \(an alias to an anchor in another document or List item\)",
+    ):
         load_manifests([path])

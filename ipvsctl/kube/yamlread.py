@@ -27,10 +27,22 @@ from ipvsctl.errors import ManifestError
 if TYPE_CHECKING:
     import yaml_rs
 
-__all__ = ["MAX_DIGITS", "MAX_INDENT", "LazyList", "PieceRefused", "check_yaml", "documents", "whole_stream"]
+__all__ = [
+    "MAX_DIGITS",
+    "MAX_INDENT",
+    "MAX_WHOLE",
+    "LazyList",
+    "PieceRefused",
+    "check_yaml",
+    "documents",
+    "whole_stream",
+]
 
 MAX_INDENT = 1000
 MAX_DIGITS = 4300
+# yaml-rs's values cost 15x the text they come from, and a piece is read into values whole: no piece, and no
+# stream read whole, may be larger than this (etcd stores no object over 1.5 MiB).
+MAX_WHOLE = 2 * 2**20
 _TOO_DEEP_LINE = re.compile(rf"^[ \t?:-]{{{MAX_INDENT + 1}}}", re.MULTILINE)
 _TOO_MANY_DIGITS = re.compile(rf"[0-9_]{{{MAX_DIGITS + 1}}}")
 # YAML 1.2's c-printable: tab, line breaks and the printable characters (go-yaml refuses the rest too).
@@ -56,7 +68,15 @@ _ALIAS_BYTES_PER_EVENT = 16
 
 
 class PieceRefused(Exception):  # noqa: N818 (a signal to read the stream whole, not an error to report)
-    """A document or List item did not parse on its own: read the whole stream instead."""
+    """A document or List item did not parse on its own: read the whole stream instead (when it is small).
+
+    ``problem`` is yaml-rs's error about the piece, its line counted in the whole text, when it had one.
+    """
+
+    def __init__(self, reason: str, *, problem: str = "") -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.problem = problem
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,14 +114,25 @@ def documents(text: str) -> Iterator[object]:
     Raises PieceRefused as soon as a piece does not parse alone.
     """
     if _NOT_IN_PIECES.search(text):
-        raise PieceRefused
+        raise PieceRefused("a directive, a document end marker (...) or a lone carriage return")
     for start, end in _document_spans(text):
         yield _document(text, start, end)
 
 
-def whole_stream(text: str, *, source: str) -> list[object]:
-    """Every document of the stream, read in one piece; ManifestError naming the line of what is wrong."""
+def whole_stream(text: str, *, source: str, refused: PieceRefused) -> list[object]:
+    """Every document of the stream, read in one piece; ManifestError naming the line of what is wrong.
+
+    A stream over MAX_WHOLE is not read whole: ManifestError with the piece's own error, or why it was refused.
+    """
     import yaml_rs  # noqa: PLC0415 (JSON manifests never pay for it)
+
+    if len(text) > MAX_WHOLE:
+        raise ManifestError(
+            refused.problem
+            or f"cannot be read a document or List item at a time ({refused.reason}), and YAML over "
+            f"{MAX_WHOLE} bytes is read no other way: write it as kubectl get -o yaml or -o json does",
+            source=source,
+        )
 
     try:
         loaded = yaml_rs.loads(text, parse_datetime=False, alias_limits=_limits(text))
@@ -119,13 +150,22 @@ def _limits(text: str) -> yaml_rs.AliasLimits:
     return yaml_rs.AliasLimits(max_total_replayed_events=max(_ALIAS_EVENTS_MIN, len(text) // _ALIAS_BYTES_PER_EVENT))
 
 
-def _piece(text: str) -> object:
+def _piece(text: str, start: int, end: int, *, prefix: str = "", suffix: str = "") -> object:
+    """``text[start:end]`` (between ``prefix`` and ``suffix``) as one YAML stream; PieceRefused if it is not."""
     import yaml_rs  # noqa: PLC0415 (see whole_stream)
 
+    if end - start > MAX_WHOLE:
+        raise PieceRefused(f"a document or List item of more than {MAX_WHOLE} bytes")
+    piece = prefix + text[start:end] + suffix
     try:
-        return yaml_rs.loads(text, parse_datetime=False, alias_limits=_limits(text))
-    except (yaml_rs.YAMLDecodeError, *_VALUE_ERRORS):
-        raise PieceRefused from None
+        return yaml_rs.loads(piece, parse_datetime=False, alias_limits=_limits(piece))
+    except yaml_rs.YAMLDecodeError as exc:
+        if "unknown anchor" in str(exc):
+            raise PieceRefused("an alias to an anchor in another document or List item") from None
+        problem = "" if prefix else _problem(str(exc), text=piece, first_line=text.count("\n", 0, start) + 1)
+        raise PieceRefused("it does not parse alone", problem=problem) from None
+    except _VALUE_ERRORS as exc:
+        raise PieceRefused("it does not parse alone", problem=f"invalid YAML: {type(exc).__name__}: {exc}") from None
 
 
 def _document_spans(text: str) -> list[tuple[int, int]]:
@@ -140,13 +180,14 @@ def _document(text: str, start: int, end: int) -> object:
     """One document: a List's items lazily when kubectl's layout allows it, else the whole document."""
     items = _ITEMS.search(text, start, end)
     if items is None or not text.startswith("-", items.end() + 1):
-        return _piece(text[start:end])
+        return _piece(text, start, end)
     first = items.end() + 1
     after = _OUT_OF_ITEMS.search(text, first, end)
     stop = after.start() if after is not None else end
-    head = _piece(text[start : items.start()] + "items: []\n" + text[stop:end])
+    # The List's own fields: what is before its items, and after them (kubectl writes kind and metadata there).
+    head = _piece(text, start, items.start(), suffix="items: []\n" + text[stop:end])
     if not isinstance(head, dict):
-        raise PieceRefused
+        raise PieceRefused("a List whose document is not a mapping")
     return LazyList(head, _entries(text, first, stop))
 
 
@@ -154,9 +195,9 @@ def _entries(text: str, start: int, end: int) -> Iterator[object]:
     """Each ``- `` entry of a block sequence at column 0, parsed on its own."""
     starts = [match.start() for match in _ENTRY.finditer(text, start, end)]
     for first, last in zip(starts, [*starts[1:], end][: len(starts)], strict=True):
-        parsed = _piece(text[first:last])
+        parsed = _piece(text, first, last)
         if not isinstance(parsed, list) or len(parsed) != 1:
-            raise PieceRefused
+            raise PieceRefused("an item that is not one entry")
         yield parsed[0]
 
 
@@ -165,16 +206,16 @@ def _document_count(text: str) -> int:
     return len(_document_spans(text))
 
 
-def _problem(message: str, *, text: str) -> str:
-    """yaml-rs's error in one line: ``invalid YAML at line N: what (column C)``."""
+def _problem(message: str, *, text: str, first_line: int = 1) -> str:
+    """yaml-rs's error in one line: ``invalid YAML at line N: what (column C)``; ``text`` starts at ``first_line``."""
     lines = message.splitlines()
     at = _YAML_AT.match(lines[0]) if lines else None
     if at is not None:
         what = "nested too deeply to read" if lines[-1] == "recursion limit exceeded" else lines[-1]
-        return f"invalid YAML at line {at[1]}: {what} (column {at[2]})"
+        return f"invalid YAML at line {int(at[1]) + first_line - 1}: {what} (column {at[2]})"
     tag = _YAML_TAG.match(message)
     if tag is not None:  # yaml-rs does not say where: the first line using the tag
         where = text.find(tag[1])
         if where >= 0:
-            return f"invalid YAML at line {text.count(chr(10), 0, where) + 1}: {lines[0]}"
+            return f"invalid YAML at line {text.count(chr(10), 0, where) + first_line}: {lines[0]}"
     return f"invalid YAML: {lines[0] if lines else message}"
