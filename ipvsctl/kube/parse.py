@@ -7,23 +7,31 @@ each field's JSON type and skipping everything the proxy does not read. What the
 checked here while the view is built.
 
 Every refusal is an ``ObjectError`` naming the object (``Service default/web``) and the field path
-(``spec.ports[1].port``). A type error found by msgspec is explained from the offending value itself, found
-again by its path in a plain decoding of the object (that slow path runs only for a refused object). Semantic
-rules (timeout ranges, annotations, what a policy means) belong to ``ipvsctl.translate``.
+(``spec.ports[1].port``): the values are checked by ``checks.py``'s ``Checker``, and a type error msgspec
+finds is explained by ``refusals.py``. Semantic rules (timeout ranges, annotations, what a policy means)
+belong to ``ipvsctl.translate``.
 """
 
 from __future__ import annotations
 
-import json
-import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Final, TypeVar
+from typing import TypeVar
 
 import msgspec
 
 from ipvsctl.errors import ObjectError
 from ipvsctl.kube import wire
+from ipvsctl.kube.checks import (
+    MAX_INTEGER_TEXT,
+    ApiObject,
+    Checker,
+    Kind,
+    OversizedInteger,
+    RawObject,
+    bounded_json_integer,
+    identify,
+)
+from ipvsctl.kube.refusals import explained, object_names
 from ipvsctl.kube.views import (
     HOSTNAME_TOPOLOGY_KEY,
     SERVICE_NAME_LABEL,
@@ -39,6 +47,7 @@ from ipvsctl.model import Protocol, canonical_ip
 
 __all__ = [
     "MAX_INTEGER_TEXT",
+    "PARSERS",
     "ApiObject",
     "OversizedInteger",
     "RawObject",
@@ -49,25 +58,7 @@ __all__ = [
     "parse_service",
 ]
 
-_T = TypeVar("_T")
 _W = TypeVar("_W", wire.Service, wire.EndpointSlice, wire.Node)
-
-
-@dataclass(frozen=True, slots=True)
-class ApiObject:
-    """One object as the API sent it: its JSON bytes, and the kind and apiVersion of the resource it came from.
-
-    The bytes are decoded straight into the wire Structs when the object is parsed; an item of a list
-    response carries neither kind nor apiVersion of its own, so the resource's stand in for them.
-    """
-
-    data: bytes
-    kind: str
-    api_version: str
-
-
-# An object as the API sends it (JSON bytes), or as a JSON or YAML reader decoded it.
-RawObject = ApiObject | bytes | bytearray | memoryview | Mapping[str, object]
 
 _PROTOCOLS = {"TCP": Protocol.TCP, "UDP": Protocol.UDP, "SCTP": Protocol.SCTP}
 _SERVICE_TYPES = {name: name for name in ("ClusterIP", "NodePort", "LoadBalancer", "ExternalName")}
@@ -82,85 +73,13 @@ _SERVICE_API_VERSIONS = ("v1",)
 _SLICE_API_VERSIONS = ("discovery.k8s.io/v1", "discovery.k8s.io/v1beta1")
 _NODE_API_VERSIONS = ("v1",)
 _HEADLESS = "None"
-# bool before int: a bool is an int to isinstance, but never to the API.
-_JSON_TYPES: tuple[tuple[type, str], ...] = (
-    (bool, "boolean"),
-    (int, "integer"),
-    (float, "number"),
-    (str, "string"),
-    (list, "list"),
-    (Mapping, "object"),
-)
-
-# Every integer field of Service, EndpointSlice and Node is an int32 in the API.
-_INT32_MIN, _INT32_MAX = -(2**31), 2**31 - 1
-_SHOWN_LIMIT = 2**64  # beyond this an integer is described by its size: str() refuses past 4300 digits
-_PORT = "must be a port between 1 and 65535"
-_INT32 = "must be a 32-bit integer"
-# What each integer field must be, by its name (the last step of its path).
-_INTEGER_REQUIREMENTS: Mapping[str, str] = {
-    "port": _PORT,
-    "nodePort": _PORT,
-    "healthCheckNodePort": _PORT,
-    "timeoutSeconds": _INT32,
-}
-# Longer integer literals are not converted when an object is decoded again to explain its error: int()
-# refuses more than 4300 digits. A Kubernetes integer needs at most 20 characters.
-MAX_INTEGER_TEXT: Final = 64
-
-
-@dataclass(frozen=True, slots=True)
-class OversizedInteger:
-    """An integer literal too long to convert, which a reader keeps as its length instead of calling int().
-
-    ``int()`` raises ValueError past 4300 digits, and no Kubernetes field needs more than ten. An object
-    holding one fails only when parse reads that field, as with any other wrong value.
-    """
-
-    digits: int
-
-
-def bounded_json_integer(text: str) -> int | OversizedInteger:
-    """A JSON integer literal as an int, or as its size when it is too long to convert (``json``'s parse_int)."""
-    if len(text) > MAX_INTEGER_TEXT:
-        return OversizedInteger(len(text.removeprefix("-")))
-    return int(text)
-
-
-def _json_type(value: object) -> str:
-    """The JSON name of a value's type, for messages."""
-    if value is None:
-        return "null"
-    if isinstance(value, OversizedInteger):
-        return "integer"
-    return next((name for kind, name in _JSON_TYPES if isinstance(value, kind)), type(value).__name__)
-
-
-def _describe_integer(value: int | OversizedInteger) -> str:
-    """An integer for a message: its digits when it has few, else its size."""
-    if isinstance(value, OversizedInteger):
-        return f"an integer of {value.digits} digits"
-    if -_SHOWN_LIMIT < value < _SHOWN_LIMIT:
-        return str(value)
-    return f"an integer of {value.bit_length()} bits"
 
 
 # --- decoding ----------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class _Kind:
-    """How one kind is decoded and identified."""
-
-    name: str
-    wire_type: type[wire.Service] | type[wire.EndpointSlice] | type[wire.Node]
-    api_versions: Sequence[str]
-    namespaced: bool
-    decoder: msgspec.json.Decoder[object]
-
-
-def _kind(name: str, wire_type: type[_W], api_versions: Sequence[str], *, namespaced: bool) -> _Kind:
-    return _Kind(name, wire_type, api_versions, namespaced, msgspec.json.Decoder(wire_type))
+def _kind(name: str, wire_type: type[_W], api_versions: Sequence[str], *, namespaced: bool) -> Kind:
+    return Kind(name, wire_type, api_versions, namespaced, msgspec.json.Decoder(wire_type))
 
 
 _SERVICE = _kind("Service", wire.Service, _SERVICE_API_VERSIONS, namespaced=True)
@@ -168,7 +87,7 @@ _SLICE = _kind("EndpointSlice", wire.EndpointSlice, _SLICE_API_VERSIONS, namespa
 _NODE = _kind("Node", wire.Node, _NODE_API_VERSIONS, namespaced=False)
 
 
-def _decode(raw: RawObject, kind: _Kind) -> object:
+def _decode(raw: RawObject, kind: Kind) -> object:
     """``raw`` as the kind's wire Struct; ObjectError (named, with the field's path) when a type is wrong."""
     if isinstance(raw, ApiObject):
         raw = raw.data
@@ -177,7 +96,7 @@ def _decode(raw: RawObject, kind: _Kind) -> object:
             return kind.decoder.decode(raw)
         return msgspec.convert(raw, kind.wire_type)
     except msgspec.ValidationError as error:
-        raise _explained(str(error), raw=raw, kind=kind) from error
+        raise explained(str(error), raw=raw, kind=kind) from error
     except msgspec.DecodeError as error:
         raise ObjectError(f"is not JSON: {error}", obj=kind.name) from error
     except RecursionError as error:  # msgspec recurses once per level while it skips a field it does not read
@@ -205,244 +124,10 @@ def parse_node(obj: RawObject) -> NodeView:
     return _node_view(decoded)
 
 
-class _Names(msgspec.Struct, gc=False):
-    name: object = None
-    namespace: object = None
-    uid: object = None
-
-
-class _Named(msgspec.Struct, rename="camel", gc=False):
-    api_version: object = None
-    metadata: _Names | None = None  # typed: a generic decoding would build all of managedFields
-
-
-_NAMED = msgspec.json.Decoder(_Named)
-
-
-def object_names(obj: RawObject) -> tuple[object, object, object, object]:
-    """``(name, namespace, uid, apiVersion)`` of any object, each of whatever type it has (None: absent or
-    unreadable): how an object is named in logs and Events, whether or not it parses."""
-    if isinstance(obj, ApiObject):
-        obj = obj.data
-    if isinstance(obj, bytes | bytearray | memoryview):
-        try:
-            named = _NAMED.decode(obj)
-        except msgspec.MsgspecError:
-            return None, None, None, None
-        names = named.metadata or _Names()
-        return names.name, names.namespace, names.uid, named.api_version
-    if isinstance(obj, Mapping):
-        api_version, metadata = obj.get("apiVersion"), obj.get("metadata")
-    else:
-        return None, None, None, None
-    if not isinstance(metadata, Mapping):
-        return None, None, None, api_version
-    return metadata.get("name"), metadata.get("namespace"), metadata.get("uid"), api_version
-
-
-# --- explaining a type error -------------------------------------------------------------------------
-
-# msgspec: "Expected `int | null`, got `str` - at `$.spec.ports[0].port`" (or "... - at `key` in `$.x`").
-_MSGSPEC_ERROR = re.compile(r"(?P<what>.*?)(?: - at (?P<key>`key` in )?`\$(?P<path>[^`]*)`)?", re.DOTALL)
-_PATH_STEP = re.compile(r"\.([^.\[]+)|\[(\d+)\]")
-_EXPECTED = re.compile(r"Expected `(?P<types>[^`]*)`")
-_PHRASES = {
-    "str": "a string",
-    "int": "an integer",
-    "bool": "a boolean",
-    "object": "an object",
-    "array": "a list",
-    "float": "a number",
-}
-
-
-def _explained(message: str, *, raw: RawObject, kind: _Kind) -> ObjectError:
-    """The ObjectError for msgspec's ``message`` about ``raw``: the object named, the value described."""
-    plain = _plain(raw)
-    if isinstance(plain, ObjectError):
-        return ObjectError(plain.message, obj=kind.name)
-    label = _identify_plain(plain, kind=kind)
-    match = _MSGSPEC_ERROR.fullmatch(message)
-    assert match is not None
-    path = match["path"] or ""
-    steps = [int(index) if index else name for name, index in _PATH_STEP.findall(path)]
-    field = path.removeprefix(".")
-    value = _at(plain, steps)
-    if match["key"]:
-        key = next((key for key in value if not isinstance(key, str)), None) if isinstance(value, Mapping) else None
-        shown = _describe_integer(key) if isinstance(key, int | OversizedInteger) else repr(key)
-        return ObjectError(f"keys must be strings, got {_json_type(key)} {shown}", obj=label, field=field)
-    return ObjectError(_requirement(match["what"], value=value, steps=steps), obj=label, field=field)
-
-
-def _requirement(what: str, *, value: object, steps: Sequence[str | int]) -> str:
-    """What a field must be, and what it is."""
-    if value is None:
-        return "is required"
-    name = next((step for step in reversed(steps) if isinstance(step, str)), "")
-    if name in _INTEGER_REQUIREMENTS and isinstance(value, int | OversizedInteger) and not isinstance(value, bool):
-        return f"{_INTEGER_REQUIREMENTS[name]}, got {_describe_integer(value)}"
-    expected = _EXPECTED.match(what)
-    types = expected["types"].split(" | ") if expected else []
-    phrase = next((_PHRASES[kind] for kind in types if kind in _PHRASES), "")
-    if not phrase:
-        return f"cannot be read: {what}"
-    return f"must be {phrase}, got {_json_type(value)}"
-
-
-def _plain(raw: RawObject) -> object:
-    """The object as plain values (a refused object only); big integers kept as their size."""
-    if isinstance(raw, ApiObject):
-        raw = raw.data
-    if not isinstance(raw, bytes | bytearray | memoryview):
-        return raw
-    try:
-        return json.loads(bytes(raw), parse_int=bounded_json_integer)
-    except RecursionError:  # json recurses once per level of nesting
-        return ObjectError("nested too deeply to read")
-    except ValueError as error:
-        return ObjectError(f"is not JSON: {error}")
-
-
-def _at(value: object, steps: Sequence[str | int]) -> object:
-    """The value at ``steps`` inside ``value``; None where the path leads nowhere."""
-    for step in steps:
-        if isinstance(step, str) and isinstance(value, Mapping):
-            value = value.get(step)
-        elif isinstance(step, int) and isinstance(value, list) and step < len(value):
-            value = value[step]
-        else:
-            return None
-    return value
-
-
-def _identify_plain(plain: object, *, kind: _Kind) -> str:
-    """The label of a plain object (``Service default/web``); ObjectError when it cannot be identified."""
-    if not isinstance(plain, Mapping):
-        raise ObjectError(f"must be an object, got {_json_type(plain)}", obj=kind.name)
-    metadata = plain.get("metadata")
-    if metadata is not None and not isinstance(metadata, Mapping):
-        raise ObjectError(f"must be an object, got {_json_type(metadata)}", obj=kind.name, field="metadata")
-    metadata = metadata or {}
-    return _identify(
-        plain.get("kind"),
-        plain.get("apiVersion"),
-        metadata_present=plain.get("metadata") is not None,
-        name=metadata.get("name"),
-        namespace=metadata.get("namespace"),
-        kind=kind,
-    )[0]
-
-
-def _identify(
-    given_kind: object, api_version: object, *, metadata_present: bool, name: object, namespace: object, kind: _Kind
-) -> tuple[str, ObjectRef]:
-    """Check kind, apiVersion and metadata.name; the object's label and its ref.
-
-    ``kind`` and ``apiVersion`` may be absent: items of an API list response carry neither.
-    A namespaced object without a namespace is in ``default``, as ``kubectl apply`` would put it.
-    """
-    check = _Checker(kind.name)
-    given = check.text(given_kind, "kind", default=kind.name)
-    if given != kind.name:
-        raise check.error("kind", f"expected {kind.name}, got {given!r}")
-    version = check.text(api_version, "apiVersion", default=kind.api_versions[0])
-    if version not in kind.api_versions:
-        raise check.error("apiVersion", f"must be one of {', '.join(kind.api_versions)}, got {version!r}")
-    if not metadata_present:
-        raise check.error("metadata", "is required")
-    text = check.text(name, "metadata.name")
-    if not text:
-        raise check.error("metadata.name", "must not be empty")
-    space = (check.text(namespace, "metadata.namespace", default="") or "default") if kind.namespaced else ""
-    ref = ObjectRef(space, text)
-    return f"{kind.name} {ref}", ref
-
-
-# --- checking values ---------------------------------------------------------------------------------
-
-
-class _Checker:
-    """The checks of one object's values, whose errors name the object (types are msgspec's already)."""
-
-    __slots__ = ("kind", "ref")
-
-    def __init__(self, kind: str, ref: ObjectRef | None = None) -> None:
-        self.kind = kind
-        self.ref = ref  # None until the object is identified
-
-    @property
-    def label(self) -> str:
-        """``Service default/web`` (only the kind while the object is not identified); written for errors only."""
-        return self.kind if self.ref is None else f"{self.kind} {self.ref}"
-
-    def error(self, field: str, message: str) -> ObjectError:
-        """An ObjectError about ``field`` of this object."""
-        return ObjectError(message, obj=self.label, field=field)
-
-    def text(self, value: object, field: str, *, default: str | None = None) -> str:
-        """A string; required unless a default is given."""
-        if type(value) is str:
-            return value
-        if value is None:
-            if default is None:
-                raise self.error(field, "is required")
-            return default
-        if not isinstance(value, str):
-            raise self.error(field, f"must be a string, got {_json_type(value)}")
-        return value
-
-    def port(self, value: int | None, field: str) -> int:
-        """A required port number 1..65535."""
-        number = self.optional_port(value, field)
-        if number is None:
-            raise self.error(field, "is required")
-        return number
-
-    def optional_port(self, value: int | None, field: str) -> int | None:
-        """A port number 1..65535, None when absent."""
-        if value is not None and not 1 <= value <= 65535:
-            raise self.error(field, f"{_PORT}, got {_describe_integer(value)}")
-        return value
-
-    def int32(self, value: int | None, field: str) -> int | None:
-        """A 32-bit integer, None when absent."""
-        if value is not None and not _INT32_MIN <= value <= _INT32_MAX:
-            raise self.error(field, f"{_INT32}, got {_describe_integer(value)}")
-        return value
-
-    def ip(self, value: str | None, field: str) -> str:
-        """A required IP address, in canonical form."""
-        if value is None:
-            raise self.error(field, "is required")
-        try:
-            return canonical_ip(value)
-        except ValueError:
-            raise self.error(field, f"{value!r} is not an IP address") from None
-
-    def choice(self, value: str | None, allowed: Mapping[str, _T], field: str, *, default: str | None = None) -> _T:
-        """One of the ``allowed`` names, mapped to its value; required unless defaulted."""
-        if value in allowed:
-            return allowed[value]  # type: ignore[index]  # a str: only strings are in allowed
-        text = self.text(value, field, default=default)
-        if text not in allowed:
-            raise self.error(field, f"must be one of {', '.join(allowed)}, got {text!r}")
-        return allowed[text]
-
-    def string_map(self, value: Mapping[str, object] | None, field: str) -> dict[str, str]:
-        """A string → string map (labels, annotations); its keys are strings already."""
-        if not value:
-            return {}
-        for key, item in value.items():
-            if not isinstance(item, str):
-                self.text(item, f"{field}[{key}]")
-        return value  # type: ignore[return-value]  # every value was checked to be a string
-
-
 _NO_META = wire.ObjectMeta()
 
 
-def _identified(obj: wire.Service | wire.EndpointSlice | wire.Node, kind: _Kind) -> tuple[_Checker, ObjectRef]:
+def _identified(obj: wire.Service | wire.EndpointSlice | wire.Node, kind: Kind) -> tuple[Checker, ObjectRef]:
     metadata = obj.metadata
     if (
         metadata is not None
@@ -452,8 +137,8 @@ def _identified(obj: wire.Service | wire.EndpointSlice | wire.Node, kind: _Kind)
     ):  # the usual object: every check of _identify passes
         namespace = (metadata.namespace or "default") if kind.namespaced else ""
         ref = ObjectRef(namespace, metadata.name)
-        return _Checker(kind.name, ref), ref
-    _, ref = _identify(
+        return Checker(kind.name, ref), ref
+    _, ref = identify(
         obj.kind,
         obj.api_version,
         metadata_present=metadata is not None,
@@ -461,13 +146,13 @@ def _identified(obj: wire.Service | wire.EndpointSlice | wire.Node, kind: _Kind)
         namespace=None if metadata is None else metadata.namespace,
         kind=kind,
     )
-    return _Checker(kind.name, ref), ref
+    return Checker(kind.name, ref), ref
 
 
 # --- Service --------------------------------------------------------------------------------------
 
 _NO_SPEC = wire.ServiceSpec()
-_NO_PORT = wire.ServicePort()
+_NOPORT_REQUIREMENT = wire.ServicePort()
 
 
 def _service_view(obj: wire.Service) -> ServiceView:
@@ -486,7 +171,8 @@ def _service_view(obj: wire.Service) -> ServiceView:
         type=service_type,
         cluster_ips=_cluster_ips(spec, check=check, service_type=service_type),
         ports=tuple(
-            _service_port(port or _NO_PORT, check, f"spec.ports[{n}]") for n, port in enumerate(spec.ports or ())
+            _service_port(port or _NOPORT_REQUIREMENT, check, f"spec.ports[{n}]")
+            for n, port in enumerate(spec.ports or ())
         ),
         external_ips=tuple(check.ip(ip, f"spec.externalIPs[{n}]") for n, ip in enumerate(spec.external_ips or ())),
         # Entries with only a hostname (cloud load balancers known by DNS name) have no VIP to program.
@@ -514,7 +200,7 @@ def _service_view(obj: wire.Service) -> ServiceView:
     )
 
 
-def _cluster_ips(spec: wire.ServiceSpec, *, check: _Checker, service_type: str) -> tuple[str, ...]:
+def _cluster_ips(spec: wire.ServiceSpec, *, check: Checker, service_type: str) -> tuple[str, ...]:
     """``spec.clusterIPs`` (or ``[spec.clusterIP]``), canonical; ``("None",)`` when headless."""
     if spec.cluster_ips:
         entries = [(f"spec.clusterIPs[{n}]", ip) for n, ip in enumerate(spec.cluster_ips)]
@@ -532,7 +218,7 @@ def _cluster_ips(spec: wire.ServiceSpec, *, check: _Checker, service_type: str) 
     return tuple(check.ip(ip, field) for field, ip in entries)
 
 
-def _service_port(port: wire.ServicePort, check: _Checker, field: str) -> ServicePortView:
+def _service_port(port: wire.ServicePort, check: Checker, field: str) -> ServicePortView:
     return ServicePortView(
         name=port.name or "",
         protocol=check.choice(port.protocol, _PROTOCOLS, f"{field}.protocol", default="TCP"),
@@ -568,7 +254,7 @@ def _slice_view(obj: wire.EndpointSlice) -> EndpointSliceView | None:
     )
 
 
-def _slice_ports(ports: Sequence[wire.SlicePort | None], check: _Checker) -> list[SlicePortView]:
+def _slice_ports(ports: Sequence[wire.SlicePort | None], check: Checker) -> list[SlicePortView]:
     views = []
     for n, port in enumerate(ports):
         # A port-less entry means "all ports", which no IPVS virtual service can express.
@@ -585,7 +271,7 @@ def _slice_ports(ports: Sequence[wire.SlicePort | None], check: _Checker) -> lis
     return views
 
 
-def _endpoint(endpoint: wire.Endpoint, check: _Checker, index: int, *, family: int, namespace: str) -> EndpointView:
+def _endpoint(endpoint: wire.Endpoint, check: Checker, index: int, *, family: int, namespace: str) -> EndpointView:
     # The hot path of a large list (one call per endpoint): field paths are only written for an error.
     addresses = endpoint.addresses
     if not addresses:
