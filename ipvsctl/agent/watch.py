@@ -1,6 +1,7 @@
 """List, then watch, one resource for ever: bookmarks, 410 Gone → relist, dropped connections → reconnect.
 
-A watcher feeds an ``ObjectHandler`` (which updates the cache). It lists (page by page) when it
+A watcher feeds an ``ObjectHandler`` (which updates the cache) with each object as the API sent it
+(``ApiObject``: its JSON bytes, decoded only by ``kube/parse.py``). It lists (page by page) when it
 has no resourceVersion, then watches from there with bookmarks; a watch that ends normally (the
 server's timeout) is resumed from the last resourceVersion at once. An expired resourceVersion
 (410) means a relist; any other failure a retry after the next backoff delay, the connection
