@@ -165,9 +165,9 @@ class Agent:
     def _scope(self) -> tuple[str, ...]:
         return ("-f", str(self.manifests), "--node", self.node_name, "--interface", self.interface)
 
-    def apply(self) -> Json:
-        """`ipvsctl apply -o json`; its plan document (CommandError when it exits non-zero)."""
-        return _json(self.run("apply", *self._scope(), "-o", "json"))
+    def apply(self, *args: str) -> Json:
+        """`ipvsctl apply ARGS... -o json`; its plan document (CommandError when it exits non-zero)."""
+        return _json(self.run("apply", *self._scope(), *args, "-o", "json"))
 
     def diff(self, *args: str) -> subprocess.CompletedProcess[str]:
         """`ipvsctl diff ARGS...` against the live kernel; any exit code."""

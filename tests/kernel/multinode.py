@@ -1,0 +1,136 @@
+"""Several nodes on one LAN, pods behind each, clients outside: a small cluster of namespaces in the lab VM.
+
+    clients 192.0.2.100.. ─┐
+    node k  192.0.2.1k   ──┤ LAN: a bridge in its own namespace (192.0.2.0/24, 2001:db8:a::/64)
+                            │
+    node k ── veth per pod ── pod 198.51.100.(64(k-1) + 10 + j)   (node k's pod CIDR: 198.51.100.64(k-1)/26)
+
+As a simple CNI would: each pod has its address as /32 and a default route to 169.254.1.1, the node side of
+its veth; each node routes its own pods' /32s to their veths and the other nodes' pod CIDRs to those nodes'
+LAN addresses. Clients reach nodes on the LAN, and the VIP range 203.0.113.0/24 through the first node.
+Every name, address and route is the test's own; the namespaces go with the ``Lab`` that made them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from ipaddress import IPv4Network
+
+from tests.kernel.netlab import Lab, Netns
+
+LAN = "192.0.2.0/24"
+LAN6 = "2001:db8:a::/64"
+POD_NETWORK = IPv4Network("198.51.100.0/24")
+POD_GATEWAY = "169.254.1.1"  # the node side of every pod's veth (link-local, as Calico does)
+VIP_RANGE = "203.0.113.0/24"
+
+
+@dataclass(frozen=True, slots=True)
+class Pod:
+    """A pod: its namespace, name, address and node."""
+
+    netns: Netns
+    name: str
+    ip: str
+    node: str
+
+
+@dataclass(frozen=True, slots=True)
+class Node:
+    """A node: its namespace (own IPVS table), name, LAN addresses and pod CIDR."""
+
+    netns: Netns
+    name: str
+    ip: str
+    ip6: str
+    pod_cidr: str
+
+
+@dataclass(frozen=True, slots=True)
+class Client:
+    """A client outside the cluster, on the LAN."""
+
+    netns: Netns
+    name: str
+    ip: str
+
+
+@dataclass(frozen=True, slots=True)
+class Cluster:
+    """The LAN, its nodes with their pods, and the clients."""
+
+    lan: Netns
+    nodes: tuple[Node, ...]
+    pods: tuple[Pod, ...]
+    clients: tuple[Client, ...]
+
+    def pods_of(self, node: str) -> list[Pod]:
+        """The pods on one node."""
+        return [pod for pod in self.pods if pod.node == node]
+
+    def pod(self, name: str) -> Pod:
+        """A pod by name."""
+        return next(pod for pod in self.pods if pod.name == name)
+
+
+def build_cluster(lab: Lab, *, nodes: int = 2, pods_per_node: int = 2, clients: int = 2) -> Cluster:
+    """Create and wire the namespaces (see the module docstring)."""
+    if not 1 <= nodes <= 3 or not 1 <= pods_per_node <= 20 or not 1 <= clients <= 20:
+        raise ValueError("1..3 nodes, 1..20 pods per node, 1..20 clients")
+    lan = lab.netns("lan")
+    lan.ip("link", "add", "br0", "type", "bridge")
+    lan.ip("link", "set", "br0", "up")
+    node_list = []
+    for k in range(1, nodes + 1):
+        cidr = str(list(POD_NETWORK.subnets(new_prefix=26))[k - 1])
+        node_list.append(Node(lab.netns(f"node{k}"), f"node{k}", f"192.0.2.{10 + k}", f"2001:db8:a::{10 + k}", cidr))
+    client_list = [Client(lab.netns(f"client{c}"), f"client{c}", f"192.0.2.{99 + c}") for c in range(1, clients + 1)]
+    members = [(n.netns, n.ip, n.ip6) for n in node_list]
+    members += [(c.netns, c.ip, f"2001:db8:a::{99 + c_index}") for c_index, c in enumerate(client_list, start=1)]
+    for index, (netns, address, address6) in enumerate(members):
+        port = f"lan{index}"
+        lan.ip("link", "add", port, "type", "veth", "peer", "name", "lan0", "netns", netns.name)
+        lan.ip("link", "set", port, "master", "br0")
+        lan.ip("link", "set", port, "up")
+        netns.ip(
+            "-batch",
+            "-",
+            input=f"addr add {address}/24 dev lan0\naddr add {address6}/64 dev lan0 nodad\nlink set lan0 up\n",
+        )
+    pod_list: list[Pod] = []
+    for k, node in enumerate(node_list, start=1):
+        node.netns.sysctl("net.ipv4.ip_forward", "1")
+        routes = [f"route add {other.pod_cidr} via {other.ip}" for other in node_list if other is not node]
+        node.netns.ip("-batch", "-", input="".join(f"{route}\n" for route in routes))
+        first = IPv4Network(node.pod_cidr).network_address
+        for j in range(1, pods_per_node + 1):
+            name = f"pod{k}{chr(ord('a') + j - 1)}"
+            ip = str(first + 9 + j)
+            netns = lab.netns(name)
+            veth = f"p-{name}"
+            node.netns.ip(
+                "-batch",
+                "-",
+                input=(
+                    f"link add {veth} type veth peer name eth0 netns {netns.name}\n"
+                    f"addr add {POD_GATEWAY}/32 dev {veth}\n"
+                    f"link set {veth} up\n"
+                    f"route add {ip}/32 dev {veth}\n"
+                ),
+            )
+            netns.ip(
+                "-batch",
+                "-",
+                input=(
+                    f"addr add {ip}/32 dev eth0\n"
+                    "link set eth0 up\n"
+                    f"route add {POD_GATEWAY} dev eth0 scope link\n"
+                    f"route add default via {POD_GATEWAY} dev eth0\n"
+                ),
+            )
+            node.netns.sysctl(f"net.ipv4.conf.{veth}.proxy_arp", "1")  # the pod's gateway answers for every address
+            pod_list.append(Pod(netns, name, ip, node.name))
+    for client in client_list:
+        client.netns.ip("route", "add", VIP_RANGE, "via", node_list[0].ip)
+        client.netns.ip("route", "add", str(POD_NETWORK), "via", node_list[0].ip)
+    return Cluster(lan=lan, nodes=tuple(node_list), pods=tuple(pod_list), clients=tuple(client_list))
