@@ -86,14 +86,14 @@ async def subject(request: pytest.FixtureRequest) -> AsyncIterator[Subject]:
 async def test_a_table_never_written_is_not_defined(subject: Subject) -> None:
     """A fresh handle has written nothing: the table reads as not defined, with no elements."""
     state = await subject.table.read()
-    assert (state.defined, state.elements) == (False, frozenset())
+    assert (state.defined, state.present, state.elements) == (False, False, frozenset())
 
 
 async def test_what_replace_writes_reads_back_exactly(subject: Subject) -> None:
     """Elements of every kind and family, ranges included, read back as written; the table is as defined."""
     await subject.table.replace(EVERY_KIND)
     state = await subject.table.read()
-    assert (state.defined, state.elements) == (True, EVERY_KIND)
+    assert (state.defined, state.present, state.elements) == (True, True, EVERY_KIND)
 
 
 async def test_a_change_adds_and_deletes_in_one_go(subject: Subject) -> None:
@@ -127,7 +127,8 @@ async def test_an_edited_definition_reads_not_defined(subject: Subject) -> None:
     """A rule added by hand to the agent's chain: the table is no longer as defined."""
     await subject.table.replace({SERVICE})
     subject.edit_definition()
-    assert (await subject.table.read()).defined is False
+    state = await subject.table.read()
+    assert (state.defined, state.present) == (False, True)
 
 
 async def test_elements_added_by_hand_are_read(subject: Subject) -> None:

@@ -26,6 +26,7 @@ class NetfilterState:
 
     defined: bool
     elements: frozenset[Element] = field(default_factory=frozenset)
+    present: bool = False  # the table exists (as defined or not)
 
 
 class NetfilterTable(Protocol):

@@ -100,12 +100,14 @@ class KernelNetfilter:
                     values = await blocking(partial(self._elements_of, channel, name), size=self._last_count)
                 except KernelRefusalError as refusal:
                     if refusal.errno in _DRIFT:
-                        return NetfilterState(defined=False, elements=frozenset(elements))
+                        return NetfilterState(
+                            defined=False, elements=frozenset(elements), present=definition is not None
+                        )
                     raise self._kernel_error(refusal, f"read set {name}") from refusal
                 elements.update((name, value) for value in values)
             self._last_count = len(elements)
         defined = definition is not None and definition == self._written
-        return NetfilterState(defined=defined, elements=frozenset(elements))
+        return NetfilterState(defined=defined, elements=frozenset(elements), present=definition is not None)
 
     async def replace(self, elements: Collection[Element]) -> None:
         """One ``nft -f`` transaction: the table re-created with its definition and ``elements``."""

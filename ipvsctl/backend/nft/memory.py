@@ -49,7 +49,7 @@ class MemoryNetfilter:
     async def read(self) -> NetfilterState:
         """Whether the table is as defined, and its elements."""
         self._check_open()
-        return NetfilterState(defined=self._defined, elements=frozenset(self._elements))
+        return NetfilterState(defined=self._defined, elements=frozenset(self._elements), present=self._present)
 
     async def replace(self, elements: Collection[Element]) -> None:
         """The whole table, now: definition and elements."""
