@@ -8,6 +8,7 @@ A bad Service yields rejections and nothing else; it never disturbs the others.
 
 from __future__ import annotations
 
+import ipaddress
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -39,6 +40,7 @@ from ipvsctl.model import (
 __all__ = [
     "AFFINITY_TIMEOUT_DEFAULT",
     "AFFINITY_TIMEOUT_MAX",
+    "SOURCE_RANGES_ANNOTATION",
     "NodeContext",
     "Notice",
     "NoticeKind",
@@ -60,6 +62,7 @@ AFFINITY_TIMEOUT_DEFAULT = 10800
 AFFINITY_TIMEOUT_MAX = 86400
 _TIMEOUT_FIELD = "spec.sessionAffinityConfig.clientIP.timeoutSeconds"
 _NEVER_CREATED = "\uffff"  # objects without creationTimestamp sort after every real timestamp
+SOURCE_RANGES_ANNOTATION = "service.beta.kubernetes.io/load-balancer-source-ranges"  # kube-proxy reads it too
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +142,7 @@ class NoticeKind(StrEnum):
     ADDRESS_REFUSED = "address-refused"  # a VIP or endpoint address that is never programmed (ipvsctl.addresses)
     UNKNOWN_ANNOTATION = "unknown-annotation"
     NO_LOCAL_ENDPOINTS = "no-local-endpoints"
+    SOURCE_RANGE_INVALID = "source-range-invalid"  # its load-balancer VIPs then accept no source at all
 
 
 @dataclass(frozen=True, slots=True)
@@ -352,6 +356,7 @@ class _ServiceBuilder:
                 )
             else:
                 vips.append(_Vip(address, source=source, role=_role(VipKind.EXTERNAL_IP, external_local)))
+        balancer_role = self._balancer_role(local=external_local) if service.load_balancer_ips else None
         for i, address in enumerate(service.load_balancer_ips):
             source = f"status.loadBalancer.ingress[{i}].ip"
             if not _within(address, self.policy.load_balancer_ip_cidrs):
@@ -360,9 +365,41 @@ class _ServiceBuilder:
                     f"{address} is outside --load-balancer-ip-cidr, ignored",
                     NoticeKind.LOAD_BALANCER_IP_IGNORED,
                 )
-            else:
-                vips.append(_Vip(address, source=source, role=_role(VipKind.LOAD_BALANCER, external_local)))
+            elif balancer_role is not None:
+                vips.append(_Vip(address, source=source, role=balancer_role))
         return [vip for vip in vips if vip.node_port or self._claimable(vip)]
+
+    def _balancer_role(self, *, local: bool) -> VipRole:
+        """The role of the Service's load-balancer VIPs: with the source ranges it restricts them to, if any.
+
+        ``spec.loadBalancerSourceRanges``, else the older annotation (as kube-proxy reads them). An entry that
+        is not a CIDR is noticed and the VIPs then accept no source at all: a Service its owner restricted
+        must not open up because of a typo.
+        """
+        service = self.service
+        if service.load_balancer_source_ranges:
+            entries = [
+                (f"spec.loadBalancerSourceRanges[{i}]", text)
+                for i, text in enumerate(service.load_balancer_source_ranges)
+            ]
+        else:
+            annotated = service.annotations.get(SOURCE_RANGES_ANNOTATION, "")
+            field = f"metadata.annotations[{SOURCE_RANGES_ANNOTATION}]"
+            entries = [(field, text) for text in annotated.split(",") if text.strip()]
+        if not entries:
+            return _role(VipKind.LOAD_BALANCER, local)
+        ranges: list[str] = []
+        for field, text in entries:
+            try:
+                ranges.append(str(ipaddress.ip_network(text.strip(), strict=False)))
+            except ValueError:
+                self._notice(
+                    field,
+                    f"{text!r} is not a CIDR: the Service's load-balancer IPs accept no source until it is fixed",
+                    NoticeKind.SOURCE_RANGE_INVALID,
+                )
+                return VipRole(VipKind.LOAD_BALANCER, local, source_ranges=())
+        return VipRole(VipKind.LOAD_BALANCER, local, source_ranges=tuple(dict.fromkeys(ranges)))
 
     def _claimable(self, vip: _Vip) -> bool:
         """Whether a Service may claim this (non-NodePort) VIP address; a notice when it may not."""

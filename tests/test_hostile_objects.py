@@ -49,6 +49,7 @@ FULL_SERVICE: Raw = {
         "externalTrafficPolicy": "Local",
         "internalTrafficPolicy": "Cluster",
         "healthCheckNodePort": 30999,
+        "loadBalancerSourceRanges": ["192.0.2.0/24", "2001:db8::/32"],
     },
     "status": {"loadBalancer": {"ingress": [{"ip": "198.51.100.200"}, {"hostname": "lb.example"}]}},
 }

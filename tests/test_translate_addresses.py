@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import replace
+from typing import Any
 
 import netaddr
 import pytest
@@ -13,7 +14,7 @@ from hypothesis import strategies as st
 from ipvsctl.addresses import _special_parsed, special_address
 from ipvsctl.kube.views import ServiceView
 from ipvsctl.model import canonical_ip
-from ipvsctl.translate import NodeContext, NoticeKind, Policy, Translation, translate
+from ipvsctl.translate import NodeContext, NoticeKind, Policy, Translation, VipKind, VipRole, translate
 from tests.builders import ep, eps, port, svc
 
 NODE = NodeContext("worker1", ("192.0.2.11", "2001:db8::11"))
@@ -177,3 +178,43 @@ def test_text_shortcuts_agree_with_parsing(ip: ipaddress.IPv4Address | ipaddress
 def test_text_that_is_no_address_is_invalid(address: str) -> None:
     """Text that is no address at all is never plain unicast."""
     assert special_address(address) == "invalid"
+
+
+def lb_roles(**changes: Any) -> list[VipRole]:
+    """The roles of a LoadBalancer Service's ingress VIPs."""
+    service = replace(svc(type="LoadBalancer", load_balancer_ips=["203.0.113.60", "2001:db8::60"]), **changes)
+    result = translate([service], [], node=NODE, policy=Policy())
+    return [role for key, role in result.results[service.ref].roles.items() if role.kind is VipKind.LOAD_BALANCER]
+
+
+def test_source_ranges_restrict_the_load_balancer_vips_in_canonical_form() -> None:
+    """spec.loadBalancerSourceRanges become each ingress VIP's allowed sources, written as networks."""
+    roles = lb_roles(load_balancer_source_ranges=("192.0.2.7/24", "2001:db8:c::/48"))
+    assert {role.source_ranges for role in roles} == {("192.0.2.0/24", "2001:db8:c::/48")}
+
+
+def test_source_ranges_annotation_is_read_when_the_field_is_empty() -> None:
+    """The older annotation, as kube-proxy reads it, when spec.loadBalancerSourceRanges is empty."""
+    roles = lb_roles(
+        annotations={"service.beta.kubernetes.io/load-balancer-source-ranges": "192.0.2.0/28, 198.51.100.7/32"}
+    )
+    assert {role.source_ranges for role in roles} == {("192.0.2.0/28", "198.51.100.7/32")}
+
+
+def test_an_invalid_source_range_fails_closed_with_a_notice() -> None:
+    """A range that is no CIDR: a notice naming it, and the ingress VIPs accept no source."""
+    service = replace(
+        svc(type="LoadBalancer", load_balancer_ips=["203.0.113.60"]),
+        load_balancer_source_ranges=("192.0.2.0/24", "10.0.0.0/33"),
+    )
+    result = translate([service], [], node=NODE, policy=Policy())
+    (notice,) = result.notices
+    assert (notice.field, notice.kind) == ("spec.loadBalancerSourceRanges[1]", NoticeKind.SOURCE_RANGE_INVALID)
+    assert [
+        role.source_ranges for role in result.results[service.ref].roles.values() if role.kind is VipKind.LOAD_BALANCER
+    ] == [()]
+
+
+def test_without_source_ranges_every_source_is_allowed() -> None:
+    """No ranges: the role does not restrict sources (None), and ClusterIPs never do."""
+    assert {role.source_ranges for role in lb_roles()} == {None}

@@ -42,6 +42,7 @@ REASON_LOG_EVENTS: Mapping[str, str] = {
     "IpvsctlLoadBalancerIPIgnored": "load_balancer_ip_ignored",
     "IpvsctlAddressRefused": "address_refused",
     "IpvsctlVIPTaken": "vip_taken",
+    "IpvsctlSourceRangeInvalid": "source_range_invalid",
     "IpvsctlUnknownAnnotation": "annotation_unknown",
     "IpvsctlNotice": "service_notice",
     INVALID_OBJECT: "object_invalid",

@@ -64,6 +64,7 @@ _NOTICE_REASONS: dict[NoticeKind, str | None] = {
     NoticeKind.LOAD_BALANCER_IP_IGNORED: "IpvsctlLoadBalancerIPIgnored",
     NoticeKind.ADDRESS_REFUSED: "IpvsctlAddressRefused",
     NoticeKind.UNKNOWN_ANNOTATION: "IpvsctlUnknownAnnotation",
+    NoticeKind.SOURCE_RANGE_INVALID: "IpvsctlSourceRangeInvalid",
     # Changes with every endpoint on every node: the no-local-endpoints metric says it.
     NoticeKind.NO_LOCAL_ENDPOINTS: None,
 }

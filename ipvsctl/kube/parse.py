@@ -195,6 +195,10 @@ def _service_view(obj: wire.Service) -> ServiceView:
             spec.internal_traffic_policy, _INTERNAL_POLICIES, "spec.internalTrafficPolicy", default="Cluster"
         ),
         health_check_node_port=check.optional_port(spec.health_check_node_port, "spec.healthCheckNodePort"),
+        load_balancer_source_ranges=tuple(
+            check.text(cidr, f"spec.loadBalancerSourceRanges[{n}]")
+            for n, cidr in enumerate(spec.load_balancer_source_ranges or ())
+        ),
         labels=check.string_map(metadata.labels, "metadata.labels"),
         annotations=check.string_map(metadata.annotations, "metadata.annotations"),
     )

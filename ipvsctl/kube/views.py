@@ -71,6 +71,7 @@ class ServiceView:
     external_traffic_policy: str = "Cluster"  # Cluster | Local
     internal_traffic_policy: str = "Cluster"  # Cluster | Local
     health_check_node_port: int | None = None
+    load_balancer_source_ranges: tuple[str, ...] = ()  # spec.loadBalancerSourceRanges, as written
     labels: Mapping[str, str] = field(default_factory=dict)
     annotations: Mapping[str, str] = field(default_factory=dict)
 

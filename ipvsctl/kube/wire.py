@@ -87,6 +87,7 @@ class ServiceSpec(Struct, rename="camel", gc=False):
     external_traffic_policy: str | None = None
     internal_traffic_policy: str | None = None
     health_check_node_port: int | None = None
+    load_balancer_source_ranges: list[str | None] | None = None
 
 
 class LoadBalancerIngress(Struct, gc=False):

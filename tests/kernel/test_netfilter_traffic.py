@@ -27,9 +27,10 @@ pytestmark = pytest.mark.kernel
 
 HTTP, UDP = 8080, 5353  # what every pod serves
 CLUSTER_VIP, LOCAL_VIP, HAIRPIN_VIP, DNS_VIP = "203.0.113.31", "203.0.113.32", "203.0.113.33", "203.0.113.34"
+RANGED_VIP, RANGED_INGRESS = "203.0.113.35", "203.0.113.60"
 CLUSTER_PORT, LOCAL_PORT = 30080, 30081
 KUBELET = 10250
-FLAGS = ("--cluster-cidr", "198.51.100.0/24")
+FLAGS = ("--cluster-cidr", "198.51.100.0/24", "--load-balancer-ip-cidr", "203.0.113.0/24")
 
 
 def web(name: str, vip: str, *, node_port: int, policy: str, endpoints: dict[str, str]) -> list[Manifest]:
@@ -37,6 +38,14 @@ def web(name: str, vip: str, *, node_port: int, policy: str, endpoints: dict[str
         service(name, cluster_ips=[vip], node_port=node_port, external_traffic_policy=policy),
         endpoint_slice(name, endpoints=endpoints, target_port=HTTP),
     ]
+
+
+def ranged(pod: Pod, *, allowed: str) -> list[Manifest]:
+    """A LoadBalancer Service whose owner lets only ``allowed`` in through its ingress IP."""
+    manifest = service("ranged", cluster_ips=[RANGED_VIP], port=80)
+    manifest["spec"] |= {"type": "LoadBalancer", "loadBalancerSourceRanges": [allowed]}
+    manifest["status"] = {"loadBalancer": {"ingress": [{"ip": RANGED_INGRESS}]}}
+    return [manifest, endpoint_slice("ranged", endpoints={pod.ip: pod.node}, target_port=HTTP)]
 
 
 def dns(pod: Pod) -> list[Manifest]:
@@ -80,6 +89,7 @@ def bed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bed]:
             service("hairpin", cluster_ips=[HAIRPIN_VIP], port=80),
             endpoint_slice("hairpin", endpoints={pod1a.ip: pod1a.node}, target_port=HTTP),
             *dns(pod1a),
+            *ranged(pod1a, allowed=f"{cluster.clients[0].ip}/32"),
         ]
         agents = {}
         for cluster_node in cluster.nodes:
@@ -119,11 +129,19 @@ def test_a_host_socket_answers_on_the_node_ip_but_not_on_a_vip(bed: Bed) -> None
         http_get(bed.client(), CLUSTER_VIP, port=KUBELET, timeout=3.0)
 
 
+def test_source_ranges_let_in_only_the_allowed_client(bed: Bed) -> None:
+    """(5) loadBalancerSourceRanges: client1 (allowed) reaches the ingress IP; client2 is dropped."""
+    (reply,) = http_get(bed.client(0), RANGED_INGRESS, port=80)
+    assert reply.server == "pod1a"
+    with pytest.raises(TimeoutError):
+        http_get(bed.client(1), RANGED_INGRESS, port=80, timeout=2.0)
+
+
 def test_the_table_holds_exactly_the_elements_of_node1(bed: Bed) -> None:
     """nft -j list table: node1's VIPs under the filter with their ports, the Cluster NodePort masqueraded."""
     listing = json.loads(bed.cluster.nodes[0].netns.run("nft", "-j", "list", "table", "inet", "ipvsctl").stdout)
     sets = {entry["set"]["name"]: entry["set"].get("elem", []) for entry in listing["nftables"] if "set" in entry}
-    assert sorted(sets["vips4"]) == sorted([CLUSTER_VIP, LOCAL_VIP, HAIRPIN_VIP, DNS_VIP])
+    assert sorted(sets["vips4"]) == sorted([CLUSTER_VIP, LOCAL_VIP, HAIRPIN_VIP, DNS_VIP, RANGED_VIP, RANGED_INGRESS])
     assert {"concat": [bed.cluster.nodes[0].ip, "tcp", CLUSTER_PORT]} in sets["masquerade4"]
     assert {"concat": [bed.cluster.nodes[0].ip, "tcp", LOCAL_PORT]} not in sets["masquerade4"]
     assert {"concat": [DNS_VIP, "udp", 53]} in sets["services4"]
