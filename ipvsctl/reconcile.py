@@ -23,7 +23,7 @@ from ipvsctl.backend.nft.base import NetfilterTable
 from ipvsctl.claims import Claims, claim, unclaimed_addresses
 from ipvsctl.errors import DriftError
 from ipvsctl.model import DeleteRealServer, DeleteVirtualService, Operation, RealServerKey, ServiceKey, Table
-from ipvsctl.netfilter.elements import Element
+from ipvsctl.netfilter.elements import Element, element_changes
 from ipvsctl.netfilter.plan import NetfilterPlan
 from ipvsctl.plan import Ownership, Settled, plan
 
@@ -263,8 +263,7 @@ class _NetfilterStep:
             self._added += len(wanted)
             self._deletes = set()
             return
-        adds = {element for element in wanted if element not in state.elements}
-        self._deletes = {element for element in state.elements if element not in wanted}
+        adds, self._deletes = element_changes(wanted, state.elements)
         if adds:
             await table.change(add=adds, delete=())
             self._added += len(adds)

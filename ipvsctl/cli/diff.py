@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated
 
@@ -20,6 +21,7 @@ from ipvsctl.cli.backends import open_backend
 from ipvsctl.cli.common import (
     DEFAULT_INTERFACE,
     DEFAULT_MAX_INPUT_SIZE,
+    ClusterCidrOpt,
     ExternalCidrOpt,
     InterfaceOpt,
     KubeconfigOpt,
@@ -31,18 +33,23 @@ from ipvsctl.cli.common import (
     NodeIpOpt,
     NodeOpt,
     NodePortRangeOpt,
+    NoNetfilterOpt,
     OwnedCidrOpt,
     SchedulerOpt,
     check_inputs,
     desired_and_ownership,
     max_input_bytes,
+    netfilter_plan,
     refusal_problems,
 )
-from ipvsctl.errors import InputError, IpvsctlError, UsageError
+from ipvsctl.errors import InputError, IpvsctlError, LineFormatError, UsageError
 from ipvsctl.inputs import STDIN, read_input
 from ipvsctl.ipvsadm import parse_save, render_restore
-from ipvsctl.model import Table
-from ipvsctl.options import POLICY_DEFAULTS, PolicyFlags, parse_node_ips
+from ipvsctl.model import Operation, Table
+from ipvsctl.netfilter.elements import Element, element_changes
+from ipvsctl.netfilter.listing import changes_text, element_line, elements_from_json
+from ipvsctl.netfilter.ruleset import FAMILY, TABLE
+from ipvsctl.options import POLICY_DEFAULTS, NetfilterFlags, PolicyFlags, parse_node_ips
 from ipvsctl.plan import Ownership, plan
 from ipvsctl.report import PlanContext, Problem, plan_json, plan_text
 
@@ -90,13 +97,27 @@ def diff(
     external_ip_cidr: ExternalCidrOpt = None,
     load_balancer_ip_cidr: LoadBalancerCidrOpt = None,
     interface: InterfaceOpt = DEFAULT_INTERFACE,
+    current_nftables: Annotated[
+        str | None,
+        typer.Option(
+            "--current-nftables",
+            metavar="FILE",
+            help="With --current-save: the node's `nft -j list table inet ipvsctl` (file, or - for stdin); "
+            "without it an offline diff leaves the nftables half out.",
+        ),
+    ] = None,
+    no_netfilter: NoNetfilterOpt = False,
+    cluster_cidr: ClusterCidrOpt = None,
     max_input_size: MaxInputSizeOpt = DEFAULT_MAX_INPUT_SIZE,
 ) -> None:
     """Show what the agent would change on NODE: exit 0 in sync, 1 changes pending, 2 error."""
     try:
         max_bytes = max_input_bytes(max_input_size)
         given = [("--manifests", path) for path in manifests or []]
-        check_inputs([*given, *([("--current-save", current_save)] if current_save else [])], max_bytes=max_bytes)
+        given += [("--current-save", current_save)] if current_save else []
+        given += [("--current-nftables", current_nftables)] if current_nftables else []
+        check_inputs(given, max_bytes=max_bytes)
+        netfilter = NetfilterFlags(enabled=not no_netfilter, cluster_cidrs=cluster_cidr or []).checked()
         policy = PolicyFlags(
             scheduler=scheduler,
             netmask_v4=netmask_v4,
@@ -120,9 +141,18 @@ def diff(
                 raise UsageError(
                     "only with --current-save: the live interface says what it holds", flag="--bound-address"
                 )
-            current, ownership = asyncio.run(_read_live(interface=interface, ownership=ownership))
+            if current_nftables is not None:
+                raise UsageError("only with --current-save: the live table is read", flag="--current-nftables")
+            current, ownership, elements = asyncio.run(
+                _read_live(interface=interface, ownership=ownership, netfilter=netfilter)
+            )
         else:
             current = _read_save(current_save, max_bytes=max_bytes)
+            elements = (
+                _read_nftables(current_nftables, max_bytes=max_bytes)
+                if current_nftables is not None and netfilter.enabled
+                else None
+            )
             held = parse_node_ips(bound_address, flag="--bound-address") if bound_address else None
             ownership = ownership.with_addresses(
                 presumed_held(current.services, translation.table.services) if held is None else held
@@ -134,31 +164,95 @@ def diff(
         current, translation.table, ownership=ownership.with_addresses(claims.taken), refused=claims.refused
     )
     refusals = refusal_problems(claims.refused, translation)
+    changes = None
+    if elements is not None:
+        wanted = netfilter_plan(desired, netfilter)
+        wanted.refresh(None, refused=claims.refused)
+        changes = element_changes(wanted.elements(), elements.current)
+    notices = [Problem(f"Service {n.service}", n.field, n.message) for n in translation.notices]
+    if netfilter.enabled and elements is None:
+        notices.append(Problem("nftables", "", "not compared: give --current-nftables with --current-save"))
     report = PlanContext(
         node=node,
         owners=translation.owners,
         pods=translation.pods,
         errors=[*desired.problems, *refusals],
-        notices=[Problem(f"Service {n.service}", n.field, n.message) for n in translation.notices],
+        notices=notices,
     )
+    _print_diff(output, operations=operations, report=report, changes=changes, elements=elements)
+    if report.errors:
+        raise typer.Exit(EXIT_ERROR)
+    pending = bool(operations) or (changes is not None and any(changes))
+    raise typer.Exit(EXIT_CHANGES if pending else EXIT_IN_SYNC)
+
+
+def _print_diff(
+    output: DiffFormat,
+    *,
+    operations: tuple[Operation, ...],
+    report: PlanContext,
+    changes: tuple[set[Element], set[Element]] | None,
+    elements: _Elements | None,
+) -> None:
     if output is DiffFormat.JSON:
-        typer.echo(json.dumps(plan_json(operations, report), indent=2))
+        document = plan_json(operations, report)
+        document["netfilter"] = (
+            None
+            if changes is None or elements is None
+            else {
+                "table": f"{FAMILY} {TABLE}",
+                "tablePresent": elements.present,
+                "add": [element_line(element) for element in sorted(changes[0])],
+                "delete": [element_line(element) for element in sorted(changes[1])],
+            }
+        )
+        typer.echo(json.dumps(document, indent=2))
     else:
         text = render_restore(operations) if output is DiffFormat.IPVSADM else plan_text(operations, report)
         typer.echo(text, nl=False)
+        if changes is not None and elements is not None and output is DiffFormat.TEXT:
+            typer.echo(changes_text(*changes, table_present=elements.present), nl=False)
         for problem in report.errors:
             typer.echo(f"error: {problem}", err=True)
         for problem in report.notices:
             typer.echo(f"notice: {problem}", err=True)
-    if report.errors:
-        raise typer.Exit(EXIT_ERROR)
-    raise typer.Exit(EXIT_CHANGES if operations else EXIT_IN_SYNC)
 
 
-async def _read_live(*, interface: str, ownership: Ownership) -> tuple[Table, Ownership]:
+@dataclass(frozen=True, slots=True)
+class _Elements:
+    """The nftables elements a diff compares with: what the table holds, and whether it is there."""
+
+    current: frozenset[Element]
+    present: bool
+
+
+async def _read_live(
+    *, interface: str, ownership: Ownership, netfilter: NetfilterFlags
+) -> tuple[Table, Ownership, _Elements | None]:
     async with open_backend(interface=interface) as backend:
         state = await backend.read()
-    return state.table, ownership.with_addresses(state.bound_addresses)
+    elements = None
+    if netfilter.enabled:
+        from ipvsctl.backend.nft.kernel import KernelNetfilter  # noqa: PLC0415 (as open_backend)
+
+        table = KernelNetfilter(masquerade_bit=netfilter.masquerade_bit, cluster_cidrs=netfilter.cluster_cidrs)
+        try:
+            found = await table.read()
+        finally:
+            await table.close()
+        elements = _Elements(found.elements, found.present)
+    return state.table, ownership.with_addresses(state.bound_addresses), elements
+
+
+def _read_nftables(path: str, *, max_bytes: int) -> _Elements:
+    try:
+        data = read_input(path, max_bytes=max_bytes, stdin=sys.stdin.buffer)
+    except InputError as error:
+        raise UsageError(f"cannot read {error.source}: {error.message}", flag="--current-nftables") from None
+    source = "<stdin>" if path == STDIN else path
+    text = LineFormatError.decode(data, source=source)
+    elements = elements_from_json(text, source=source)
+    return _Elements(frozenset(elements), bool(elements) or f'"name": "{TABLE}"' in text)
 
 
 def _read_save(current_save: str, *, max_bytes: int) -> Table:

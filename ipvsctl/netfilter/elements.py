@@ -35,6 +35,7 @@ __all__ = [
     "ElementCounts",
     "Kind",
     "desired_elements",
+    "element_changes",
     "key_elements",
     "set_name",
     "vip_element",
@@ -211,3 +212,11 @@ class DesiredElements:
         if new:
             self._of_key[key] = new
         return self._counts.replace(old, new)
+
+
+def element_changes(wanted: Collection[Element], current: Collection[Element]) -> tuple[set[Element], set[Element]]:
+    """What to add to ``current`` and what to delete from it to hold exactly ``wanted``."""
+    return (
+        {element for element in wanted if element not in current},
+        {element for element in current if element not in wanted},
+    )

@@ -6,15 +6,15 @@ from __future__ import annotations
 
 import ipaddress
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 
 from ipvsctl.errors import InputError
 from ipvsctl.model import Protocol, ServiceKey
 from ipvsctl.netfilter.elements import Element, Kind, Value, set_name
-from ipvsctl.netfilter.ruleset import TABLE
+from ipvsctl.netfilter.ruleset import FAMILY, TABLE
 
-__all__ = ["Treatment", "element_line", "elements_from_json", "treatments"]
+__all__ = ["Treatment", "changes_text", "element_line", "elements_from_json", "treatments"]
 
 _SETS = {set_name(kind, family): kind for kind in Kind for family in (4, 6)}
 
@@ -134,3 +134,19 @@ def _part(part: object, *, family: int, last: bool, kind: Kind) -> str | int:
         networks = list(ipaddress.summarize_address_range(ipaddress.ip_address(first), ipaddress.ip_address(end)))
         return str(networks[0]) if len(networks) == 1 else f"{first}-{end}"
     raise TypeError(f"element part {part!r}")
+
+
+def changes_text(add: Collection[Element], delete: Collection[Element], *, table_present: bool) -> str:
+    """The element changes of the table as ``diff`` prints them (empty when there are none)."""
+    if not add and not delete:
+        return ""
+    header = f"nftables {FAMILY} {TABLE}" + ("" if table_present else " (absent: would be written whole)")
+    lines = [header]
+    lines += [f"  + element {element_line(element)}" for element in sorted(add, key=_sort_key)]
+    lines += [f"  - element {element_line(element)}" for element in sorted(delete, key=_sort_key)]
+    lines.append(f"nftables {FAMILY} {TABLE}: {len(add)} elements to add, {len(delete)} to delete")
+    return "\n".join(lines) + "\n"
+
+
+def _sort_key(element: Element) -> tuple[str, tuple[str, ...]]:
+    return element[0], tuple(str(part) for part in element[1])
