@@ -7,11 +7,11 @@ from collections.abc import AsyncIterator
 
 from ipvsctl.backend.base import Backend
 from ipvsctl.backend.limits import interface_name_problem
-from ipvsctl.backend.nft.base import NetfilterTable
+from ipvsctl.backend.nft.base import NetfilterState, NetfilterTable
 from ipvsctl.errors import UsageError
 from ipvsctl.options import NetfilterFlags
 
-__all__ = ["check_interface_name", "open_backend", "open_netfilter"]
+__all__ = ["check_interface_name", "open_backend", "open_netfilter", "read_netfilter"]
 
 
 def check_interface_name(interface: str) -> str:
@@ -55,5 +55,18 @@ async def open_netfilter(flags: NetfilterFlags) -> AsyncIterator[NetfilterTable 
     try:
         await table.check()
         yield table
+    finally:
+        await table.close()
+
+
+async def read_netfilter(flags: NetfilterFlags) -> NetfilterState | None:
+    """What ipvsctl's nftables table holds now (None with ``--no-netfilter``); reading needs no ``nft``."""
+    if not flags.enabled:
+        return None
+    from ipvsctl.backend.nft.kernel import KernelNetfilter  # noqa: PLC0415 (as open_backend)
+
+    table = KernelNetfilter(masquerade_bit=flags.masquerade_bit, cluster_cidrs=flags.cluster_cidrs)
+    try:
+        return await table.read()
     finally:
         await table.close()

@@ -17,7 +17,7 @@ import typer
 
 from ipvsctl.claims import claim, presumed_held
 from ipvsctl.cli.app import EXIT_CHANGES, EXIT_ERROR, EXIT_IN_SYNC, app, fail
-from ipvsctl.cli.backends import open_backend
+from ipvsctl.cli.backends import open_backend, read_netfilter
 from ipvsctl.cli.common import (
     DEFAULT_INTERFACE,
     DEFAULT_MAX_INPUT_SIZE,
@@ -231,16 +231,8 @@ async def _read_live(
 ) -> tuple[Table, Ownership, _Elements | None]:
     async with open_backend(interface=interface) as backend:
         state = await backend.read()
-    elements = None
-    if netfilter.enabled:
-        from ipvsctl.backend.nft.kernel import KernelNetfilter  # noqa: PLC0415 (as open_backend)
-
-        table = KernelNetfilter(masquerade_bit=netfilter.masquerade_bit, cluster_cidrs=netfilter.cluster_cidrs)
-        try:
-            found = await table.read()
-        finally:
-            await table.close()
-        elements = _Elements(found.elements, found.present)
+    found = await read_netfilter(netfilter)
+    elements = None if found is None else _Elements(found.elements, found.present)
     return state.table, ownership.with_addresses(state.bound_addresses), elements
 
 

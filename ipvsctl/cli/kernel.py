@@ -15,7 +15,7 @@ from ipvsctl.affinity import find_pins, parse_pin_filter, pins_json, pins_text
 from ipvsctl.backend.base import KernelState, OperationFailure
 from ipvsctl.backend.sysctl import STARTUP_SYSCTLS, apply_sysctls, startup_settings
 from ipvsctl.cli.app import EXIT_ERROR, app, fail
-from ipvsctl.cli.backends import open_backend, open_netfilter
+from ipvsctl.cli.backends import open_backend, open_netfilter, read_netfilter
 from ipvsctl.cli.common import (
     DEFAULT_INTERFACE,
     DEFAULT_MAX_INPUT_SIZE,
@@ -208,10 +208,12 @@ def show(
     owned_cidr: OwnedCidrOpt = None,
     node_port_range: NodePortRangeOpt = POLICY_DEFAULTS.node_port_range,
     interface: InterfaceOpt = DEFAULT_INTERFACE,
+    no_netfilter: NoNetfilterOpt = False,
     output: OutputOpt = Format.TEXT,
     max_input_size: MaxInputSizeOpt = DEFAULT_MAX_INPUT_SIZE,
 ) -> None:
-    """The agent's part of the kernel table: VIPs, real servers, connections, draining servers."""
+    """The agent's part of the kernel: VIPs, real servers, connections, draining servers, and what its nftables
+    table does to each VIP."""
     try:
         max_bytes = max_input_bytes(max_input_size)
         check_inputs([("--manifests", path) for path in manifests or []], max_bytes=max_bytes)
@@ -223,14 +225,16 @@ def show(
             node_ips=node_ips, owned_cidrs=owned_cidr or [], node_port_range=parse_port_range(node_port_range)
         )
         state = asyncio.run(_read(interface=interface))
+        filtering = asyncio.run(read_netfilter(NetfilterFlags(enabled=not no_netfilter)))
     except IpvsctlError as error:
         fail(error)
     owned = ownership.with_addresses(state.bound_addresses)
     owners, pods = naming(desired)
     if output is Format.JSON:
-        typer.echo(json.dumps(show_json(state, owned=owned.owns, owners=owners, pods=pods), indent=2))
+        document = show_json(state, owned=owned.owns, owners=owners, pods=pods, netfilter=filtering)
+        typer.echo(json.dumps(document, indent=2))
     else:
-        typer.echo(show_text(state, owned=owned.owns, owners=owners, pods=pods), nl=False)
+        typer.echo(show_text(state, owned=owned.owns, owners=owners, pods=pods, netfilter=filtering), nl=False)
 
 
 def _optional_desired(
