@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit kernel apiserver-test venv clean docs helm bench bench-host bench-kernel
+.PHONY: run test lint typecheck unit kernel apiserver-test venv clean docs helm bench bench-host bench-kernel bench-netfilter
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -64,3 +64,7 @@ bench-host: $(STAMP)
 
 bench-kernel: $(STAMP)
 	$(BIN)/python -m compileall -q ipvsctl bench >/dev/null; bash lab/setup.sh && $(PYTHON) lab/run.py --timeout 2400 -- $(BIN)/python -m bench.kernel
+
+## Issue 15: the nftables half against the IPVS half of the same cluster, in one lab boot (~5 min).
+bench-netfilter: $(STAMP)
+	$(BIN)/python -m compileall -q ipvsctl bench >/dev/null; bash lab/setup.sh && $(PYTHON) lab/run.py --timeout 2400 -- $(BIN)/python -m bench.netfilter
