@@ -56,7 +56,7 @@ docs: $(STAMP)
 
 ## Benchmarks of issue 6: host (workloads 3 and 4; JSON in bench/results/, git-ignored) and the kernel lab
 ## (workloads 1 and 2 against ipvsadm in the same boot, ~10 min; JSON in lab/results/). Not part of make test.
-bench: bench-host bench-kernel
+bench: bench-host bench-kernel bench-netfilter
 
 bench-host: $(STAMP)
 	$(BIN)/python -m bench.core
