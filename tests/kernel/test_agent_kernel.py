@@ -64,3 +64,37 @@ async def test_agent_syncs_one_endpoint_change_by_its_keys_on_the_kernel(lab: La
         assert {real.address for real in table.services[vip].reals} == {"198.51.100.8", "198.51.100.200"}
         assert RealServer("198.51.100.200", 8080) in table.services[vip].reals
         assert cluster_ip(7) in netns.run("ip", "-o", "addr", "show", "dev", "ipvs0").stdout
+
+
+async def test_agent_keeps_its_nftables_table_and_repairs_a_flush(lab: Lab) -> None:
+    """The agent on the kernel's nftables: its table holds the VIPs; `nft flush ruleset` is repaired by a resync,
+    an element deleted by hand by the next one, and an endpoint change is one element change."""
+    from ipvsctl.backend.nft.kernel import KernelNetfilter  # noqa: PLC0415 (kernel tests only)
+
+    netns = lab.netns("agent-nft")
+    nft = KernelNetfilter(netns=netns.name, masquerade_bit=14)
+    async with NetlinkBackend(netns=netns.name) as backend:
+        agent = NodeAgent(
+            config=config(), backend=backend, netfilter=nft, event_sink=RecordingSink(), clock=FakeClock()
+        )
+        agent.handlers["Service"].replace([service(f"web{i}", cluster_ip=cluster_ip(i)) for i in range(3)])
+        agent.handlers["EndpointSlice"].replace([web_slice(i, f"198.51.100.{i + 1}") for i in range(3)])
+        agent.handlers["Node"].replace([node()])
+        try:
+            assert (await agent.runner.run_once(full=True)).ok
+            written = (await nft.read()).elements
+            netns.run("nft", "flush", "ruleset")
+            assert (await agent.runner.run_once(full=True)).ok
+            after_flush = (await nft.read()).elements
+            netns.run("nft", "delete", "element", "inet", "ipvsctl", "vips4", "{ 203.0.113.1 }")
+            assert (await agent.runner.run_once(full=True)).ok
+            after_delete = (await nft.read()).elements
+            agent.handlers["EndpointSlice"].upsert(web_slice(1, "198.51.100.2", "198.51.100.200"))
+            assert (await agent.runner.run_once(full=False)).ok
+            after_change = (await nft.read()).elements
+        finally:
+            await agent.health_checks.close()
+            await nft.close()
+    assert ("vips4", ("203.0.113.1",)) in written
+    assert after_flush == written == after_delete
+    assert after_change - written == {("hairpin4", ("198.51.100.200", "tcp", 8080, "198.51.100.200"))}
