@@ -46,6 +46,11 @@ EXIT_CODE_FILE = "exit-code"
 GUEST_SCRIPT = "guest.sh"
 CONSOLE_LOG = "console.log"
 GUEST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+# QEMU's user-mode network (slirp) as the guest sees it, used only for --forward: the guest is GUEST_ADDRESS
+# on eth0, and a connection to FORWARD_ADDRESS:PORT reaches 127.0.0.1:PORT on the host through lab/forward.py.
+GUEST_ADDRESS = "10.0.2.15/24"
+FORWARD_ADDRESS = "10.0.2.100"
+FORWARD_HELPER = LAB_DIR / "forward.py"
 
 
 class LabError(Exception):
@@ -231,15 +236,32 @@ def modprobe_helper(kernel: Kernel) -> str:
     return f'#!/bin/busybox sh\nexec /bin/busybox chroot /host /sbin/modprobe -d {shlex.quote(str(kernel.root))} "$@"\n'
 
 
-def guest_script(*, command: Sequence[str], cwd: Path, results: Path, kernel: Kernel, env: dict[str, str]) -> str:
-    """Return the script run inside the chroot: prepare IPVS, run the command, report its exit code."""
+def network_setup(kernel: Kernel) -> str:
+    """Shell lines that bring up eth0 on QEMU's user network, for --forward (the kernel loads no driver itself)."""
+    modules = shlex.quote(str(kernel.root))
+    return (
+        f"modprobe -d {modules} virtio_net || {{ echo 'lab/guest: no virtio_net' >&2; exit 1; }}\n"
+        f"ip link set eth0 up && ip addr add {GUEST_ADDRESS} dev eth0 || {{ echo 'lab/guest: no eth0' >&2; exit 1; }}\n"
+    )
+
+
+def guest_script(
+    *,
+    command: Sequence[str],
+    cwd: Path,
+    results: Path,
+    kernel: Kernel,
+    env: dict[str, str],
+    network: bool = False,
+) -> str:
+    """Return the script run inside the chroot: prepare IPVS (and eth0), run the command, report its exit code."""
     exports = "\n".join(f"export {name}={shlex.quote(value)}" for name, value in sorted(env.items()))
     return f"""set -u
 {exports}
 mkdir -p "$HOME"
 modprobe -d {shlex.quote(str(kernel.root))} ip_vs || {{ echo 'lab/guest: modprobe ip_vs failed' >&2; exit 1; }}
 ip link set lo up || exit 1
-cd {shlex.quote(str(cwd))} || exit 1
+{network_setup(kernel) if network else ""}cd {shlex.quote(str(cwd))} || exit 1
 printf 'lab/guest: running %s after %s s\\n' {shlex.quote(shlex.join(command))} "$(cut -d' ' -f1 /proc/uptime)"
 {shlex.join(command)}
 rc=$?
@@ -248,8 +270,11 @@ echo "$rc" > {shlex.quote(str(results / EXIT_CODE_FILE))}
 """
 
 
-def guest_env(extra: Sequence[str], results: Path) -> dict[str, str]:
-    """Return the guest command's environment: writable places on tmpfs, plus `NAME=VALUE` extras."""
+def guest_env(extra: Sequence[str], results: Path, *, forwards: Sequence[int] = ()) -> dict[str, str]:
+    """Return the guest command's environment: writable places on tmpfs, plus `NAME=VALUE` extras.
+
+    With forwarded ports, LAB_FORWARD_ADDRESS and LAB_FORWARD_PORTS (space-separated) say where they are.
+    """
     env = {
         "PATH": GUEST_PATH,
         "HOME": "/run/lab-home",
@@ -265,6 +290,9 @@ def guest_env(extra: Sequence[str], results: Path) -> dict[str, str]:
     }
     if "CI" in os.environ:
         env["CI"] = os.environ["CI"]
+    if forwards:
+        env["LAB_FORWARD_ADDRESS"] = FORWARD_ADDRESS
+        env["LAB_FORWARD_PORTS"] = " ".join(str(port) for port in forwards)
     for item in extra:
         name, sep, value = item.partition("=")
         if not sep or not name.isidentifier():
@@ -291,8 +319,23 @@ def build_initrd(kernel: Kernel, results: Path, *, cwd: Path) -> bytes:
     return archive.finish()
 
 
-def qemu_command(*, kernel: Kernel, initrd: Path, results: Path, memory_mb: int) -> list[str]:
-    """Return the QEMU command line: TCG, one CPU, serial console on stdio, no network device."""
+def network_options(forwards: Sequence[int]) -> list[str]:
+    """QEMU's network options: none, or a user-mode network whose only way out is each forwarded host port.
+
+    `restrict=on` keeps the guest from reaching anything but the guestfwd rules; QEMU runs lab/forward.py once
+    per guest connection (commas in an option value are doubled, as QEMU's option syntax wants).
+    """
+    if not forwards:
+        return ["-net", "none"]
+    helper = f"{sys.executable} {FORWARD_HELPER}".replace(",", ",,")
+    rules = "".join(f",guestfwd=tcp:{FORWARD_ADDRESS}:{port}-cmd:{helper} {port}" for port in forwards)
+    return ["-netdev", f"user,id=n0,restrict=on{rules}", "-device", "virtio-net-pci,netdev=n0"]
+
+
+def qemu_command(
+    *, kernel: Kernel, initrd: Path, results: Path, memory_mb: int, forwards: Sequence[int] = ()
+) -> list[str]:
+    """Return the QEMU command line: TCG, one CPU, serial console on stdio, a network device only to forward."""
     return [
         QEMU,
         "-accel", "tcg",
@@ -304,7 +347,7 @@ def qemu_command(*, kernel: Kernel, initrd: Path, results: Path, memory_mb: int)
         # SeaBIOS would otherwise reset the terminal and clear the screen on the serial console.
         "-fw_cfg", "name=etc/sercon-port,string=0",
         "-no-reboot",
-        "-net", "none",
+        *network_options(forwards),
         "-kernel", str(bootable_image(kernel)),
         "-initrd", str(initrd),
         "-append", "console=ttyS0 quiet panic=-1",
@@ -398,6 +441,13 @@ def exclusive(path: Path) -> Iterator[None]:
         yield
 
 
+def port_number(text: str) -> int:
+    """A TCP port from the command line (argparse reports the error)."""
+    if not text.isascii() or not text.isdigit() or not 0 < int(text) < 65536:
+        raise argparse.ArgumentTypeError(f"not a TCP port: {text!r}")
+    return int(text)
+
+
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     """Return the command line: options, then `--` and the guest command."""
     parser = argparse.ArgumentParser(
@@ -409,6 +459,14 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--results", type=Path, default=DEFAULT_RESULTS, help="read-write share for results")
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="where lab/setup.sh put the kernel")
     parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE", help="guest environment")
+    parser.add_argument(
+        "--forward",
+        action="append",
+        default=[],
+        type=port_number,
+        metavar="PORT",
+        help=f"make host 127.0.0.1:PORT reachable in the guest at {FORWARD_ADDRESS}:PORT (repeatable)",
+    )
     parser.add_argument("command", nargs=argparse.REMAINDER, help="the command to run inside the guest")
     args = parser.parse_args(argv)
     if args.command[:1] == ["--"]:
@@ -429,12 +487,16 @@ def run_lab(args: argparse.Namespace, results: Path) -> int | None:
     results.mkdir(parents=True, exist_ok=True)
     with exclusive(results / ".lock"), tempfile.TemporaryDirectory(prefix="ipvsctl-lab-") as scratch:
         (results / EXIT_CODE_FILE).unlink(missing_ok=True)
-        env = guest_env(args.env, results)
-        script = guest_script(command=args.command, cwd=Path.cwd(), results=results, kernel=kernel, env=env)
+        env = guest_env(args.env, results, forwards=args.forward)
+        script = guest_script(
+            command=args.command, cwd=Path.cwd(), results=results, kernel=kernel, env=env, network=bool(args.forward)
+        )
         (results / GUEST_SCRIPT).write_text(script)
         initrd = Path(scratch) / "initrd.cpio"
         initrd.write_bytes(build_initrd(kernel, results, cwd=Path.cwd()))
-        command = qemu_command(kernel=kernel, initrd=initrd, results=results, memory_mb=args.memory)
+        command = qemu_command(
+            kernel=kernel, initrd=initrd, results=results, memory_mb=args.memory, forwards=args.forward
+        )
         return boot(command, timeout=args.timeout, results=results)
 
 
