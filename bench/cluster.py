@@ -174,7 +174,12 @@ class Cluster:
             ref = ObjectRef(namespace, name)
             services.append(
                 ServiceView(
-                    ref=ref, uid=f"uid-{i}", creation_timestamp=CREATED, cluster_ips=(cluster_ip(i),), ports=port
+                    ref=ref,
+                    uid=f"uid-{i}",
+                    creation_timestamp=CREATED,
+                    cluster_ips=(cluster_ip(i),),
+                    ports=port,
+                    ip_families=("IPv6",),
                 )
             )
             start = i * self.endpoints

@@ -15,6 +15,7 @@ belong to ``ipvsctl.translate``.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
 from typing import TypeVar
 
 import msgspec
@@ -35,8 +36,11 @@ from ipvsctl.kube.refusals import explained, object_names
 from ipvsctl.kube.views import (
     HOSTNAME_TOPOLOGY_KEY,
     SERVICE_NAME_LABEL,
+    TRIGGER_TIME_ANNOTATION,
+    ZONE_LABEL,
     EndpointSliceView,
     EndpointView,
+    LoadBalancerIngressView,
     NodeView,
     ObjectRef,
     ServicePortView,
@@ -176,8 +180,10 @@ def _service_view(obj: wire.Service) -> ServiceView:
         ),
         external_ips=tuple(check.ip(ip, f"spec.externalIPs[{n}]") for n, ip in enumerate(spec.external_ips or ())),
         # Entries with only a hostname (cloud load balancers known by DNS name) have no VIP to program.
-        load_balancer_ips=tuple(
-            check.ip(entry.ip, f"status.loadBalancer.ingress[{n}].ip")
+        load_balancer_ingress=tuple(
+            LoadBalancerIngressView(
+                check.ip(entry.ip, f"status.loadBalancer.ingress[{n}].ip"), ip_mode=entry.ip_mode or "", index=n
+            )
             for n, entry in enumerate(ingress)
             if entry is not None and entry.ip is not None
         ),
@@ -199,6 +205,10 @@ def _service_view(obj: wire.Service) -> ServiceView:
             check.text(cidr, f"spec.loadBalancerSourceRanges[{n}]")
             for n, cidr in enumerate(spec.load_balancer_source_ranges or ())
         ),
+        ip_families=tuple(
+            check.text(family, f"spec.ipFamilies[{n}]") for n, family in enumerate(spec.ip_families or ())
+        ),
+        traffic_distribution=spec.traffic_distribution or "",
         labels=check.string_map(metadata.labels, "metadata.labels"),
         annotations=check.string_map(metadata.annotations, "metadata.annotations"),
     )
@@ -241,21 +251,75 @@ def _slice_view(obj: wire.EndpointSlice) -> EndpointSliceView | None:
     family = check.choice(obj.address_type, _ADDRESS_FAMILIES, "addressType")
     if family is None:
         return None
-    labels = (obj.metadata or _NO_META).labels or {}
+    metadata = obj.metadata or _NO_META
+    labels = metadata.labels or {}
     label_field = f"metadata.labels[{SERVICE_NAME_LABEL}]"
     service_name = check.text(labels.get(SERVICE_NAME_LABEL), label_field, default="")
     if not service_name:
         raise check.error(label_field, "is required: the label names the Service the slice belongs to")
+    hint_problems: list[tuple[str, str]] = []
     return EndpointSliceView(
         ref=ref,
         service_name=service_name,
         address_type=f"IPv{family}",
         ports=tuple(_slice_ports(obj.ports or (), check)),
         endpoints=tuple(
-            _endpoint(endpoint or _NO_ENDPOINT, check, n, family=family, namespace=ref.namespace)
+            _endpoint(
+                endpoint or _NO_ENDPOINT, check, n, family=family, namespace=ref.namespace, hint_problems=hint_problems
+            )
             for n, endpoint in enumerate(obj.endpoints or ())
         ),
+        trigger_time=trigger_time(metadata.annotations),
+        hint_problems=tuple(hint_problems),
     )
+
+
+def trigger_time(annotations: Mapping[str, object] | None) -> float | None:
+    """The annotation ``endpoints.kubernetes.io/last-change-trigger-time`` as POSIX seconds.
+
+    None when absent or not an RFC 3339 time with a zone: it only feeds a metric, so an unreadable one is
+    ignored (as kube-proxy does), never a reason to refuse the slice.
+    """
+    text = annotations.get(TRIGGER_TIME_ANNOTATION) if annotations else None
+    if not isinstance(text, str) or len(text) > 64:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return None if moment.tzinfo is None else moment.timestamp()
+
+
+_HINT_KINDS = (("forZones", "zones"), ("forNodes", "nodes"))
+
+
+def _hints(hints: object, index: int, problems: list[tuple[str, str]]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """``hints.forZones`` and ``hints.forNodes`` names; both empty (a problem noted) when malformed.
+
+    Hints only narrow which endpoints a node uses; an endpoint whose hints cannot be read counts as unhinted,
+    which makes every node use every endpoint (kube-proxy's fallback), so nothing is lost to a bad hint.
+    """
+    if not isinstance(hints, dict):
+        problems.append((f"endpoints[{index}].hints", "must be an object"))
+        return (), ()
+    found: dict[str, tuple[str, ...]] = {}
+    for key, kind in _HINT_KINDS:
+        entries = hints.get(key)
+        if entries is None:
+            found[kind] = ()
+            continue
+        if not isinstance(entries, list):
+            problems.append((f"endpoints[{index}].hints.{key}", "must be a list"))
+            return (), ()
+        names = []
+        for n, entry in enumerate(entries):
+            name = entry.get("name") if isinstance(entry, dict) else None
+            if not isinstance(name, str) or not name:
+                problems.append((f"endpoints[{index}].hints.{key}[{n}].name", "must be a non-empty string"))
+                return (), ()
+            names.append(name)
+        found[kind] = tuple(names)
+    return found["zones"], found["nodes"]
 
 
 def _slice_ports(ports: Sequence[wire.SlicePort | None], check: Checker) -> list[SlicePortView]:
@@ -275,7 +339,15 @@ def _slice_ports(ports: Sequence[wire.SlicePort | None], check: Checker) -> list
     return views
 
 
-def _endpoint(endpoint: wire.Endpoint, check: Checker, index: int, *, family: int, namespace: str) -> EndpointView:
+def _endpoint(
+    endpoint: wire.Endpoint,
+    check: Checker,
+    index: int,
+    *,
+    family: int,
+    namespace: str,
+    hint_problems: list[tuple[str, str]],
+) -> EndpointView:
     # The hot path of a large list (one call per endpoint): field paths are only written for an error.
     addresses = endpoint.addresses
     if not addresses:
@@ -308,6 +380,10 @@ def _endpoint(endpoint: wire.Endpoint, check: Checker, index: int, *, family: in
         if name is None:
             name = check.text(name, f"endpoints[{index}].targetRef.name")  # raises: it is required
         target_ref = ObjectRef(namespace if target.namespace is None else target.namespace, name)
+    zone_hints: tuple[str, ...] = ()
+    node_hints: tuple[str, ...] = ()
+    if endpoint.hints is not None:
+        zone_hints, node_hints = _hints(endpoint.hints, index, hint_problems)
     return EndpointView(
         address=address,
         ready=ready,
@@ -315,6 +391,9 @@ def _endpoint(endpoint: wire.Endpoint, check: Checker, index: int, *, family: in
         terminating=terminating,
         node_name=node_name,
         target=None if target is None else target_ref,
+        zone=endpoint.zone or "",
+        zone_hints=zone_hints,
+        node_hints=node_hints,
     )
 
 
@@ -334,7 +413,9 @@ def _node_view(obj: wire.Node) -> NodeView:
         if address_type in by_type:
             by_type[address_type].append(check.ip((entry or _NO_ADDRESS).address, f"{field}.address"))
     ordered = [address for addresses in by_type.values() for address in addresses]
-    return NodeView(name=ref.name, addresses=tuple(dict.fromkeys(ordered)))
+    labels = (obj.metadata or _NO_META).labels or {}
+    zone = check.text(labels.get(ZONE_LABEL), f"metadata.labels[{ZONE_LABEL}]", default="")
+    return NodeView(name=ref.name, addresses=tuple(dict.fromkeys(ordered)), zone=zone)
 
 
 # What ``kube/manifests.py`` and ``kube/client.py`` dispatch on: kind → (API group, parser).

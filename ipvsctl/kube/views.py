@@ -16,6 +16,7 @@ from ipvsctl.model import Protocol
 __all__ = [
     "EndpointSliceView",
     "EndpointView",
+    "LoadBalancerIngressView",
     "NodeView",
     "ObjectRef",
     "ServicePortView",
@@ -26,6 +27,8 @@ __all__ = [
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 SERVICE_PROXY_NAME_LABEL = "service.kubernetes.io/service-proxy-name"
 HOSTNAME_TOPOLOGY_KEY = "kubernetes.io/hostname"
+ZONE_LABEL = "topology.kubernetes.io/zone"
+TRIGGER_TIME_ANNOTATION = "endpoints.kubernetes.io/last-change-trigger-time"
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -50,6 +53,15 @@ class ServicePortView:
 
 
 @dataclass(frozen=True, slots=True)
+class LoadBalancerIngressView:
+    """An entry of ``status.loadBalancer.ingress`` that has an IP (``index`` is its place in the list)."""
+
+    ip: str
+    ip_mode: str = ""  # VIP | Proxy | empty when unset (the API's meaning: VIP)
+    index: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class ServiceView:
     """A core/v1 Service, reduced to what the proxy reads.
 
@@ -65,13 +77,15 @@ class ServiceView:
     cluster_ips: tuple[str, ...] = ()
     ports: tuple[ServicePortView, ...] = ()
     external_ips: tuple[str, ...] = ()
-    load_balancer_ips: tuple[str, ...] = ()  # status.loadBalancer.ingress[].ip
+    load_balancer_ingress: tuple[LoadBalancerIngressView, ...] = ()  # entries with an IP
     session_affinity: str = "None"  # None | ClientIP
     affinity_timeout: int | None = None  # spec.sessionAffinityConfig.clientIP.timeoutSeconds, as given
     external_traffic_policy: str = "Cluster"  # Cluster | Local
     internal_traffic_policy: str = "Cluster"  # Cluster | Local
     health_check_node_port: int | None = None
     load_balancer_source_ranges: tuple[str, ...] = ()  # spec.loadBalancerSourceRanges, as written
+    ip_families: tuple[str, ...] = ()  # spec.ipFamilies, as written (empty: from the cluster IPs)
+    traffic_distribution: str = ""  # spec.trafficDistribution, as written
     labels: Mapping[str, str] = field(default_factory=dict)
     annotations: Mapping[str, str] = field(default_factory=dict)
 
@@ -79,6 +93,11 @@ class ServiceView:
     def is_headless(self) -> bool:
         """``clusterIP: None``."""
         return self.cluster_ips == ("None",)
+
+    @property
+    def load_balancer_ips(self) -> tuple[str, ...]:
+        """The IPs of ``status.loadBalancer.ingress``, whatever their ipMode."""
+        return tuple(entry.ip for entry in self.load_balancer_ingress)
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +115,7 @@ class EndpointView:
 
     ``ready`` unset → True; ``serving`` unset → ``ready``; ``terminating`` unset → False.
     ``node_name`` comes from ``nodeName`` or, in v1beta1, ``topology["kubernetes.io/hostname"]``.
+    ``zone_hints`` / ``node_hints`` are ``hints.forZones`` / ``hints.forNodes`` names (empty: no hint).
     """
 
     address: str
@@ -104,6 +124,9 @@ class EndpointView:
     terminating: bool = False
     node_name: str = ""
     target: ObjectRef | None = None  # targetRef (usually the Pod)
+    zone: str = ""
+    zone_hints: tuple[str, ...] = ()
+    node_hints: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,11 +138,16 @@ class EndpointSliceView:
     address_type: str  # IPv4 | IPv6
     ports: tuple[SlicePortView, ...] = ()
     endpoints: tuple[EndpointView, ...] = ()
+    # Annotation endpoints.kubernetes.io/last-change-trigger-time as POSIX seconds (None: absent or unreadable).
+    trigger_time: float | None = None
+    # Hints that could not be read, as (field, why): those endpoints count as unhinted.
+    hint_problems: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
 class NodeView:
-    """A core/v1 Node: its name and InternalIP/ExternalIP addresses (canonical, in API order)."""
+    """A core/v1 Node: its name, InternalIP/ExternalIP addresses (canonical, in API order) and its zone label."""
 
     name: str
     addresses: tuple[str, ...] = ()
+    zone: str = ""  # label topology.kubernetes.io/zone

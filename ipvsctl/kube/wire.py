@@ -88,12 +88,15 @@ class ServiceSpec(Struct, rename="camel", gc=False):
     internal_traffic_policy: str | None = None
     health_check_node_port: int | None = None
     load_balancer_source_ranges: list[str | None] | None = None
+    ip_families: list[str | None] | None = field(default=None, name="ipFamilies")
+    traffic_distribution: str | None = None
 
 
 class LoadBalancerIngress(Struct, gc=False):
     """An entry of ``status.loadBalancer.ingress``."""
 
     ip: str | None = None
+    ip_mode: str | None = field(default=None, name="ipMode")
 
 
 class LoadBalancerStatus(Struct, gc=False):
@@ -152,6 +155,9 @@ class Endpoint(Struct, rename="camel", gc=False):
     node_name: str | None = None
     topology: dict[str, object] | None = None  # v1beta1
     target_ref: TargetRef | None = None
+    zone: str | None = None
+    # Read leniently by parse.py: a malformed hint costs the endpoint its hints, not the slice its endpoints.
+    hints: object = None
 
 
 class EndpointSlice(Struct, rename="camel", gc=False):
