@@ -13,12 +13,13 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import lru_cache
 
 import netaddr
 
 from ipvsctl.addresses import special_address
 from ipvsctl.annotations import AnnotationError, parse_netmasks, parse_scheduler, unknown_annotations
-from ipvsctl.endpoints import EndpointSelection, PortEndpoint, backends_for_port, select
+from ipvsctl.endpoints import PREFER_SAME_NODE, EndpointSelection, PortEndpoint, backends_for_port, select
 from ipvsctl.kube.views import (
     SERVICE_PROXY_NAME_LABEL,
     EndpointSliceView,
@@ -41,7 +42,9 @@ __all__ = [
     "AFFINITY_TIMEOUT_DEFAULT",
     "AFFINITY_TIMEOUT_MAX",
     "SOURCE_RANGES_ANNOTATION",
+    "TOPOLOGY_MODE_ANNOTATION",
     "NodeContext",
+    "NodePortAddresses",
     "Notice",
     "NoticeKind",
     "Policy",
@@ -63,14 +66,55 @@ AFFINITY_TIMEOUT_MAX = 86400
 _TIMEOUT_FIELD = "spec.sessionAffinityConfig.clientIP.timeoutSeconds"
 _NEVER_CREATED = "\uffff"  # objects without creationTimestamp sort after every real timestamp
 SOURCE_RANGES_ANNOTATION = "service.beta.kubernetes.io/load-balancer-source-ranges"  # kube-proxy reads it too
+TOPOLOGY_MODE_ANNOTATION = "service.kubernetes.io/topology-mode"
+_TOPOLOGY_HINTS_ANNOTATION = "service.kubernetes.io/topology-aware-hints"  # its older name
+_TOPOLOGY_MODES = frozenset({"Auto", "auto", "Disabled", "disabled", ""})
+_TRAFFIC_DISTRIBUTIONS = frozenset({"PreferClose", "PreferSameZone", "PreferSameNode"})
+_FAMILY_NAMES = {"IPv4": 4, "IPv6": 6}
+_IP_MODES = frozenset({"", "VIP", "Proxy"})
+_LEFT_OUT_SHOWN = 5  # endpoints a topology notice names before it counts the rest
 
 
 @dataclass(frozen=True, slots=True)
 class NodeContext:
-    """The node the table is for: its name and its IPs (NodePort VIPs)."""
+    """The node the table is for: its name, its IPs (NodePort VIPs) and its zone (topology hints)."""
 
     name: str
     addresses: tuple[str, ...] = ()
+    zone: str = ""
+
+    def primary_addresses(self) -> tuple[str, ...]:
+        """The first address of each family (InternalIPs come first): the node's primary IPs, as kube-proxy
+        means them."""
+        first: dict[int, str] = {}
+        for address in self.addresses:
+            first.setdefault(family_of(address), address)
+        return tuple(first.values())
+
+
+@dataclass(frozen=True, slots=True)
+class NodePortAddresses:
+    """``--nodeport-addresses``: NodePorts only on the node addresses inside ``cidrs``, and (``primary``) on
+    the node's primary address of each family. Canonical CIDR strings, so the value can key a cache."""
+
+    cidrs: tuple[str, ...] = ()
+    primary: bool = False
+
+    def admitted(self, node: NodeContext) -> tuple[str, ...]:
+        """The node addresses NodePorts are programmed on."""
+        return _admitted_node_addresses(self, node)
+
+
+@lru_cache(maxsize=16)
+def _admitted_node_addresses(spec: NodePortAddresses, node: NodeContext) -> tuple[str, ...]:
+    """Once per node context and flag value: every Service with NodePorts asks."""
+    networks = [ipaddress.ip_network(cidr) for cidr in spec.cidrs]
+    primary = set(node.primary_addresses()) if spec.primary else set()
+    return tuple(
+        address
+        for address in node.addresses
+        if address in primary or any(ipaddress.ip_address(address) in network for network in networks)
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +128,7 @@ class Policy:
     node_port_range: tuple[int, int] = (30000, 32767)
     external_ip_cidrs: netaddr.IPSet | None = None  # None: every externalIP is honoured
     load_balancer_ip_cidrs: netaddr.IPSet | None = None  # None: every ingress IP is honoured
+    node_port_addresses: NodePortAddresses | None = None  # None: NodePorts on every node address
 
     def default_netmasks(self) -> dict[int, int]:
         """Default persistence prefix length per family."""
@@ -143,6 +188,11 @@ class NoticeKind(StrEnum):
     UNKNOWN_ANNOTATION = "unknown-annotation"
     NO_LOCAL_ENDPOINTS = "no-local-endpoints"
     SOURCE_RANGE_INVALID = "source-range-invalid"  # its load-balancer VIPs then accept no source at all
+    WRONG_FAMILY = "wrong-family"  # an externalIP or ingress IP of a family the Service does not have
+    LOAD_BALANCER_IP_PROXIED = "load-balancer-ip-proxied"  # ingress ipMode Proxy: the load balancer's, not a VIP
+    UNKNOWN_VALUE = "unknown-value"  # a field value this version does not know (ipMode, trafficDistribution)
+    TOPOLOGY = "topology"  # endpoints left out by topology hints, or hints that could not be used
+    HINTS_UNREADABLE = "hints-unreadable"  # malformed hints: the endpoint counts as unhinted
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,6 +271,7 @@ def translate_service(
     rejections = builder.validate()
     if rejections:
         return ServiceResult(ref=service.ref, age=age, rejections=tuple(rejections), notices=tuple(builder.notices))
+    builder.note_hint_problems(slices)
     for index, port in enumerate(service.ports):
         builder.add_port(index, port, slices)
     builder.finish()
@@ -274,8 +325,10 @@ class _ServiceBuilder:
     """Accumulates one Service's virtual services; validation first, then one port at a time."""
 
     __slots__ = (
+        "families",
         "local_addresses",
         "node",
+        "noticed",
         "notices",
         "persistence",
         "pods",
@@ -303,6 +356,8 @@ class _ServiceBuilder:
         self.scheduler = policy.default_scheduler
         self.persistence: dict[int, Persistence] = {}
         self.vips: list[_Vip] = []
+        self.families: frozenset[int] = frozenset()
+        self.noticed: set[tuple[str, str]] = set()  # (field or kind, message) of notices said once per Service
 
     def validate(self) -> list[Rejection]:
         """Check the fields translation relies on; set the VIPs, scheduler and persistence from them."""
@@ -320,6 +375,10 @@ class _ServiceBuilder:
             )
         except AnnotationError as error:
             problems.append(Rejection(ref, error.field, error.message))
+        family_problems = self._families()
+        if family_problems:
+            return problems + family_problems
+        self._check_topology_fields()
         self.vips = self._screen_vips()
         problems.extend(self._validate_affinity())
         problems.extend(self._validate_ports())
@@ -332,6 +391,77 @@ class _ServiceBuilder:
     def _notice(self, field: str, message: str, kind: NoticeKind) -> None:
         self.notices.append(Notice(self.service.ref, field, message, kind=kind))
 
+    def _families(self) -> list[Rejection]:
+        """Set the Service's address families: those of its cluster IPs, which ``spec.ipFamilies`` must match.
+
+        A Service exists only in the families it has a cluster IP of (kube-proxy runs one proxier per family):
+        its VIPs and endpoints of any other family are not programmed.
+        """
+        service, ref = self.service, self.service.ref
+        ips = [address for address in service.cluster_ips if address != "None"]
+        of_ips = [family_of(address) for address in ips]
+        problems: list[Rejection] = []
+        for index, family in enumerate(of_ips):
+            if family in of_ips[:index]:
+                problems.append(
+                    Rejection(ref, f"spec.clusterIPs[{index}]", f"a second IPv{family} cluster IP: one per family")
+                )
+        for index, name in enumerate(service.ip_families):
+            wanted = _FAMILY_NAMES.get(name)
+            if wanted is None:
+                problems.append(Rejection(ref, f"spec.ipFamilies[{index}]", f"{name!r} is not IPv4 or IPv6"))
+            elif index < len(ips) and of_ips[index] != wanted:
+                problems.append(
+                    Rejection(
+                        ref,
+                        f"spec.ipFamilies[{index}]",
+                        f"{name} contradicts spec.clusterIPs[{index}] {ips[index]} (IPv{of_ips[index]})",
+                    )
+                )
+        if service.ip_families and len(service.ip_families) != len(ips) and not problems:
+            problems.append(
+                Rejection(
+                    ref,
+                    "spec.ipFamilies",
+                    f"lists {len(service.ip_families)} families for {len(ips)} cluster IPs (spec.clusterIPs)",
+                )
+            )
+        self.families = frozenset(of_ips)
+        return problems
+
+    def _family_names(self) -> str:
+        return " and ".join(f"IPv{family}" for family in sorted(self.families))
+
+    def _check_topology_fields(self) -> None:
+        """Notices for topology settings this version does not know; hints on the endpoints still decide."""
+        service = self.service
+        value = service.traffic_distribution
+        if value and value not in _TRAFFIC_DISTRIBUTIONS:
+            self._notice(
+                "spec.trafficDistribution",
+                f"{value!r} is not one of {', '.join(sorted(_TRAFFIC_DISTRIBUTIONS))}: ignored",
+                NoticeKind.UNKNOWN_VALUE,
+            )
+        for key in (TOPOLOGY_MODE_ANNOTATION, _TOPOLOGY_HINTS_ANNOTATION):
+            mode = service.annotations.get(key)
+            if mode is not None and mode not in _TOPOLOGY_MODES:
+                self._notice(
+                    f"metadata.annotations[{key}]",
+                    f"{mode!r} is not Auto or Disabled: ignored",
+                    NoticeKind.UNKNOWN_VALUE,
+                )
+
+    def note_hint_problems(self, slices: Sequence[EndpointSliceView]) -> None:
+        """A notice for each unreadable hint in the Service's slices of its families."""
+        for endpoint_slice in slices:
+            if endpoint_slice.hint_problems and _FAMILY_NAMES.get(endpoint_slice.address_type) in self.families:
+                for where, why in endpoint_slice.hint_problems:
+                    self._notice(
+                        f"EndpointSlice {endpoint_slice.ref.name} {where}",
+                        f"{why}: the endpoint counts as unhinted (every node then uses every endpoint)",
+                        NoticeKind.HINTS_UNREADABLE,
+                    )
+
     def _screen_vips(self) -> list[_Vip]:
         """The Service's VIP addresses that pass the address policy; a notice for each one refused."""
         service = self.service
@@ -343,22 +473,30 @@ class _ServiceBuilder:
             if address != "None"
         ]
         if self._has_node_ports():
+            node_port_addresses = self.policy.node_port_addresses
+            addresses = self.node.addresses if node_port_addresses is None else node_port_addresses.admitted(self.node)
             vips += [
                 _Vip(address, source="", role=_role(VipKind.NODE_PORT, external_local))
-                for address in self.node.addresses
-                if special_address(address) is None
+                for address in addresses
+                if family_of(address) in self.families and special_address(address) is None
             ]
         for i, address in enumerate(service.external_ips):
             source = f"spec.externalIPs[{i}]"
+            if not self._of_service_family(address, source):
+                continue
             if not _within(address, self.policy.external_ip_cidrs):
                 self._notice(
                     source, f"{address} is outside --external-ip-cidr, ignored", NoticeKind.EXTERNAL_IP_IGNORED
                 )
             else:
                 vips.append(_Vip(address, source=source, role=_role(VipKind.EXTERNAL_IP, external_local)))
-        balancer_role = self._balancer_role(local=external_local) if service.load_balancer_ips else None
-        for i, address in enumerate(service.load_balancer_ips):
-            source = f"status.loadBalancer.ingress[{i}].ip"
+        balancer_role = self._balancer_role(local=external_local) if service.load_balancer_ingress else None
+        for entry in service.load_balancer_ingress:
+            address, source = entry.ip, f"status.loadBalancer.ingress[{entry.index}].ip"
+            if not self._programmed_ingress(entry.ip_mode, address, entry.index):
+                continue
+            if not self._of_service_family(address, source):
+                continue
             if not _within(address, self.policy.load_balancer_ip_cidrs):
                 self._notice(
                     source,
@@ -368,6 +506,35 @@ class _ServiceBuilder:
             elif balancer_role is not None:
                 vips.append(_Vip(address, source=source, role=balancer_role))
         return [vip for vip in vips if vip.node_port or self._claimable(vip)]
+
+    def _of_service_family(self, address: str, source: str) -> bool:
+        """Whether an externalIP or ingress IP is of one of the Service's families; a notice when it is not."""
+        if family_of(address) in self.families or special_address(address) is not None:
+            return True  # a special address is refused as such (``_claimable``), whatever its family
+        self._notice(
+            source,
+            f"{address} is not of the Service's address family ({self._family_names()}, from its cluster IPs): ignored",
+            NoticeKind.WRONG_FAMILY,
+        )
+        return False
+
+    def _programmed_ingress(self, ip_mode: str, address: str, index: int) -> bool:
+        """Whether an ingress IP of this ipMode is programmed: not with Proxy (the load balancer proxies to the
+        NodePorts and owns the address), as VIP with an ipMode this version does not know (as kube-proxy)."""
+        if ip_mode == "Proxy":
+            self._notice(
+                f"status.loadBalancer.ingress[{index}].ipMode",
+                f"Proxy: {address} is the load balancer's own address, reached through it, not programmed here",
+                NoticeKind.LOAD_BALANCER_IP_PROXIED,
+            )
+            return False
+        if ip_mode not in _IP_MODES:
+            self._notice(
+                f"status.loadBalancer.ingress[{index}].ipMode",
+                f"{ip_mode!r} is not VIP or Proxy: {address} is programmed as a VIP",
+                NoticeKind.UNKNOWN_VALUE,
+            )
+        return True
 
     def _balancer_role(self, *, local: bool) -> VipRole:
         """The role of the Service's load-balancer VIPs: with the source ranges it restricts them to, if any.
@@ -470,10 +637,14 @@ class _ServiceBuilder:
         """Add the virtual services of one Service port (every VIP kind, every family)."""
         selections: dict[int, EndpointSelection] = {}
         for family in (4, 6):
+            if family not in self.families:
+                continue
             backends = self._usable_addresses(backends_for_port(port, slices, family=family))
             if not backends:
                 continue
-            selection = selections[family] = select(backends, node_name=self.node.name)
+            selection = selections[family] = select(backends, node_name=self.node.name, zone=self.node.zone)
+            if selection.topology or selection.hints_ignored:
+                self._note_topology(index, family, backends, selection)
             for endpoint, _ in selection.cluster:
                 if endpoint.target is not None:
                     self.pods[endpoint.address] = endpoint.target
@@ -490,6 +661,43 @@ class _ServiceBuilder:
                 source=f"spec.ports[{index}].nodePort" if vip.node_port else vip.source,
                 vip_port=port.node_port if vip.node_port else None,
             )
+
+    def _note_topology(
+        self,
+        index: int,
+        family: int,
+        backends: Sequence[PortEndpoint],
+        selection: EndpointSelection,
+    ) -> None:
+        """A notice saying which endpoints topology hints left out of a port's cluster-wide set (or why the
+        hints were not used); the same words for several ports are said once."""
+        if not self._uses_cluster_endpoints():
+            return
+        field = "spec.trafficDistribution" if self.service.traffic_distribution else f"spec.ports[{index}]"
+        if selection.hints_ignored:
+            message = f"IPv{family} topology hints not used ({selection.hints_ignored}): every endpoint is used"
+        else:
+            used = {endpoint.address for endpoint, _ in selection.cluster}
+            ready = [endpoint for endpoint, _ in backends if endpoint.ready]
+            left = [endpoint for endpoint in ready if endpoint.address not in used]
+            where = f"node {self.node.name}" if selection.topology == PREFER_SAME_NODE else f"zone {self.node.zone}"
+            named = [
+                f"{endpoint.address} (pod {endpoint.target})" if endpoint.target else endpoint.address
+                for endpoint in left[:_LEFT_OUT_SHOWN]
+            ]
+            more = f", +{len(left) - _LEFT_OUT_SHOWN} more" if len(left) > _LEFT_OUT_SHOWN else ""
+            message = (
+                f"IPv{family}: {len(used)} of {len(ready)} ready endpoints used from this node, those hinted for "
+                f"{where} ({selection.topology}); left out: {', '.join(named) or 'none'}{more}"
+            )
+        if (NoticeKind.TOPOLOGY, message) in self.noticed:
+            return
+        self.noticed.add((NoticeKind.TOPOLOGY, message))
+        self._notice(field, message, NoticeKind.TOPOLOGY)
+
+    def _uses_cluster_endpoints(self) -> bool:
+        """Whether some VIP of the Service uses the cluster-wide set (the only one hints narrow)."""
+        return any(not vip.local for vip in self.vips)
 
     def _usable_addresses(self, backends: list[PortEndpoint]) -> list[PortEndpoint]:
         """Backends less those at addresses no real server may have (a notice for each such address, once)."""

@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from ipvsctl.kube.views import (
     EndpointSliceView,
     EndpointView,
+    LoadBalancerIngressView,
     ObjectRef,
     ServicePortView,
     ServiceView,
@@ -24,6 +25,9 @@ def svc(
     ports: Sequence[ServicePortView] | None = None,
     external_ips: Sequence[str] = (),
     load_balancer_ips: Sequence[str] = (),
+    ip_modes: Sequence[str] = (),
+    ip_families: Sequence[str] = (),
+    traffic_distribution: str = "",
     affinity: str = "None",
     timeout: int | None = None,
     etp: str = "Cluster",
@@ -32,7 +36,7 @@ def svc(
     labels: Mapping[str, str] | None = None,
     created: str = "2026-01-01T00:00:00Z",
 ) -> ServiceView:
-    """A Service view with one TCP port 80 unless told otherwise."""
+    """A Service view with one TCP port 80 unless told otherwise; ``ip_modes`` pair with ``load_balancer_ips``."""
     return ServiceView(
         ref=ObjectRef(namespace, name),
         uid=f"uid-{namespace}-{name}",
@@ -41,7 +45,12 @@ def svc(
         cluster_ips=tuple(cluster_ips),
         ports=tuple(ports) if ports is not None else (port(),),
         external_ips=tuple(external_ips),
-        load_balancer_ips=tuple(load_balancer_ips),
+        load_balancer_ingress=tuple(
+            LoadBalancerIngressView(ip, ip_mode=ip_modes[n] if n < len(ip_modes) else "", index=n)
+            for n, ip in enumerate(load_balancer_ips)
+        ),
+        ip_families=tuple(ip_families),
+        traffic_distribution=traffic_distribution,
         session_affinity=affinity,
         affinity_timeout=timeout,
         external_traffic_policy=etp,
@@ -66,8 +75,10 @@ def ep(
     serving: bool | None = None,
     terminating: bool = False,
     pod: str | None = None,
+    zones: Sequence[str] = (),
+    nodes: Sequence[str] = (),
 ) -> EndpointView:
-    """An endpoint; ``serving`` defaults to ``ready`` as the API does."""
+    """An endpoint; ``serving`` defaults to ``ready`` as the API does; ``zones`` / ``nodes`` are its hints."""
     return EndpointView(
         address=address,
         ready=ready,
@@ -75,6 +86,8 @@ def ep(
         terminating=terminating,
         node_name=node,
         target=ObjectRef("default", pod) if pod else None,
+        zone_hints=tuple(zones),
+        node_hints=tuple(nodes),
     )
 
 

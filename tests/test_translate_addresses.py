@@ -91,7 +91,9 @@ def test_special_cluster_ip_is_refused_and_others_kept() -> None:
         pytest.param(svc(cluster_ips=["192.0.2.11"]), id="cluster-ip"),
         pytest.param(svc(external_ips=["192.0.2.11"]), id="external-ip"),
         pytest.param(svc(type="LoadBalancer", load_balancer_ips=["192.0.2.11"]), id="ingress-ip"),
-        pytest.param(svc(external_ips=["2001:db8::11"]), id="external-ip-v6"),
+        pytest.param(
+            svc(cluster_ips=["203.0.113.10", "2001:db8:1::10"], external_ips=["2001:db8::11"]), id="external-ip-v6"
+        ),
     ],
 )
 def test_node_address_is_refused_as_a_vip(service: ServiceView) -> None:
@@ -104,7 +106,8 @@ def test_node_address_is_refused_as_a_vip(service: ServiceView) -> None:
 
 def test_node_address_carries_node_ports() -> None:
     """NodePorts live on the node's addresses: they are not refused."""
-    result = run(svc(type="NodePort", ports=[port(node_port=30080)]))
+    dual_stack = ["203.0.113.10", "2001:db8:1::10"]
+    result = run(svc(type="NodePort", cluster_ips=dual_stack, ports=[port(node_port=30080)]))
     assert {"192.0.2.11", "2001:db8::11"} <= vips(result)
     assert not result.notices
 
