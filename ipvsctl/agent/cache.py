@@ -60,15 +60,33 @@ def raw_subject(obj: RawObject, *, kind: str, namespaced: bool = True) -> Subjec
     )
 
 
+MAX_TRIGGERS_PER_SERVICE = 64  # trigger times kept per Service between two syncs (a flood of slice writes)
+
+
 @dataclass(slots=True)
 class ClusterCache:
-    """Services by ref, EndpointSlices by ref and by Service, and this node's Node."""
+    """Services by ref, EndpointSlices by ref and by Service, and this node's Node.
+
+    It also keeps, per Service, the ``last-change-trigger-time`` of each slice change not yet programmed (the
+    start of the network programming latency the Kubernetes SLI measures): only times after
+    ``triggers_since`` (the agent's start, so a first list does not count the cluster's history) and only
+    a time not seen before for that slice (a relist of an unchanged slice counts nothing).
+    """
 
     node_name: str
     services: dict[ObjectRef, ServiceView] = field(default_factory=dict)
     slices: dict[ObjectRef, EndpointSliceView] = field(default_factory=dict)
     slices_by_service: dict[ObjectRef, dict[ObjectRef, EndpointSliceView]] = field(default_factory=dict)
     node: NodeView | None = None
+    triggers_since: float = float("inf")  # wall-clock POSIX seconds; inf: trigger times are not collected
+    triggers: dict[ObjectRef, list[float]] = field(default_factory=dict)
+
+    def take_triggers(self, services: Iterable[ObjectRef]) -> list[float]:
+        """The trigger times recorded for these Services, forgotten here (the caller observes them)."""
+        taken: list[float] = []
+        for ref in services:
+            taken += self.triggers.pop(ref, ())
+        return taken
 
     def slices_for(self, service: ObjectRef) -> list[EndpointSliceView]:
         """The Service's EndpointSlices, sorted by name (translation is then deterministic)."""
@@ -99,6 +117,11 @@ class ClusterCache:
         owner = ObjectRef(view.ref.namespace, view.service_name)
         self.slices[view.ref] = view
         self.slices_by_service.setdefault(owner, {})[view.ref] = view
+        moment = view.trigger_time
+        if moment is not None and moment > self.triggers_since and (old is None or old.trigger_time != moment):
+            pending = self.triggers.setdefault(owner, [])
+            if len(pending) < MAX_TRIGGERS_PER_SERVICE:
+                pending.append(moment)
         return affected | {owner}
 
     def remove_slice(self, ref: ObjectRef) -> set[ObjectRef]:
@@ -116,10 +139,10 @@ class ClusterCache:
     # --- Node --------------------------------------------------------------------------------------
 
     def put_node(self, view: NodeView) -> set[ObjectRef]:
-        """Set this node's Node (others are ignored); every Service when its addresses changed."""
+        """Set this node's Node (others are ignored); every Service when its addresses or zone changed."""
         if view.name != self.node_name or self.node == view:
             return set()
-        changed = self.node is None or self.node.addresses != view.addresses
+        changed = self.node is None or (self.node.addresses, self.node.zone) != (view.addresses, view.zone)
         self.node = view
         return set(self.services) if changed else set()
 

@@ -19,6 +19,15 @@ __all__ = ["ERROR_SOURCES", "AgentMetrics"]
 # Where an error counted in ipvsctl_errors_total came from.
 ERROR_SOURCES = ("backend", "operation", "watch", "object", "translation", "sync", "event", "health_check")
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
+# kube-proxy's network_programming_duration_seconds buckets: 0.25 and 0.5, every second to 59, every 5 s to
+# 115, every 30 s to 300; the same edges make the two histograms comparable on one dashboard.
+NETWORK_PROGRAMMING_BUCKETS = (
+    0.25,
+    0.5,
+    *(float(s) for s in range(1, 60)),
+    *(float(s) for s in range(60, 120, 5)),
+    *(float(s) for s in range(120, 330, 30)),
+)
 
 
 class AgentMetrics:
@@ -65,6 +74,13 @@ class AgentMetrics:
             "From a watch event's arrival to its change being in the kernel table.",
             registry=registry,
             buckets=_LATENCY_BUCKETS,
+        )
+        self.network_programming = Histogram(
+            "ipvsctl_network_programming_duration_seconds",
+            "From an EndpointSlice's endpoints.kubernetes.io/last-change-trigger-time (the Kubernetes network "
+            "programming SLI's start) to the change being in the kernel table.",
+            registry=registry,
+            buckets=NETWORK_PROGRAMMING_BUCKETS,
         )
         self.no_local_endpoints = Gauge(
             "ipvsctl_services_without_local_endpoints",

@@ -55,7 +55,7 @@ class NodeAgent:
         self.clock: Clock = clock or MonotonicClock()
         self.metrics = AgentMetrics()
         self.status = AgentStatus(clock=self.clock, stall_after=max(120.0, 4 * config.resync_interval))
-        self.cache = ClusterCache(node_name=config.node_name)
+        self.cache = ClusterCache(node_name=config.node_name, triggers_since=self.clock.wall().timestamp())
         self.recorder = EventRecorder(
             sink=event_sink, node_name=config.node_name, clock=self.clock, on_error=lambda: self.metrics.error("event")
         )

@@ -31,6 +31,8 @@ from ipvsctl.kube.views import ObjectRef
 
 __all__ = ["SyncRunner"]
 
+MAX_UNSYNCED_TRIGGERS = 10_000  # trigger times kept across failing syncs (the oldest are dropped beyond)
+
 
 class SyncRunner:
     """Collects changed Services from the watchers and runs the Syncer on the schedule above."""
@@ -59,6 +61,7 @@ class SyncRunner:
         self._wake = asyncio.Event()
         self._pending: dict[ObjectRef, float] = {}  # Service → when its first untranslated change arrived
         self._unsynced: dict[ObjectRef, float] = {}  # translated, but the sync failed: for the latency metric
+        self._unsynced_triggers: list[float] = []  # EndpointSlice trigger times of changes whose sync failed
         self._last_start: float | None = None
         self._last_full_start: float | None = None
         self._next_full = 0.0
@@ -97,6 +100,7 @@ class SyncRunner:
         self.status.sync_started = start
         taken = self._pending
         self._pending = {}
+        triggers = self.syncer.take_triggers(taken)
         try:
             await self.syncer.translate(taken)
             outcome = await self.syncer.apply(full=full)
@@ -117,6 +121,10 @@ class SyncRunner:
             for since in {**taken, **self._unsynced}.values():
                 self.metrics.event_latency.observe(max(end - since, 0.0))
             self._unsynced = {}
+            wall_end = self.clock.wall().timestamp()
+            for trigger in (*triggers, *self._unsynced_triggers):
+                self.metrics.network_programming.observe(max(wall_end - trigger, 0.0))
+            self._unsynced_triggers = []
             if full:
                 self._next_full = start + self.resync_interval
                 await self.syncer.after_full_sync()
@@ -126,6 +134,7 @@ class SyncRunner:
         else:
             # The keys stay pending in the Syncer; the retry is a full sync after a growing delay.
             self._unsynced = {**taken, **self._unsynced}
+            self._unsynced_triggers = (self._unsynced_triggers + triggers)[-MAX_UNSYNCED_TRIGGERS:]
             self._retries = self._retries or backoff(first=max(self.min_interval, 0.5), cap=self.resync_interval)
             self._next_full = end + next(self._retries)
         self.metrics.ready.set(1 if self.status.ready else 0)

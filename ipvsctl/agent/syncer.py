@@ -65,6 +65,12 @@ _NOTICE_REASONS: dict[NoticeKind, str | None] = {
     NoticeKind.ADDRESS_REFUSED: "IpvsctlAddressRefused",
     NoticeKind.UNKNOWN_ANNOTATION: "IpvsctlUnknownAnnotation",
     NoticeKind.SOURCE_RANGE_INVALID: "IpvsctlSourceRangeInvalid",
+    NoticeKind.WRONG_FAMILY: "IpvsctlWrongAddressFamily",
+    NoticeKind.UNKNOWN_VALUE: "IpvsctlUnknownValue",
+    NoticeKind.HINTS_UNREADABLE: "IpvsctlHintsUnreadable",
+    # What the Service asked for (ipMode Proxy), or what changes with endpoints (topology): said by diff, not Events.
+    NoticeKind.LOAD_BALANCER_IP_PROXIED: None,
+    NoticeKind.TOPOLOGY: None,
     # Changes with every endpoint on every node: the no-local-endpoints metric says it.
     NoticeKind.NO_LOCAL_ENDPOINTS: None,
 }
@@ -160,7 +166,13 @@ class Syncer:
     def node(self) -> NodeContext:
         """This node's name and addresses (none until its Node is known)."""
         node = self._cache.node
-        return NodeContext(self._cache.node_name, node.addresses if node is not None else ())
+        if node is None:
+            return NodeContext(self._cache.node_name)
+        return NodeContext(self._cache.node_name, node.addresses, zone=node.zone)
+
+    def take_triggers(self, refs: Iterable[ObjectRef]) -> list[float]:
+        """The EndpointSlice trigger times (wall-clock seconds) of these Services' changes not yet programmed."""
+        return self._cache.take_triggers(refs)
 
     async def translate(self, refs: Iterable[ObjectRef]) -> None:
         """Translate these Services again (a missing one is removed) and remember the VIP keys to plan."""
