@@ -14,9 +14,12 @@ from ipvsctl.model import DEFAULT_SCHEDULERS, canonical_ip, max_prefix
 from ipvsctl.translate import Policy
 
 __all__ = [
+    "IPVS_TIMEOUT_DEFAULTS",
     "MASQUERADE_BIT_DEFAULT",
+    "MAX_IPVS_TIMEOUT",
     "NETFILTER_DEFAULTS",
     "POLICY_DEFAULTS",
+    "IpvsTimeoutFlags",
     "NetfilterFlags",
     "PolicyFlags",
     "parse_cidrs",
@@ -146,3 +149,36 @@ class NetfilterFlags:
 
 
 NETFILTER_DEFAULTS = NetfilterFlags()
+
+
+MAX_IPVS_TIMEOUT = 2_147_483
+"""The longest IPVS timeout (seconds) every kernel takes, 24 days 20 hours: the kernel keeps a timeout in jiffies
+in an int and refuses one over INT_MAX / HZ seconds, and HZ is at most 1000 on the architectures Kubernetes runs
+on (amd64, arm64, ppc64le, s390x). Debian's kernels (HZ 250) would take four times as much."""
+
+
+@dataclass(frozen=True, slots=True)
+class IpvsTimeoutFlags:
+    """The IPVS connection timeouts as given (``--ipvs-tcp-timeout``, ``--ipvs-tcpfin-timeout``,
+    ``--ipvs-udp-timeout``; seconds, 0 keeps the kernel's, as kube-proxy's flags of the same names).
+    ``checked()`` validates them."""
+
+    tcp: int = 0
+    tcp_fin: int = 0
+    udp: int = 0
+
+    def checked(self) -> IpvsTimeoutFlags:
+        """The same flags; UsageError naming the flag of one outside 0..MAX_IPVS_TIMEOUT seconds."""
+        for flag, value in (
+            ("--ipvs-tcp-timeout", self.tcp),
+            ("--ipvs-tcpfin-timeout", self.tcp_fin),
+            ("--ipvs-udp-timeout", self.udp),
+        ):
+            if not 0 <= value <= MAX_IPVS_TIMEOUT:
+                raise UsageError(
+                    f"{value!r} is not a number of seconds 0..{MAX_IPVS_TIMEOUT} (0 keeps the kernel's)", flag=flag
+                )
+        return self
+
+
+IPVS_TIMEOUT_DEFAULTS = IpvsTimeoutFlags()

@@ -10,11 +10,20 @@ from dataclasses import dataclass, field
 import netaddr
 
 from ipvsctl.agent.http import Bind
+from ipvsctl.backend.base import IpvsTimeouts
 from ipvsctl.backend.limits import DEFAULT_INTERFACE
 from ipvsctl.backend.sysctl import STARTUP_SYSCTLS, startup_settings
 from ipvsctl.errors import UsageError
 from ipvsctl.model import canonical_ip
-from ipvsctl.options import NETFILTER_DEFAULTS, POLICY_DEFAULTS, NetfilterFlags, PolicyFlags, parse_port
+from ipvsctl.options import (
+    IPVS_TIMEOUT_DEFAULTS,
+    NETFILTER_DEFAULTS,
+    POLICY_DEFAULTS,
+    IpvsTimeoutFlags,
+    NetfilterFlags,
+    PolicyFlags,
+    parse_port,
+)
 from ipvsctl.translate import Policy
 
 __all__ = ["LOG_FORMATS", "AgentConfig", "agent_config", "parse_bind"]
@@ -27,6 +36,7 @@ DEFAULT_HEALTH_BIND = Bind("0.0.0.0", 10256)  # noqa: S104
 # Metrics stay on the node unless asked (kube-proxy's 10249 is 127.0.0.1 too): the chart widens the bind
 # only when its metrics Service or monitor is enabled, so that a scraper can reach it.
 DEFAULT_METRICS_BIND = Bind("127.0.0.1", 10249)
+KERNELS_TIMEOUTS = IpvsTimeouts()  # all 0: the kernel's IPVS timeouts are left as they are
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,9 +58,10 @@ class AgentConfig:
     health_check_address: str = "0.0.0.0"  # noqa: S104 (cloud load balancers probe from off-host)
     log_format: str = "auto"
     log_level: str = "info"
-    sysctls: Mapping[str, str] = field(default_factory=lambda: dict(STARTUP_SYSCTLS))
+    sysctls: Mapping[str, str] = field(default_factory=lambda: dict(STARTUP_SYSCTLS))  # with --strict-arp's
     backend: str = "netlink"
     netfilter: NetfilterFlags = NETFILTER_DEFAULTS
+    ipvs_timeouts: IpvsTimeouts = KERNELS_TIMEOUTS  # set at start-up; 0 keeps the kernel's
 
 
 def parse_bind(text: str, *, flag: str) -> Bind:
@@ -88,8 +99,10 @@ def agent_config(
     log_format: str = "auto",
     log_level: str = "info",
     no_sysctl: Sequence[str] = (),
+    strict_arp: bool = False,
     backend: str = "netlink",
     netfilter: NetfilterFlags = NETFILTER_DEFAULTS,
+    ipvs_timeouts: IpvsTimeoutFlags = IPVS_TIMEOUT_DEFAULTS,
     environ: Mapping[str, str] = os.environ,
 ) -> AgentConfig:
     """Check every flag and build the config; UsageError names the first bad one."""
@@ -110,6 +123,7 @@ def agent_config(
     min_sync = _seconds(min_sync_interval, flag="--min-sync-interval")
     if min_sync > resync:
         raise UsageError(f"{min_sync} is longer than --resync-interval {resync}", flag="--min-sync-interval")
+    timeouts = ipvs_timeouts.checked()
     return AgentConfig(
         node_name=name,
         policy=policy.policy(),
@@ -123,7 +137,8 @@ def agent_config(
         health_check_address=check_address,
         log_format=log_format,
         log_level=log_level.lower(),
-        sysctls=startup_settings(no_sysctl),
+        sysctls=startup_settings(no_sysctl, strict_arp=strict_arp),
         backend=backend,
         netfilter=netfilter.checked(),
+        ipvs_timeouts=IpvsTimeouts(tcp=timeouts.tcp, tcp_fin=timeouts.tcp_fin, udp=timeouts.udp),
     )

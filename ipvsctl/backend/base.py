@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import errno as errno_codes
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, field
 from typing import Protocol
 
 from ipvsctl.errors import BackendError
@@ -17,18 +17,23 @@ from ipvsctl.model import ConnectionCounts, Operation, RealServerKey, ServiceKey
 
 __all__ = [
     "DRIFT_ERRNOS",
+    "KERNEL_INT_MAX",
     "ApplyReport",
     "Backend",
+    "IpvsTimeouts",
     "KernelState",
     "OperationFailure",
     "RealServerStats",
     "apply_in_order",
     "apply_in_waves",
     "canonical_addresses",
+    "change_timeouts",
+    "check_timeouts",
 ]
 
 # Errors that mean "the table is not what we planned against": re-read and re-plan.
 DRIFT_ERRNOS = frozenset({errno_codes.EEXIST, errno_codes.ESRCH, errno_codes.ENOENT})
+KERNEL_INT_MAX = 2**31 - 1  # the kernel reads IPVS timeouts into an int (struct ip_vs_timeout_user)
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +55,39 @@ class KernelState:
     connections: Mapping[tuple[ServiceKey, RealServerKey], ConnectionCounts] = field(default_factory=dict)
     stats: Mapping[tuple[ServiceKey, RealServerKey], RealServerStats] = field(default_factory=dict)
     bound_addresses: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class IpvsTimeouts:
+    """IPVS connection timeouts in seconds, as ``ipvsadm --set TCP TCPFIN UDP``: an established TCP connection, a
+    TCP connection after its FIN, a UDP "connection". Per network namespace, for every virtual service.
+
+    Read back, each is the kernel's value. In a change (IPVS_CMD_SET_CONFIG) 0 keeps the kernel's value for that
+    timeout, as in the kernel (``ip_vs_set_timeout`` skips zeros).
+    """
+
+    tcp: int = 0
+    tcp_fin: int = 0
+    udp: int = 0
+
+    def __str__(self) -> str:
+        return f"tcp {self.tcp} s, tcpfin {self.tcp_fin} s, udp {self.udp} s"
+
+    def kept(self, current: IpvsTimeouts) -> IpvsTimeouts:
+        """The timeouts after this change is made to ``current``: each 0 here keeps ``current``'s value."""
+        return IpvsTimeouts(*(mine or theirs for mine, theirs in zip(astuple(self), astuple(current), strict=True)))
+
+
+def check_timeouts(timeouts: IpvsTimeouts) -> None:
+    """BackendError (EINVAL, as the kernel answers) for a timeout outside 0..KERNEL_INT_MAX: the kernel reads each
+    into an int, where a larger u32 turns negative, and no larger number fits the u32 attribute at all."""
+    for value in astuple(timeouts):
+        if not 0 <= value <= KERNEL_INT_MAX:
+            raise BackendError(
+                f"cannot set the timeouts ({timeouts}): {value} is outside 0..{KERNEL_INT_MAX}",
+                target="IPVS",
+                errno=errno_codes.EINVAL,
+            )
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,8 +199,21 @@ async def apply_in_waves(
     return ApplyReport(applied=applied, skipped=skipped, failures=tuple(failure for _, failure in failures))
 
 
+async def change_timeouts(backend: Backend, wanted: IpvsTimeouts) -> IpvsTimeouts | None:
+    """Set the ``wanted`` timeouts (0: keep the kernel's) when one differs from the kernel's; the timeouts before
+    the change, or None when nothing was changed (with nothing wanted, nothing is even read)."""
+    if wanted == IpvsTimeouts():
+        return None
+    before = await backend.timeouts()
+    if wanted.kept(before) == before:
+        return None
+    await backend.set_timeouts(wanted)
+    return before
+
+
 class Backend(Protocol):
-    """An IPVS table the agent can read and change, plus the interface its VIPs are bound to."""
+    """An IPVS table the agent can read and change, plus the interface its VIPs are bound to and the connection
+    timeouts (one setting of the namespace's IPVS, beside the table)."""
 
     async def check_interface(self) -> None:
         """Refuse an interface of the agent's name that is not a dummy: BackendError naming its kind.
@@ -212,6 +263,18 @@ class Backend(Protocol):
         """Delete the agent's interface and every address on it (``ipvsctl cleanup``); whether one was there.
 
         Only a dummy is deleted: an interface of any other kind is refused (BackendError) and left alone.
+        """
+        ...
+
+    async def timeouts(self) -> IpvsTimeouts:
+        """The IPVS connection timeouts now (IPVS_CMD_GET_CONFIG; ``ipvsadm -L --timeout``)."""
+        ...
+
+    async def set_timeouts(self, timeouts: IpvsTimeouts) -> None:
+        """Set the IPVS connection timeouts that are not 0; a 0 keeps that one (IPVS_CMD_SET_CONFIG).
+
+        All or nothing: BackendError (EINVAL) when any is out of the kernel's range (more than INT_MAX / HZ
+        seconds: the kernel keeps them in jiffies in an int), and then none is changed.
         """
         ...
 

@@ -36,13 +36,15 @@ from typing import Literal, Self, TypeVar
 
 from ipvsctl.backend.base import (
     ApplyReport,
+    IpvsTimeouts,
     KernelState,
     OperationFailure,
     RealServerStats,
     apply_in_waves,
     canonical_addresses,
+    check_timeouts,
 )
-from ipvsctl.backend.ipvs.codec import DecodedDest, ServiceRecord, request_for
+from ipvsctl.backend.ipvs.codec import DecodedDest, ServiceRecord, request_for, timeouts_set_request
 from ipvsctl.backend.ipvs.lean import LeanTransport
 from ipvsctl.backend.ipvs.transport import IpvsTransport
 from ipvsctl.backend.limits import (
@@ -157,6 +159,19 @@ class NetlinkBackend:
                 if code:
                     outcomes[index] = OperationFailure(operations[index], code, os.strerror(code))
         return outcomes
+
+    async def timeouts(self) -> IpvsTimeouts:
+        """The connection timeouts (GET_CONFIG)."""
+        async with self._ipvs_lock, kernel_answers(_IPVS):
+            return await (await self._transport()).timeouts()
+
+    async def set_timeouts(self, timeouts: IpvsTimeouts) -> None:
+        """SET_CONFIG with all three (0 keeps one); BackendError with the kernel's errno when it refuses them."""
+        check_timeouts(timeouts)
+        async with self._ipvs_lock, kernel_answers(_IPVS):
+            (code,) = await (await self._transport()).execute([timeouts_set_request(timeouts)])
+        if code:
+            raise BackendError(f"cannot set the timeouts ({timeouts}): {os.strerror(code)}", target=_IPVS, errno=code)
 
     async def _transport(self) -> IpvsTransport:
         if self._ipvs is None:

@@ -1,9 +1,9 @@
 """A stateful fake of the kernel's IPVS table: the same table semantics and the same errnos, in memory.
 
 Owns the fake kernel's state: the table, the connection counts and stats tests set, the fake interface
-(its kind and addresses), and the log of the operations it accepted. Tests simulate drift by replacing
-``table``. Refusals follow the order of checks of the kernel's ``ip_vs_ctl.c`` (measured in the kernel
-lab), so an operation that breaks two rules fails with the errno the kernel gives; operations the
+(its kind and addresses), the connection timeouts, and the log of the operations it accepted. Tests simulate
+drift by replacing ``table``. Refusals follow the order of checks of the kernel's ``ip_vs_ctl.c`` (measured in
+the kernel lab), so an operation that breaks two rules fails with the errno the kernel gives; operations the
 netlink client cannot encode are refused first, by the checks the kernel backend runs too (``limits``).
 """
 
@@ -16,12 +16,15 @@ from collections.abc import Collection, Sequence
 from dataclasses import replace
 
 from ipvsctl.backend.base import (
+    KERNEL_INT_MAX,
     ApplyReport,
+    IpvsTimeouts,
     KernelState,
     OperationFailure,
     RealServerStats,
     apply_in_order,
     canonical_addresses,
+    check_timeouts,
 )
 from ipvsctl.backend.limits import (
     DEFAULT_INTERFACE,
@@ -52,9 +55,11 @@ from ipvsctl.model import (
     family_of,
 )
 
-__all__ = ["DEFAULT_PERSISTENCE_ENGINES", "MemoryBackend"]
+__all__ = ["DEFAULT_PERSISTENCE_ENGINES", "DEFAULT_TIMEOUTS", "KERNEL_HZ", "MemoryBackend"]
 
 DEFAULT_PERSISTENCE_ENGINES = frozenset({"sip"})  # the only one Linux ships (ip_vs_pe_sip)
+DEFAULT_TIMEOUTS = IpvsTimeouts(tcp=900, tcp_fin=120, udp=300)  # a fresh namespace's (ip_vs_proto_tcp.c, _udp.c)
+KERNEL_HZ = 250  # Debian's CONFIG_HZ (the lab's kernel): the kernel refuses a timeout over INT_MAX / HZ seconds
 NO_SCHEDULER = "none"  # the kernel takes "none" as "no scheduler module"
 
 _RealRef = tuple[ServiceKey, RealServerKey]
@@ -77,6 +82,8 @@ class MemoryBackend:
         bound_addresses: Collection[str] = (),
         interface: str = DEFAULT_INTERFACE,
         interface_kind: str | None = None,
+        timeouts: IpvsTimeouts = DEFAULT_TIMEOUTS,
+        hz: int = KERNEL_HZ,
     ) -> None:
         self._services: dict[ServiceKey, VirtualService] = dict(table.services) if table is not None else {}
         self._schedulers = frozenset(schedulers) | {NO_SCHEDULER}
@@ -86,6 +93,8 @@ class MemoryBackend:
         self._kind = interface_kind if interface_kind is not None else DUMMY_KIND if self._bound else None
         self._connections: dict[_RealRef, ConnectionCounts] = {}
         self._stats: dict[_RealRef, RealServerStats] = {}
+        self._timeouts = timeouts
+        self._max_timeout = KERNEL_INT_MAX // hz
         self.closed = False
         self.operations_applied: list[Operation] = []
         """Every operation the fake accepted, in order (refused and skipped ones are in the ApplyReport)."""
@@ -186,6 +195,20 @@ class MemoryBackend:
         self._kind = None
         self._bound = set()
         return present
+
+    async def timeouts(self) -> IpvsTimeouts:
+        """The fake kernel's connection timeouts."""
+        self._check_open()
+        return self._timeouts
+
+    async def set_timeouts(self, timeouts: IpvsTimeouts) -> None:
+        """Set the timeouts that are not 0, all or none: EINVAL over INT_MAX / HZ seconds, as the kernel answers."""
+        self._check_open()
+        check_timeouts(timeouts)
+        if max(timeouts.tcp, timeouts.tcp_fin, timeouts.udp) > self._max_timeout:
+            code = errno.EINVAL
+            raise BackendError(f"cannot set the timeouts ({timeouts}): {os.strerror(code)}", target="IPVS", errno=code)
+        self._timeouts = timeouts.kept(self._timeouts)
 
     async def close(self) -> None:
         """Mark the fake closed: later calls raise BackendError, as a closed socket would."""

@@ -7,6 +7,16 @@
   server expire, so affine clients move on.
 - ``net.ipv4.ip_forward=1``: masqueraded traffic is forwarded to the real servers.
 
+With ``--strict-arp`` (kube-proxy's ``--ipvs-strict-arp``; off by default), also ``STRICT_ARP_SYSCTLS``:
+
+- ``net.ipv4.conf.all.arp_ignore=1``: answer ARP only for an address of the interface the request came in on.
+  The VIPs sit on the agent's dummy interface on every node, and by default Linux answers for any local address
+  on any interface, so every node would claim a LoadBalancer IP that MetalLB (layer 2) announces from one.
+- ``net.ipv4.conf.all.arp_announce=2``: never use a VIP as the source address of the node's own ARP requests,
+  which would tell the LAN that this node holds it.
+
+The kernel takes the higher of ``all`` and each interface's own value, so ``all`` covers every interface.
+
 The ``net.ipv4.vs.*`` files exist only once ``ip_vs`` is loaded, and, like ``ip_forward``, belong to the
 network namespace of whoever opens them.
 """
@@ -19,7 +29,15 @@ from pathlib import Path
 
 from ipvsctl.errors import BackendError, UsageError
 
-__all__ = ["PROC_ROOT", "STARTUP_SYSCTLS", "SysctlChange", "apply_sysctls", "startup_settings", "sysctl_path"]
+__all__ = [
+    "PROC_ROOT",
+    "STARTUP_SYSCTLS",
+    "STRICT_ARP_SYSCTLS",
+    "SysctlChange",
+    "apply_sysctls",
+    "startup_settings",
+    "sysctl_path",
+]
 
 PROC_ROOT = Path("/proc")
 STARTUP_SYSCTLS: Mapping[str, str] = {
@@ -28,14 +46,23 @@ STARTUP_SYSCTLS: Mapping[str, str] = {
     "net.ipv4.vs.expire_quiescent_template": "1",
     "net.ipv4.ip_forward": "1",
 }
+STRICT_ARP_SYSCTLS: Mapping[str, str] = {
+    "net.ipv4.conf.all.arp_ignore": "1",
+    "net.ipv4.conf.all.arp_announce": "2",
+}
 
 
-def startup_settings(skipped: Collection[str]) -> dict[str, str]:
-    """The start-up sysctls less those ``--no-sysctl`` names (UsageError for a name that is not one of them)."""
+def startup_settings(skipped: Collection[str], *, strict_arp: bool = False) -> dict[str, str]:
+    """The start-up sysctls less those ``--no-sysctl`` names (UsageError for a name that is not one of them),
+    then, with ``strict_arp``, the strict-ARP ones."""
     unknown = set(skipped) - set(STARTUP_SYSCTLS)
+    if unknown & set(STRICT_ARP_SYSCTLS):
+        names = ", ".join(sorted(unknown & set(STRICT_ARP_SYSCTLS)))
+        raise UsageError(f"{names}: set only by --strict-arp (leave that flag out instead)", flag="--no-sysctl")
     if unknown:
         raise UsageError(f"not a start-up sysctl: {', '.join(sorted(unknown))}", flag="--no-sysctl")
-    return {name: value for name, value in STARTUP_SYSCTLS.items() if name not in skipped}
+    settings = {name: value for name, value in STARTUP_SYSCTLS.items() if name not in skipped}
+    return settings | dict(STRICT_ARP_SYSCTLS) if strict_arp else settings
 
 
 @dataclass(frozen=True, slots=True)

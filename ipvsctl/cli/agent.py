@@ -16,6 +16,9 @@ from ipvsctl.cli.common import (
     ClusterCidrOpt,
     ExternalCidrOpt,
     InterfaceOpt,
+    IpvsTcpFinTimeoutOpt,
+    IpvsTcpTimeoutOpt,
+    IpvsUdpTimeoutOpt,
     LoadBalancerCidrOpt,
     MasqueradeBitOpt,
     NetmaskV4Opt,
@@ -23,10 +26,11 @@ from ipvsctl.cli.common import (
     NodePortRangeOpt,
     NoNetfilterOpt,
     SchedulerOpt,
+    StrictArpOpt,
 )
 from ipvsctl.cli.kernel import NoSysctlOpt
 from ipvsctl.errors import IpvsctlError
-from ipvsctl.options import MASQUERADE_BIT_DEFAULT, POLICY_DEFAULTS, NetfilterFlags, PolicyFlags
+from ipvsctl.options import MASQUERADE_BIT_DEFAULT, POLICY_DEFAULTS, IpvsTimeoutFlags, NetfilterFlags, PolicyFlags
 
 if TYPE_CHECKING:
     from ipvsctl.agent.config import AgentConfig
@@ -97,6 +101,10 @@ def agent(
         str, typer.Option("--log-level", metavar="LEVEL", help="debug, info, warning or error.")
     ] = "info",
     no_sysctl: NoSysctlOpt = None,
+    strict_arp: StrictArpOpt = False,
+    ipvs_tcp_timeout: IpvsTcpTimeoutOpt = 0,
+    ipvs_tcpfin_timeout: IpvsTcpFinTimeoutOpt = 0,
+    ipvs_udp_timeout: IpvsUdpTimeoutOpt = 0,
     no_netfilter: NoNetfilterOpt = False,
     cluster_cidr: ClusterCidrOpt = None,
     masquerade_bit: MasqueradeBitOpt = MASQUERADE_BIT_DEFAULT,
@@ -137,10 +145,12 @@ def agent(
             log_format=log_format.value,
             log_level=log_level,
             no_sysctl=no_sysctl or [],
+            strict_arp=strict_arp,
             backend=backend.value,
             netfilter=NetfilterFlags(
                 enabled=not no_netfilter, cluster_cidrs=cluster_cidr or [], masquerade_bit=masquerade_bit
             ),
+            ipvs_timeouts=IpvsTimeoutFlags(tcp=ipvs_tcp_timeout, tcp_fin=ipvs_tcpfin_timeout, udp=ipvs_udp_timeout),
         )
     except IpvsctlError as error:
         fail(error)
@@ -156,8 +166,8 @@ def agent(
 
 
 async def run(config: AgentConfig) -> None:
-    """Open the backend (the kernel's: its interface checked, then the start-up sysctls set), connect, and run
-    the agent until SIGTERM or SIGINT."""
+    """Open the backend (the kernel's: its interface checked, then the start-up sysctls and the IPVS timeouts
+    set), connect, and run the agent until SIGTERM or SIGINT."""
     import asyncio  # noqa: PLC0415 (see agent())
     import signal  # noqa: PLC0415
 
@@ -187,12 +197,15 @@ async def _kernel(config: AgentConfig) -> AsyncIterator[tuple[Backend, Netfilter
     if config.backend == BackendKind.MEMORY:
         yield MemoryBackend(), MemoryNetfilter() if config.netfilter.enabled else None
         return
+    from ipvsctl.backend.base import change_timeouts  # noqa: PLC0415
     from ipvsctl.backend.sysctl import apply_sysctls  # noqa: PLC0415
 
+    log = structlog.get_logger("ipvsctl.agent")
     # Refuses an interface that is not a dummy, and a node without nft, before anything changes.
     async with open_backend(interface=config.interface) as backend, open_netfilter(config.netfilter) as netfilter:
         for change in apply_sysctls(settings=config.sysctls):
-            structlog.get_logger("ipvsctl.agent").info(
-                "sysctl_set", name=change.name, previous=change.previous, value=change.value
-            )
+            log.info("sysctl_set", name=change.name, previous=change.previous, value=change.value)
+        previous = await change_timeouts(backend, config.ipvs_timeouts)
+        if previous is not None:
+            log.info("ipvs_timeouts_set", previous=str(previous), value=str(config.ipvs_timeouts.kept(previous)))
         yield backend, netfilter

@@ -29,6 +29,9 @@ __all__ = [
     "Desired",
     "ExternalCidrOpt",
     "InterfaceOpt",
+    "IpvsTcpFinTimeoutOpt",
+    "IpvsTcpTimeoutOpt",
+    "IpvsUdpTimeoutOpt",
     "KubeconfigOpt",
     "LoadBalancerCidrOpt",
     "ManifestsOpt",
@@ -44,6 +47,7 @@ __all__ = [
     "OptionalNodeOpt",
     "OwnedCidrOpt",
     "SchedulerOpt",
+    "StrictArpOpt",
     "check_inputs",
     "desired_and_ownership",
     "load_desired",
@@ -139,6 +143,38 @@ ClusterCidrOpt = Annotated[
 MasqueradeBitOpt = Annotated[
     int,
     typer.Option("--masquerade-bit", metavar="BIT", help="Packet-mark bit that asks for masquerade (0..31)."),
+]
+StrictArpOpt = Annotated[
+    bool,
+    typer.Option(
+        "--strict-arp",
+        help="Also set net.ipv4.conf.all.arp_ignore=1 and arp_announce=2 at start-up, so no node answers ARP for the "
+        "VIPs on its interface (kube-proxy's --ipvs-strict-arp; MetalLB in layer-2 mode needs it).",
+    ),
+]
+IpvsTcpTimeoutOpt = Annotated[
+    int,
+    typer.Option(
+        "--ipvs-tcp-timeout",
+        metavar="SECONDS",
+        help="IPVS timeout of idle established TCP connections, set at start-up (0: keep the kernel's, 900).",
+    ),
+]
+IpvsTcpFinTimeoutOpt = Annotated[
+    int,
+    typer.Option(
+        "--ipvs-tcpfin-timeout",
+        metavar="SECONDS",
+        help="IPVS timeout of TCP connections after a FIN, set at start-up (0: keep the kernel's, 120).",
+    ),
+]
+IpvsUdpTimeoutOpt = Annotated[
+    int,
+    typer.Option(
+        "--ipvs-udp-timeout",
+        metavar="SECONDS",
+        help="IPVS timeout of UDP flows, set at start-up (0: keep the kernel's, 300).",
+    ),
 ]
 OwnedCidrOpt = Annotated[
     list[str] | None,

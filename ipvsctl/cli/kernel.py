@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from ipvsctl.affinity import find_pins, parse_pin_filter, pins_json, pins_text
-from ipvsctl.backend.base import KernelState, OperationFailure
+from ipvsctl.backend.base import IpvsTimeouts, KernelState, OperationFailure, change_timeouts
 from ipvsctl.backend.sysctl import STARTUP_SYSCTLS, apply_sysctls, startup_settings
 from ipvsctl.cli.app import EXIT_ERROR, app, fail
 from ipvsctl.cli.backends import open_backend, open_netfilter, read_netfilter
@@ -23,6 +23,9 @@ from ipvsctl.cli.common import (
     Desired,
     ExternalCidrOpt,
     InterfaceOpt,
+    IpvsTcpFinTimeoutOpt,
+    IpvsTcpTimeoutOpt,
+    IpvsUdpTimeoutOpt,
     KubeconfigOpt,
     LoadBalancerCidrOpt,
     ManifestsOpt,
@@ -38,6 +41,7 @@ from ipvsctl.cli.common import (
     OptionalNodeOpt,
     OwnedCidrOpt,
     SchedulerOpt,
+    StrictArpOpt,
     check_inputs,
     desired_and_ownership,
     load_desired,
@@ -55,6 +59,7 @@ from ipvsctl.netfilter.ruleset import FAMILY, TABLE
 from ipvsctl.options import (
     MASQUERADE_BIT_DEFAULT,
     POLICY_DEFAULTS,
+    IpvsTimeoutFlags,
     NetfilterFlags,
     PolicyFlags,
     parse_node_ips,
@@ -106,6 +111,10 @@ def apply(
     load_balancer_ip_cidr: LoadBalancerCidrOpt = None,
     interface: InterfaceOpt = DEFAULT_INTERFACE,
     no_sysctl: NoSysctlOpt = None,
+    strict_arp: StrictArpOpt = False,
+    ipvs_tcp_timeout: IpvsTcpTimeoutOpt = 0,
+    ipvs_tcpfin_timeout: IpvsTcpFinTimeoutOpt = 0,
+    ipvs_udp_timeout: IpvsUdpTimeoutOpt = 0,
     no_netfilter: NoNetfilterOpt = False,
     cluster_cidr: ClusterCidrOpt = None,
     masquerade_bit: MasqueradeBitOpt = MASQUERADE_BIT_DEFAULT,
@@ -123,6 +132,8 @@ def apply(
             external_ip_cidrs=external_ip_cidr or [],
             load_balancer_ip_cidrs=load_balancer_ip_cidr or [],
         ).policy()
+        flags = IpvsTimeoutFlags(tcp=ipvs_tcp_timeout, tcp_fin=ipvs_tcpfin_timeout, udp=ipvs_udp_timeout).checked()
+        timeouts = IpvsTimeouts(tcp=flags.tcp, tcp_fin=flags.tcp_fin, udp=flags.udp)
         desired, ownership = desired_and_ownership(
             manifests=manifests,
             kubeconfig=kubeconfig,
@@ -132,12 +143,19 @@ def apply(
             policy=policy,
             max_bytes=max_bytes,
         )
-        sysctls = startup_settings(no_sysctl or [])
+        sysctls = startup_settings(no_sysctl or [], strict_arp=strict_arp)
         netfilter = NetfilterFlags(
             enabled=not no_netfilter, cluster_cidrs=cluster_cidr or [], masquerade_bit=masquerade_bit
         ).checked()
         result = asyncio.run(
-            _apply(desired, ownership=ownership, interface=interface, sysctls=sysctls, netfilter=netfilter)
+            _apply(
+                desired,
+                ownership=ownership,
+                interface=interface,
+                sysctls=sysctls,
+                netfilter=netfilter,
+                timeouts=timeouts,
+            )
         )
     except IpvsctlError as error:
         fail(error)
@@ -153,10 +171,12 @@ async def _apply(
     interface: str,
     sysctls: Mapping[str, str],
     netfilter: NetfilterFlags,
+    timeouts: IpvsTimeouts,
 ) -> SyncResult:
     # Both checked before anything changes: a refused interface, or no nft, leaves the node as it was.
     async with open_backend(interface=interface) as backend, open_netfilter(netfilter) as table:
         apply_sysctls(settings=sysctls)
+        await change_timeouts(backend, timeouts)
         return await sync(
             backend,
             desired.translation.table,

@@ -12,8 +12,10 @@ import structlog
 from ipvsctl.agent.config import agent_config
 from ipvsctl.agent.http import Bind
 from ipvsctl.agent.logs import configure_logging
+from ipvsctl.backend.base import IpvsTimeouts
+from ipvsctl.backend.sysctl import STARTUP_SYSCTLS
 from ipvsctl.errors import UsageError
-from ipvsctl.options import PolicyFlags
+from ipvsctl.options import MAX_IPVS_TIMEOUT, IpvsTimeoutFlags, PolicyFlags
 
 
 def test_defaults_match_the_documented_flags() -> None:
@@ -60,6 +62,16 @@ def test_defaults_match_the_documented_flags() -> None:
         ),
         pytest.param({"policy": PolicyFlags(node_port_range="1-" + "9" * 5000)}, "--node-port-range", id="range-huge"),
         pytest.param({"policy": PolicyFlags(node_port_range="2-1")}, "--node-port-range", id="range-reversed"),
+        pytest.param({"ipvs_timeouts": IpvsTimeoutFlags(tcp=-1)}, "--ipvs-tcp-timeout", id="tcp-timeout-negative"),
+        pytest.param(
+            {"ipvs_timeouts": IpvsTimeoutFlags(tcp_fin=MAX_IPVS_TIMEOUT + 1)},
+            "--ipvs-tcpfin-timeout",
+            id="tcpfin-timeout-over-the-kernels",
+        ),
+        pytest.param({"ipvs_timeouts": IpvsTimeoutFlags(udp=2**32 + 7)}, "--ipvs-udp-timeout", id="udp-timeout-huge"),
+        pytest.param(
+            {"no_sysctl": ["net.ipv4.conf.all.arp_ignore"], "strict_arp": True}, "--no-sysctl", id="skip-strict-arp"
+        ),
     ],
 )
 def test_bad_flag_is_named(flags: dict[str, Any], flag: str) -> None:
@@ -76,6 +88,53 @@ def test_ipv6_bind_and_skipped_sysctl() -> None:
     config = agent_config(node_name="n", metrics_bind="[::1]:9000", no_sysctl=["net.ipv4.ip_forward"], environ={})
     assert config.metrics_bind == Bind("::1", 9000)
     assert "net.ipv4.ip_forward" not in config.sysctls
+
+
+def test_strict_arp_and_only_strict_arp_adds_arp_ignore_and_arp_announce() -> None:
+    """--strict-arp sets arp_ignore=1 and arp_announce=2 on all interfaces after the start-up sysctls; without
+    it (the default) the start-up sysctls are all."""
+    with_flag = agent_config(node_name="n", strict_arp=True, environ={})
+    without = agent_config(node_name="n", strict_arp=False, environ={})
+
+    assert without.sysctls == dict(STARTUP_SYSCTLS)
+    assert with_flag.sysctls == {
+        **STARTUP_SYSCTLS,
+        "net.ipv4.conf.all.arp_ignore": "1",
+        "net.ipv4.conf.all.arp_announce": "2",
+    }
+
+
+def test_strict_arp_goes_with_the_sysctls_left_out() -> None:
+    """--no-sysctl still removes a start-up sysctl when --strict-arp adds the arp ones."""
+    config = agent_config(node_name="n", strict_arp=True, no_sysctl=["net.ipv4.ip_forward"], environ={})
+
+    assert "net.ipv4.ip_forward" not in config.sysctls
+    assert config.sysctls["net.ipv4.conf.all.arp_ignore"] == "1"
+
+
+def test_ipvs_timeouts_keep_the_kernels_by_default() -> None:
+    """No IPVS timeout flag: all three 0, the kernel's values are left alone."""
+    assert agent_config(node_name="n", environ={}).ipvs_timeouts == IpvsTimeouts()
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [
+        pytest.param(IpvsTimeoutFlags(tcp=3600, tcp_fin=30, udp=7), id="each"),
+        pytest.param(IpvsTimeoutFlags(udp=MAX_IPVS_TIMEOUT), id="largest"),
+        pytest.param(IpvsTimeoutFlags(tcp=0, tcp_fin=1), id="zero-and-one"),
+    ],
+)
+def test_ipvs_timeouts_reach_the_config(flags: IpvsTimeoutFlags) -> None:
+    """Timeouts in 0..MAX_IPVS_TIMEOUT are kept as given, each in its place."""
+    config = agent_config(node_name="n", ipvs_timeouts=flags, environ={})
+
+    assert config.ipvs_timeouts == IpvsTimeouts(tcp=flags.tcp, tcp_fin=flags.tcp_fin, udp=flags.udp)
+
+
+def test_the_largest_timeout_is_what_every_kernel_takes() -> None:
+    """MAX_IPVS_TIMEOUT is INT_MAX / 1000: the kernel's limit (INT_MAX / HZ seconds) with the highest HZ, 1000."""
+    assert MAX_IPVS_TIMEOUT == (2**31 - 1) // 1000
 
 
 def test_logs_are_json_lines_off_a_terminal() -> None:

@@ -32,6 +32,7 @@ __all__ = [
     "STATS_ATTRIBUTES",
     "STATS_COUNTERS",
     "STATS_FIELDS",
+    "TIMEOUT_ATTRIBUTES",
     "U8",
     "U16",
     "U32",
@@ -45,6 +46,7 @@ GENL_VERSION: Final = 1  # IPVS_GENL_VERSION
 # Commands (enum ipvs_cmd).
 CMD_NEW_SERVICE, CMD_SET_SERVICE, CMD_DEL_SERVICE, CMD_GET_SERVICE = 1, 2, 3, 4
 CMD_NEW_DEST, CMD_SET_DEST, CMD_DEL_DEST, CMD_GET_DEST = 5, 6, 7, 8
+CMD_SET_CONFIG, CMD_GET_CONFIG = 12, 13  # the connection timeouts; GET_CONFIG's reply comes as SET_CONFIG
 
 # Service flags (IP_VS_SVC_F_*).
 FLAG_PERSISTENT: Final = 0x1
@@ -119,6 +121,12 @@ COMMAND_ATTRIBUTES: Table = {
     "IPVS_CMD_ATTR_TIMEOUT_TCP_FIN": (5, U32),
     "IPVS_CMD_ATTR_TIMEOUT_UDP": (6, U32),
 }
+TIMEOUT_ATTRIBUTES: tuple[str, ...] = (
+    "IPVS_CMD_ATTR_TIMEOUT_TCP",
+    "IPVS_CMD_ATTR_TIMEOUT_TCP_FIN",
+    "IPVS_CMD_ATTR_TIMEOUT_UDP",
+)
+"""The timeouts of SET_CONFIG and GET_CONFIG (top-level u32 seconds), in ``IpvsTimeouts``'s field order."""
 NESTS: Mapping[str, Table] = {
     "IPVS_CMD_ATTR_SERVICE": SERVICE_ATTRIBUTES,
     "IPVS_CMD_ATTR_DEST": DEST_ATTRIBUTES,

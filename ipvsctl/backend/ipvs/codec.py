@@ -19,14 +19,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+from ipvsctl.backend.base import IpvsTimeouts
 from ipvsctl.backend.ipvs.attributes import (
     ALL_FLAGS,
     CMD_DEL_DEST,
     CMD_DEL_SERVICE,
+    CMD_GET_CONFIG,
     CMD_GET_DEST,
     CMD_GET_SERVICE,
     CMD_NEW_DEST,
     CMD_NEW_SERVICE,
+    CMD_SET_CONFIG,
     CMD_SET_DEST,
     CMD_SET_SERVICE,
     DEST_STATS_NESTS,
@@ -38,6 +41,7 @@ from ipvsctl.backend.ipvs.attributes import (
     ROUTE,
     SCHED_FLAG_SHIFT,
     STATS_COUNTERS,
+    TIMEOUT_ATTRIBUTES,
     TUNNEL,
 )
 from ipvsctl.backend.limits import UINT_MAX, sched_flag_names
@@ -71,12 +75,15 @@ __all__ = [
     "ServiceRecord",
     "decode_dest",
     "decode_service",
+    "decode_timeouts",
     "dest_dump_request",
     "dest_from_fields",
     "record",
     "request_for",
     "service_dump_request",
     "service_get_request",
+    "timeouts_get_request",
+    "timeouts_set_request",
 ]
 
 _FAMILIES: Mapping[int, int] = {4: int(socket.AF_INET), 6: int(socket.AF_INET6)}
@@ -238,6 +245,18 @@ def service_dump_request() -> Request:
     return Request(CMD_GET_SERVICE, [])
 
 
+def timeouts_set_request(timeouts: IpvsTimeouts) -> Request:
+    """The request that sets the connection timeouts: all three sent, as ``ipvsadm --set`` does, a 0 keeping the
+    kernel's value (check ``check_timeouts`` first)."""
+    values = (timeouts.tcp, timeouts.tcp_fin, timeouts.udp)
+    return Request(CMD_SET_CONFIG, list(zip(TIMEOUT_ATTRIBUTES, values, strict=True)))
+
+
+def timeouts_get_request() -> Request:
+    """The request that reads the connection timeouts (one reply, no dump)."""
+    return Request(CMD_GET_CONFIG, [])
+
+
 # --- decoding -----------------------------------------------------------------------------------------
 # The decoders trust their input's types: numbers are ints and addresses, names and netmasks strs.
 # ``wire`` and ``layout`` produce them so by construction; the pyroute2 transport checks what pyroute2
@@ -321,6 +340,12 @@ def decode_dest(attributes: Mapping[str, Any], *, key: ServiceKey) -> DecodedDes
     fields = tuple([attributes.get(name, default) for name, default in zip(DEST_FIELDS, _DEST_DEFAULTS, strict=True)])
     stats = attributes.get(_STATS, {})
     return DecodedDest(*dest_from_fields(fields, key=key), tuple([stats.get(name, 0) for name in STATS_COUNTERS]))
+
+
+def decode_timeouts(attributes: Mapping[str, Any]) -> IpvsTimeouts:
+    """The timeouts of a GET_CONFIG reply's attributes (one the kernel leaves out, without its protocol, is 0)."""
+    tcp, tcp_fin, udp = (attributes.get(name, 0) for name in TIMEOUT_ATTRIBUTES)
+    return IpvsTimeouts(tcp=tcp, tcp_fin=tcp_fin, udp=udp)
 
 
 def record(service: VirtualService, dests: list[DecodedDest]) -> ServiceRecord:

@@ -13,14 +13,15 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
+from ipvsctl.backend.base import IpvsTimeouts
 from ipvsctl.backend.ipvs.attributes import FAMILY_NAME
-from ipvsctl.backend.ipvs.codec import Request, ServiceRecord
+from ipvsctl.backend.ipvs.codec import Request, ServiceRecord, decode_timeouts, timeouts_get_request
 from ipvsctl.backend.ipvs.reread import TableReader
 from ipvsctl.backend.ipvs.transport import NO_IPVS
-from ipvsctl.backend.ipvs.wire import batch_encoder
+from ipvsctl.backend.ipvs.wire import batch_encoder, decode_timeouts_reply
 from ipvsctl.backend.netlink.channel import BATCH, NetlinkChannel, blocking
 from ipvsctl.backend.netlink.genl import family_id
-from ipvsctl.backend.netlink.message import KernelRefusalError
+from ipvsctl.backend.netlink.message import KernelRefusalError, WireFormatError
 from ipvsctl.backend.netlink.netns import NETLINK_GENERIC
 from ipvsctl.errors import BackendError
 from ipvsctl.model import ServiceKey
@@ -61,6 +62,14 @@ class LeanTransport:
     async def execute(self, requests: Sequence[Request]) -> list[int]:
         """Send the requests in batches; the errno of each (0: done)."""
         return await blocking(lambda: self._execute(requests), size=len(requests))
+
+    async def timeouts(self) -> IpvsTimeouts:
+        """One GET_CONFIG, acknowledged (a refusal is a KernelRefusalError)."""
+        encode = batch_encoder([timeouts_get_request()], family_id=self._family_id)
+        answers = self._channel.request(encode, lambda reply: decode_timeouts(decode_timeouts_reply(reply.payload)))
+        if len(answers) != 1:
+            raise WireFormatError(f"GET_CONFIG answered with {len(answers)} replies, not one")
+        return answers[0]
 
     def close(self) -> None:
         """Close the socket."""

@@ -4,12 +4,16 @@ Slow (15-30x ``ipvsadm``: pyroute2's encoding and decoding) but independent of `
 runs on it as well as on the lean transport, and the wire tests compare against it. The only module of the
 project that imports pyroute2 (an import-linter contract); a ``NetlinkError`` becomes a ``KernelRefusalError``
 here, a value pyroute2 decoded into an unexpected type a ``WireFormatError``.
+
+pyroute2 types the timeout attributes of SET_CONFIG/GET_CONFIG as ``hex``: it sends the bytes it is given and
+reads them back as ``"84:03:00:00"``. They are the kernel's host-order u32 seconds, packed and unpacked here.
 """
 
 from __future__ import annotations
 
 import errno
 import os
+import struct
 from collections.abc import Sequence
 from typing import Any
 
@@ -18,16 +22,19 @@ from pyroute2.netlink import NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST
 from pyroute2.netlink.exceptions import NetlinkError
 from pyroute2.netlink.generic.ipvs import GENL_VERSION, ipvsmsg
 
-from ipvsctl.backend.ipvs.attributes import DEST_STATS_NESTS, STATS_COUNTERS
+from ipvsctl.backend.base import IpvsTimeouts
+from ipvsctl.backend.ipvs.attributes import DEST_STATS_NESTS, STATS_COUNTERS, TIMEOUT_ATTRIBUTES
 from ipvsctl.backend.ipvs.codec import (
     Request,
     ServiceRecord,
     decode_dest,
     decode_service,
+    decode_timeouts,
     dest_dump_request,
     record,
     service_dump_request,
     service_get_request,
+    timeouts_get_request,
 )
 from ipvsctl.backend.ipvs.transport import NO_IPVS
 from ipvsctl.backend.netlink.message import KernelRefusalError, WireFormatError
@@ -102,6 +109,13 @@ class Pyroute2Transport:
                 results.append(0)
         return results
 
+    async def timeouts(self) -> IpvsTimeouts:
+        """One GET_CONFIG."""
+        answers = await self._exchange(timeouts_get_request(), dump=False)
+        if len(answers) != 1:
+            raise WireFormatError(f"GET_CONFIG answered with {len(answers)} replies, not one")
+        return decode_timeouts(_timeouts(answers[0]))
+
     def close(self) -> None:
         """Close pyroute2's socket."""
         self._ipvs.close()
@@ -115,13 +129,32 @@ class Pyroute2Transport:
             raise KernelRefusalError(error.code) from error
 
 
+_U32 = struct.Struct("=I")
+
+
 def _message(request: Request) -> Any:
-    """The pyroute2 ``ipvsmsg`` of a request (its nla map does the encoding)."""
+    """The pyroute2 ``ipvsmsg`` of a request (its nla map does the encoding; timeouts go as its ``hex`` bytes)."""
     message = ipvsmsg()
     message["cmd"] = request.command
     message["version"] = GENL_VERSION
-    message["attrs"] = request.attributes
+    message["attrs"] = [
+        (name, _U32.pack(value) if name in TIMEOUT_ATTRIBUTES else value) for name, value in request.attributes
+    ]
     return message
+
+
+def _timeouts(answer: Any) -> dict[str, object]:
+    """The timeout attributes of a GET_CONFIG reply, from pyroute2's hex text back to numbers."""
+    attributes: dict[str, object] = {}
+    for name in TIMEOUT_ATTRIBUTES:
+        text = answer.get_attr(name)
+        if text is None:
+            continue
+        try:
+            attributes[name] = _U32.unpack(bytes.fromhex(str(text).replace(":", "")))[0]
+        except (ValueError, struct.error) as error:
+            raise WireFormatError(f"{name}: not a u32: {text!r}") from error
+    return attributes
 
 
 def _attributes(nested: Any) -> dict[str, object]:

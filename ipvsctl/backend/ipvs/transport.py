@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
+from ipvsctl.backend.base import IpvsTimeouts
 from ipvsctl.backend.ipvs.codec import Request, ServiceRecord
 from ipvsctl.model import ServiceKey
 
@@ -41,6 +42,10 @@ class IpvsTransport(Protocol):
 
     async def execute(self, requests: Sequence[Request]) -> list[int]:
         """Perform independent requests (any order is correct); the errno of each, 0 when it succeeded."""
+        ...
+
+    async def timeouts(self) -> IpvsTimeouts:
+        """The connection timeouts, from one GET_CONFIG (set them with ``execute``: SET_CONFIG answers nothing)."""
         ...
 
     def close(self) -> None:

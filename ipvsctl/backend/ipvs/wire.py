@@ -29,6 +29,7 @@ from ipvsctl.backend.ipvs.attributes import (
     NAME,
     NESTS,
     STATS_COUNTERS,
+    TIMEOUT_ATTRIBUTES,
     U8,
     U16,
     U32,
@@ -53,6 +54,7 @@ __all__ = [
     "batch_encoder",
     "decode_dest_reply",
     "decode_service_reply",
+    "decode_timeouts_reply",
     "encode_request",
 ]
 
@@ -202,6 +204,7 @@ def _nested(payload: Buffer, nest: str) -> dict[str, Any]:
 
 
 _TOP_FIELDS = _fields(COMMAND_ATTRIBUTES)
+_TIMEOUT_FIELDS = _fields(COMMAND_ATTRIBUTES, only=frozenset(TIMEOUT_ATTRIBUTES))
 _NEST_FIELDS = {nest: _fields(NESTS[nest]) for nest in ("IPVS_CMD_ATTR_SERVICE", "IPVS_CMD_ATTR_DEST")}
 _STATS_FIELDS = {name: _fields(NESTS[name], only=frozenset(STATS_COUNTERS)) for name in DEST_STATS_NESTS}
 _STATS = DEST_STATS_NESTS[-1]
@@ -228,3 +231,9 @@ def decode_dest_reply(payload: Buffer) -> dict[str, object]:
             break
     _address(attributes, "IPVS_DEST_ATTR_ADDR", payload)
     return attributes
+
+
+def decode_timeouts_reply(payload: Buffer) -> dict[str, object]:
+    """The timeout attributes of a GET_CONFIG reply (top level, u32 seconds), as ``codec.decode_timeouts`` reads
+    them."""
+    return _read(_TIMEOUT_FIELDS, payload, GENL_HEADER.size, len(payload))
