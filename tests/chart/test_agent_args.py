@@ -9,9 +9,10 @@ import typer
 from typer.core import TyperGroup
 
 from ipvsctl.agent.config import agent_config
-from ipvsctl.backend.sysctl import STARTUP_SYSCTLS
+from ipvsctl.backend.base import IpvsTimeouts
+from ipvsctl.backend.sysctl import STARTUP_SYSCTLS, STRICT_ARP_SYSCTLS
 from ipvsctl.cli import app
-from ipvsctl.options import NetfilterFlags, PolicyFlags
+from ipvsctl.options import IpvsTimeoutFlags, NetfilterFlags, PolicyFlags
 from tests.chart.render import container, render
 from tests.chart.values import VALUE_SETS
 
@@ -31,6 +32,10 @@ DEFAULT_ARGS = [
     "--log-format=json",
     "--log-level=info",
     "--backend=netlink",
+    "--masquerade-bit=14",
+    "--ipvs-tcp-timeout=0",
+    "--ipvs-tcpfin-timeout=0",
+    "--ipvs-udp-timeout=0",
     "--no-sysctl=net.ipv4.ip_forward",
     "--no-sysctl=net.ipv4.vs.conntrack",
     "--no-sysctl=net.ipv4.vs.expire_nodest_conn",
@@ -82,6 +87,17 @@ def test_default_values_give_the_agents_own_defaults() -> None:
         ),
         pytest.param({"log": {"format": "console"}}, ["--log-format=console"], id="log-format"),
         pytest.param({"log": {"level": "debug"}}, ["--log-level=debug"], id="log-level"),
+        pytest.param({"agent": {"netfilter": False}}, ["--no-netfilter"], id="no-netfilter"),
+        pytest.param(
+            {"agent": {"clusterCIDRs": ["10.244.0.0/16", "fd00:10:244::/56"]}},
+            ["--cluster-cidr=10.244.0.0/16", "--cluster-cidr=fd00:10:244::/56"],
+            id="cluster-cidrs",
+        ),
+        pytest.param({"agent": {"masqueradeBit": 3}}, ["--masquerade-bit=3"], id="masquerade-bit"),
+        pytest.param({"agent": {"strictARP": True}}, ["--strict-arp"], id="strict-arp"),
+        pytest.param({"agent": {"ipvsTCPTimeout": 3600}}, ["--ipvs-tcp-timeout=3600"], id="tcp-timeout"),
+        pytest.param({"agent": {"ipvsTCPFinTimeout": 30}}, ["--ipvs-tcpfin-timeout=30"], id="tcpfin-timeout"),
+        pytest.param({"agent": {"ipvsUDPTimeout": 2147483}}, ["--ipvs-udp-timeout=2147483"], id="udp-timeout-max"),
     ],
 )
 def test_value_becomes_its_flag(values: dict[str, Any], flags: list[str]) -> None:
@@ -125,7 +141,43 @@ def test_agent_accepts_the_rendered_args(values: dict[str, Any] | None) -> None:
         cluster_cidrs=params.pop("cluster_cidr") or [],
         masquerade_bit=params.pop("masquerade_bit"),
     )
+    params["ipvs_timeouts"] = IpvsTimeoutFlags(
+        tcp=params.pop("ipvs_tcp_timeout"),
+        tcp_fin=params.pop("ipvs_tcpfin_timeout"),
+        udp=params.pop("ipvs_udp_timeout"),
+    )
     params["no_sysctl"] = params["no_sysctl"] or []
     config = agent_config(**params, environ={"NODE_NAME": "node-1"})
-    assert config.sysctls == {}
+    # The agent writes no sysctl of its own; with --strict-arp it checks the two kernel-setup wrote.
+    assert config.sysctls == (dict(STRICT_ARP_SYSCTLS) if params["strict_arp"] else {})
     assert set(params["no_sysctl"]) == set(STARTUP_SYSCTLS)
+
+
+def test_the_agent_gets_the_charts_netfilter_arp_and_timeout_values() -> None:
+    """Non-default values of issue 15 reach the agent's checked config as given."""
+    values = {
+        "agent": {
+            "netfilter": False,
+            "clusterCIDRs": ["10.244.0.0/16"],
+            "masqueradeBit": 5,
+            "strictARP": True,
+            "ipvsTCPTimeout": 3600,
+            "ipvsTCPFinTimeout": 30,
+            "ipvsUDPTimeout": 7,
+        }
+    }
+    root = typer.main.get_command(app)
+    assert isinstance(root, TyperGroup)
+    params = root.commands["agent"].make_context("agent", _args(values)[1:]).params
+
+    assert (params["no_netfilter"], params["cluster_cidr"], params["masquerade_bit"], params["strict_arp"]) == (
+        True,
+        ["10.244.0.0/16"],
+        5,
+        True,
+    )
+    timeouts = IpvsTimeoutFlags(
+        tcp=params["ipvs_tcp_timeout"], tcp_fin=params["ipvs_tcpfin_timeout"], udp=params["ipvs_udp_timeout"]
+    )
+    config = agent_config(node_name="node-1", ipvs_timeouts=timeouts, environ={})
+    assert config.ipvs_timeouts == IpvsTimeouts(tcp=3600, tcp_fin=30, udp=7)

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from ipvsctl.backend.sysctl import STARTUP_SYSCTLS
+from ipvsctl.backend.sysctl import STARTUP_SYSCTLS, STRICT_ARP_SYSCTLS
 from tests.chart.render import container, only, pod_spec, render
 from tests.chart.values import NON_DEFAULT, VALUE_SETS
 
@@ -86,6 +86,20 @@ def test_agent_security_context_keeps_net_admin_only() -> None:
 def test_ports_below_1024_add_net_bind_service(values: dict[str, Any]) -> None:
     """A listening port below 1024 (health, metrics, healthCheckNodePorts) adds NET_BIND_SERVICE, nothing else."""
     assert _agent(values)["securityContext"]["capabilities"]["add"] == ["NET_ADMIN", "NET_BIND_SERVICE"]
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        pytest.param({"agent": {"netfilter": True, "clusterCIDRs": ["10.244.0.0/16"]}}, id="netfilter"),
+        pytest.param({"agent": {"netfilter": False}}, id="no-netfilter"),
+        pytest.param({"agent": {"strictARP": True, "ipvsUDPTimeout": 7}}, id="strict-arp-and-timeouts"),
+    ],
+)
+def test_netfilter_arp_and_timeouts_need_nothing_beyond_net_admin(values: dict[str, Any]) -> None:
+    """nft, nf_tables netlink and IPVS_CMD_SET_CONFIG need NET_ADMIN only: the agent's context is the same."""
+    assert _agent(values)["securityContext"] == AGENT_SECURITY_CONTEXT
+    assert _agent(values)["volumeMounts"] == [{"name": "tmp", "mountPath": "/tmp"}]
 
 
 def test_pod_seccomp_profile_is_runtime_default() -> None:
@@ -178,6 +192,54 @@ def test_skipped_sysctls_are_left_alone() -> None:
     script = _setup(values)["args"][0]
     assert "net.ipv4.ip_forward" not in script
     assert "net.ipv4.vs.conntrack=1" in script
+
+
+def _init_sysctls(values: dict[str, Any] | None = None) -> dict[str, str]:
+    script = _setup(values)["args"][0]
+    match = re.search(r"^for setting in (.+); do$", script, re.MULTILINE)
+    assert match is not None, script
+    return dict(s.split("=", 1) for s in match.group(1).split())
+
+
+def test_strict_arp_adds_arp_ignore_and_arp_announce_to_kernel_setup() -> None:
+    """agent.strictARP: kernel-setup writes ipvsctl's STRICT_ARP_SYSCTLS after the start-up ones."""
+    assert _init_sysctls({"agent": {"strictARP": True}}) == {**STARTUP_SYSCTLS, **STRICT_ARP_SYSCTLS}
+
+
+def test_strict_arp_alone_needs_no_capability_in_kernel_setup() -> None:
+    """With every IPVS sysctl skipped, writing the arp_* ones (and ip_forward) needs no capability."""
+    ipvs = [name for name in STARTUP_SYSCTLS if name.startswith("net.ipv4.vs.")]
+    setup = _setup({"agent": {"strictARP": True}, "sysctls": {"skip": ipvs}})
+    assert setup["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    assert "net.ipv4.conf.all.arp_ignore=1" in setup["args"][0]
+
+
+def test_init_script_sets_the_strict_arp_sysctls(tmp_path: Path) -> None:
+    """Run by sh against a stand-in /host/proc/sys, kernel-setup writes arp_ignore 1 and arp_announce 2."""
+    sys_root, bin_dir = tmp_path / "sys", tmp_path / "bin"
+    for name in [*STARTUP_SYSCTLS, *STRICT_ARP_SYSCTLS]:
+        sysctl = sys_root.joinpath(*name.split("."))
+        sysctl.parent.mkdir(parents=True, exist_ok=True)
+        sysctl.write_text("0\n")
+    bin_dir.mkdir()
+    (bin_dir / "ipvsctl").write_text("#!/bin/sh\n")
+    (bin_dir / "ipvsctl").chmod(0o755)
+    script = _setup({"agent": {"strictARP": True}})["args"][0].replace("/host/proc/sys", str(sys_root))
+    done = subprocess.run(
+        ["/bin/sh", "-c", script], env={"PATH": f"{bin_dir}:/usr/bin:/bin"}, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert {n: sys_root.joinpath(*n.split(".")).read_text() for n in STRICT_ARP_SYSCTLS} == {
+        "net.ipv4.conf.all.arp_ignore": "1\n",
+        "net.ipv4.conf.all.arp_announce": "2\n",
+    }
+
+
+def test_strict_arp_without_kernel_setup_leaves_the_check_to_the_agent() -> None:
+    """sysctls.mode none with agent.strictARP: no init container, and the agent gets --strict-arp (it checks them)."""
+    values = {"sysctls": {"mode": "none"}, "agent": {"strictARP": True}}
+    assert container(render(values), "kernel-setup") is None
+    assert "--strict-arp" in _agent(values)["args"]
 
 
 def test_agent_never_writes_sysctls_itself() -> None:

@@ -7,11 +7,13 @@ from collections.abc import Collection
 from typing import Any
 
 import pytest
+import yaml
 
 from ipvsctl.agent.config import LOG_FORMATS, LOG_LEVELS
 from ipvsctl.backend.sysctl import STARTUP_SYSCTLS
 from ipvsctl.cli.agent import BackendKind
 from ipvsctl.model import DEFAULT_SCHEDULERS
+from ipvsctl.options import MASQUERADE_BIT_DEFAULT, MAX_IPVS_TIMEOUT
 from tests.chart.render import CHART, HelmRefusedError, render
 
 REJECTED = [
@@ -65,6 +67,20 @@ REJECTED = [
     pytest.param({"dnsPolicy": "None"}, "/dnsPolicy", id="dns-none"),
     pytest.param({"resources": {"limits": {"memory": "lots"}}}, "/resources/limits/memory", id="bad-quantity"),
     pytest.param({"podLabels": {"tier": 1}}, "/podLabels/tier", id="label-not-a-string"),
+    pytest.param({"agent": {"netfilter": "false"}}, "/agent/netfilter", id="netfilter-string"),
+    pytest.param({"agent": {"clusterCIDRs": ["10.244.0.0"]}}, "/agent/clusterCIDRs/0", id="cluster-cidr-no-prefix"),
+    pytest.param({"agent": {"clusterCIDRs": "10.244.0.0/16"}}, "/agent/clusterCIDRs", id="cluster-cidrs-not-a-list"),
+    pytest.param(
+        {"agent": {"clusterCIDRs": ["10.244.0.0/16", "10.244.0.0/16"]}}, "/agent/clusterCIDRs", id="cluster-cidr-twice"
+    ),
+    pytest.param({"agent": {"masqueradeBit": 32}}, "/agent/masqueradeBit", id="masquerade-bit-32"),
+    pytest.param({"agent": {"masqueradeBit": -1}}, "/agent/masqueradeBit", id="masquerade-bit-negative"),
+    pytest.param({"agent": {"masqueradeBit": "14"}}, "/agent/masqueradeBit", id="masquerade-bit-string"),
+    pytest.param({"agent": {"strictARP": "yes"}}, "/agent/strictARP", id="strict-arp-string"),
+    pytest.param({"agent": {"ipvsTCPTimeout": -1}}, "/agent/ipvsTCPTimeout", id="tcp-timeout-negative"),
+    pytest.param({"agent": {"ipvsTCPFinTimeout": 2147484}}, "/agent/ipvsTCPFinTimeout", id="tcpfin-timeout-over"),
+    pytest.param({"agent": {"ipvsUDPTimeout": 1.5}}, "/agent/ipvsUDPTimeout", id="udp-timeout-fraction"),
+    pytest.param({"agent": {"ipvsUDPTimeout": "300s"}}, "/agent/ipvsUDPTimeout", id="udp-timeout-duration"),
 ]
 
 ACCEPTED = [
@@ -78,6 +94,14 @@ ACCEPTED = [
     pytest.param({"apiServer": {"host": "api.example.internal"}}, id="api-server-name"),
     pytest.param({"apiServer": {"host": "fd00::10"}}, id="api-server-v6"),
     pytest.param({"global": {"imageRegistry": "mirror.example"}}, id="parent-chart-global"),
+    pytest.param({"agent": {"masqueradeBit": 0}}, id="masquerade-bit-0"),
+    pytest.param({"agent": {"masqueradeBit": 31}}, id="masquerade-bit-31"),
+    pytest.param({"agent": {"clusterCIDRs": ["0.0.0.0/0", "::/0"]}}, id="cluster-cidr-edges"),
+    pytest.param(
+        {"agent": {"ipvsTCPTimeout": 2147483, "ipvsTCPFinTimeout": 2147483, "ipvsUDPTimeout": 2147483}},
+        id="timeouts-max",
+    ),
+    pytest.param({"agent": {"ipvsTCPTimeout": 1, "ipvsTCPFinTimeout": 0, "ipvsUDPTimeout": 1}}, id="timeouts-min"),
 ]
 
 
@@ -124,3 +148,22 @@ def test_min_sync_longer_than_resync_is_refused() -> None:
         HelmRefusedError, match=r"agent.minSyncInterval \(60\) must not be longer than agent.resyncInterval"
     ):
         render({"agent": {"minSyncInterval": 60, "resyncInterval": 30}})
+
+
+def _definition(name: str) -> dict[str, Any]:
+    definition: dict[str, Any] = json.loads((CHART / "values.schema.json").read_text())["definitions"][name]
+    return definition
+
+
+def test_the_timeout_range_is_the_agents() -> None:
+    """ipvsTimeout allows exactly the agent's 0..MAX_IPVS_TIMEOUT, whole seconds."""
+    timeout = _definition("ipvsTimeout")
+    assert (timeout["type"], timeout["minimum"], timeout["maximum"]) == ("integer", 0, MAX_IPVS_TIMEOUT)
+
+
+def test_the_masquerade_bit_range_is_the_agents() -> None:
+    """masqueradeBit allows a bit of the 32-bit mark (the agent's 0..31), and its default is the agent's."""
+    schema = json.loads((CHART / "values.schema.json").read_text())["properties"]["agent"]["properties"]
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    assert (schema["masqueradeBit"]["minimum"], schema["masqueradeBit"]["maximum"]) == (0, 31)
+    assert values["agent"]["masqueradeBit"] == MASQUERADE_BIT_DEFAULT

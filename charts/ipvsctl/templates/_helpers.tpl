@@ -82,13 +82,28 @@ net.ipv4.vs.expire_quiescent_template: "1"
 net.ipv4.ip_forward: "1"
 {{- end }}
 
-{{/* The sysctls the init container writes, in a stable order, as "name=value" lines. */}}
+{{/*
+The sysctls --strict-arp adds (ipvsctl/backend/sysctl.py STRICT_ARP_SYSCTLS; a test keeps the two equal), as YAML.
+*/}}
+{{- define "ipvsctl.strictArpSysctls" -}}
+net.ipv4.conf.all.arp_ignore: "1"
+net.ipv4.conf.all.arp_announce: "2"
+{{- end }}
+
+{{/* The sysctls the init container writes, in a stable order, as "name=value" lines: the start-up ones not
+skipped, then strict ARP's when agent.strictARP. */}}
 {{- define "ipvsctl.initSysctls" -}}
 {{- if eq .Values.sysctls.mode "initContainer" }}
 {{- $all := include "ipvsctl.startupSysctls" . | fromYaml }}
 {{- range $name := keys $all | sortAlpha }}
 {{- if not (has $name $.Values.sysctls.skip) }}
 {{ $name }}={{ get $all $name }}
+{{- end }}
+{{- end }}
+{{- if .Values.agent.strictARP }}
+{{- $arp := include "ipvsctl.strictArpSysctls" . | fromYaml }}
+{{- range $name := keys $arp | sortAlpha }}
+{{ $name }}={{ get $arp $name }}
 {{- end }}
 {{- end }}
 {{- end }}
@@ -138,6 +153,20 @@ net.ipv4.ip_forward: "1"
   (printf "--log-format=%s" .Values.log.format)
   (printf "--log-level=%s" .Values.log.level)
   (printf "--backend=%s" $agent.backend)) }}
+{{- if not $agent.netfilter }}
+{{- $args = append $args "--no-netfilter" }}
+{{- end }}
+{{- range $agent.clusterCIDRs }}
+{{- $args = append $args (printf "--cluster-cidr=%s" .) }}
+{{- end }}
+{{- $args = append $args (printf "--masquerade-bit=%d" ($agent.masqueradeBit | int)) }}
+{{- if $agent.strictARP }}
+{{- $args = append $args "--strict-arp" }}
+{{- end }}
+{{- $args = concat $args (list
+  (printf "--ipvs-tcp-timeout=%d" ($agent.ipvsTCPTimeout | int))
+  (printf "--ipvs-tcpfin-timeout=%d" ($agent.ipvsTCPFinTimeout | int))
+  (printf "--ipvs-udp-timeout=%d" ($agent.ipvsUDPTimeout | int))) }}
 {{- range $name, $_ := include "ipvsctl.startupSysctls" . | fromYaml }}
 {{- $args = append $args (printf "--no-sysctl=%s" $name) }}
 {{- end }}
