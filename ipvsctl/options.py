@@ -11,7 +11,7 @@ import netaddr
 
 from ipvsctl.errors import UsageError
 from ipvsctl.model import DEFAULT_SCHEDULERS, canonical_ip, max_prefix
-from ipvsctl.translate import Policy
+from ipvsctl.translate import NodePortAddresses, Policy
 
 __all__ = [
     "IPVS_TIMEOUT_DEFAULTS",
@@ -24,6 +24,7 @@ __all__ = [
     "PolicyFlags",
     "parse_cidrs",
     "parse_node_ips",
+    "parse_node_port_addresses",
     "parse_port",
     "parse_port_range",
     "parse_prefix",
@@ -74,6 +75,32 @@ def parse_node_ips(values: Sequence[str], *, flag: str = "--node-ip") -> tuple[s
     return tuple(seen)
 
 
+PRIMARY_KEYWORD = "primary"
+
+
+def parse_node_port_addresses(values: Sequence[str], *, flag: str = "--nodeport-addresses") -> NodePortAddresses | None:
+    """``--nodeport-addresses`` (repeatable, each comma-separated, as kube-proxy's) → the addresses NodePorts are
+    limited to: CIDRs, and ``primary`` for the node's primary address of each family (kube-proxy >= 1.29).
+    None when no value is given: NodePorts on every node address, as before."""
+    cidrs: dict[str, None] = {}
+    primary = False
+    for value in values:
+        for entry in value.split(","):
+            text = entry.strip()
+            if text == PRIMARY_KEYWORD:
+                primary = True
+                continue
+            try:
+                cidrs[str(ipaddress.ip_network(text, strict=False))] = None
+            except ValueError:
+                raise UsageError(
+                    f"{text!r} is not a CIDR like 192.0.2.0/24 or the keyword {PRIMARY_KEYWORD!r}", flag=flag
+                ) from None
+    if not cidrs and not primary:
+        return None
+    return NodePortAddresses(cidrs=tuple(cidrs), primary=primary)
+
+
 def parse_prefix(value: int, *, family: int, flag: str) -> int:
     """A persistence prefix length valid for its family."""
     limit = max_prefix(family)
@@ -95,6 +122,7 @@ class PolicyFlags:
     node_port_range: str = "30000-32767"
     external_ip_cidrs: Sequence[str] = ()  # none honoured by default (CVE-2020-8554)
     load_balancer_ip_cidrs: Sequence[str] = ()  # none honoured by default (CVE-2020-8554)
+    node_port_addresses: Sequence[str] = ()  # NodePorts on every node address by default
 
     def policy(self) -> Policy:
         """The translation policy these flags describe."""
@@ -108,6 +136,7 @@ class PolicyFlags:
             node_port_range=parse_port_range(self.node_port_range),
             external_ip_cidrs=parse_cidrs(self.external_ip_cidrs, flag="--external-ip-cidr"),
             load_balancer_ip_cidrs=parse_cidrs(self.load_balancer_ip_cidrs, flag="--load-balancer-ip-cidr"),
+            node_port_addresses=parse_node_port_addresses(self.node_port_addresses),
         )
 
 

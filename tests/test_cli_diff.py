@@ -280,3 +280,73 @@ def test_version_flag() -> None:
     result = runner.invoke(app, ["--version"])
     assert result.exit_code == 0
     assert result.stdout.startswith("ipvsctl ")
+
+
+def test_nodeport_addresses_limit_node_ports_to_their_cidrs() -> None:
+    """--nodeport-addresses leaves out NodePorts on node addresses outside its CIDRs."""
+    args = ("--manifests", CLUSTER, "--node", "worker1", "--node-ip", "192.0.2.11", "--node-ip", "198.51.100.200")
+    _, out, _ = diff(*args, "--current-save", EMPTY, "--nodeport-addresses", "198.51.100.0/24")
+    assert "tcp/198.51.100.200:30085" in out
+    assert "tcp/192.0.2.11:30085" not in out
+
+
+def test_nodeport_addresses_primary_keeps_the_first_address() -> None:
+    """--nodeport-addresses primary programs NodePorts on the node's first address of the family only."""
+    args = ("--manifests", CLUSTER, "--node", "worker1", "--node-ip", "192.0.2.11", "--node-ip", "198.51.100.200")
+    _, out, _ = diff(*args, "--current-save", EMPTY, "--nodeport-addresses", "primary")
+    assert "tcp/192.0.2.11:30085" in out
+    assert "198.51.100.200" not in out
+
+
+def test_nodeport_addresses_rejects_a_bad_entry_naming_the_flag() -> None:
+    """A value that is neither a CIDR nor `primary` is a usage error (exit 2) naming --nodeport-addresses."""
+    code, out, err = diff(
+        "--manifests", CLUSTER, "--node", "worker1", "--current-save", EMPTY, "--nodeport-addresses", "primary,10.0.0/8"
+    )
+    assert code == 2
+    assert "--nodeport-addresses" in err
+    assert "'10.0.0/8'" in err
+    assert out == ""
+
+
+ZONED = """\
+apiVersion: v1
+kind: List
+items:
+- apiVersion: v1
+  kind: Node
+  metadata: {name: worker1, labels: {topology.kubernetes.io/zone: zone-a}}
+  status: {addresses: [{type: InternalIP, address: 192.0.2.11}]}
+- apiVersion: v1
+  kind: Service
+  metadata: {name: web, namespace: default}
+  spec:
+    type: ClusterIP
+    clusterIP: 203.0.113.40
+    trafficDistribution: PreferClose
+    ports: [{name: http, port: 80, protocol: TCP, targetPort: 8080}]
+- apiVersion: discovery.k8s.io/v1
+  kind: EndpointSlice
+  metadata: {name: web-1, namespace: default, labels: {kubernetes.io/service-name: web}}
+  addressType: IPv4
+  ports: [{name: http, port: 8080, protocol: TCP}]
+  endpoints:
+  - addresses: [198.51.100.21]
+    conditions: {ready: true}
+    zone: zone-a
+    hints: {forZones: [{name: zone-a}]}
+  - addresses: [198.51.100.22]
+    conditions: {ready: true}
+    zone: zone-b
+    hints: {forZones: [{name: zone-b}]}
+"""
+
+
+@pytest.mark.parametrize("node_ip", [(), ("--node-ip", "192.0.2.11")], ids=["node-object", "node-ip-flag"])
+def test_topology_hints_follow_the_node_objects_zone(tmp_path: Path, node_ip: tuple[str, ...]) -> None:
+    """The Node's zone label selects the hinted endpoints offline, with or without --node-ip."""
+    manifests = tmp_path / "zoned.yaml"
+    manifests.write_text(ZONED)
+    _, out, _ = diff("--manifests", str(manifests), "--node", "worker1", *node_ip, "--current-save", EMPTY)
+    assert "198.51.100.21:8080" in out
+    assert "198.51.100.22" not in out

@@ -23,6 +23,7 @@ from ipvsctl.cli.common import (
     MasqueradeBitOpt,
     NetmaskV4Opt,
     NetmaskV6Opt,
+    NodePortAddressesOpt,
     NodePortRangeOpt,
     NoNetfilterOpt,
     SchedulerOpt,
@@ -73,6 +74,7 @@ def agent(
     node_port_range: NodePortRangeOpt = POLICY_DEFAULTS.node_port_range,
     external_ip_cidr: ExternalCidrOpt = None,
     load_balancer_ip_cidr: LoadBalancerCidrOpt = None,
+    nodeport_addresses: NodePortAddressesOpt = None,
     min_sync_interval: Annotated[
         float, typer.Option("--min-sync-interval", metavar="SECONDS", help="Least time between two syncs.")
     ] = 1.0,
@@ -135,6 +137,7 @@ def agent(
                 node_port_range=node_port_range,
                 external_ip_cidrs=external_ip_cidr or [],
                 load_balancer_ip_cidrs=load_balancer_ip_cidr or [],
+                node_port_addresses=nodeport_addresses or [],
             ),
             min_sync_interval=min_sync_interval,
             resync_interval=resync_interval,

@@ -42,6 +42,7 @@ __all__ = [
     "NoNetfilterOpt",
     "NodeIpOpt",
     "NodeOpt",
+    "NodePortAddressesOpt",
     "NodePortRangeOpt",
     "OptionalManifestsOpt",
     "OptionalNodeOpt",
@@ -123,6 +124,15 @@ LoadBalancerCidrOpt = Annotated[
         metavar="CIDR",
         help="CIDR in which status.loadBalancer.ingress IPs are honoured (repeatable; default none, see "
         "CVE-2020-8554).",
+    ),
+]
+NodePortAddressesOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--nodeport-addresses",
+        metavar="CIDRS",
+        help="NodePorts only on node addresses inside these CIDRs, and with 'primary' on the node's primary "
+        "address of each family (repeatable or comma-separated, as kube-proxy's; default: every node address).",
     ),
 ]
 NoNetfilterOpt = Annotated[
@@ -295,12 +305,14 @@ def desired_and_ownership(
 
 
 def node_context(loaded: ManifestSet, *, node: str, node_ips: Sequence[str]) -> NodeContext:
-    """The node's IPs: ``--node-ip`` values, else its Node object's addresses."""
+    """The node's IPs: ``--node-ip`` values, else its Node object's addresses; its zone from its Node object
+    (topology hints are read for it), if there is one."""
+    found = next((candidate for candidate in loaded.nodes if candidate.name == node), None)
+    zone = found.zone if found is not None else ""
     if node_ips:
-        return NodeContext(node, parse_node_ips(node_ips))
-    for candidate in loaded.nodes:
-        if candidate.name == node:
-            return NodeContext(node, candidate.addresses)
+        return NodeContext(node, parse_node_ips(node_ips), zone=zone)
+    if found is not None:
+        return NodeContext(node, found.addresses, zone=zone)
     raise UsageError(f"node {node!r} is not in the manifests or cluster: add its Node or pass --node-ip", flag="--node")
 
 

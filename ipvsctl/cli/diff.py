@@ -32,6 +32,7 @@ from ipvsctl.cli.common import (
     NetmaskV6Opt,
     NodeIpOpt,
     NodeOpt,
+    NodePortAddressesOpt,
     NodePortRangeOpt,
     NoNetfilterOpt,
     OwnedCidrOpt,
@@ -96,6 +97,7 @@ def diff(
     node_port_range: NodePortRangeOpt = POLICY_DEFAULTS.node_port_range,
     external_ip_cidr: ExternalCidrOpt = None,
     load_balancer_ip_cidr: LoadBalancerCidrOpt = None,
+    nodeport_addresses: NodePortAddressesOpt = None,
     interface: InterfaceOpt = DEFAULT_INTERFACE,
     current_nftables: Annotated[
         str | None,
@@ -125,6 +127,7 @@ def diff(
             node_port_range=node_port_range,
             external_ip_cidrs=external_ip_cidr or [],
             load_balancer_ip_cidrs=load_balancer_ip_cidr or [],
+            node_port_addresses=nodeport_addresses or [],
         ).policy()
         desired, ownership = desired_and_ownership(
             manifests=manifests,

@@ -35,6 +35,7 @@ from ipvsctl.cli.common import (
     NetmaskV6Opt,
     NodeIpOpt,
     NodeOpt,
+    NodePortAddressesOpt,
     NodePortRangeOpt,
     NoNetfilterOpt,
     OptionalManifestsOpt,
@@ -109,6 +110,7 @@ def apply(
     node_port_range: NodePortRangeOpt = POLICY_DEFAULTS.node_port_range,
     external_ip_cidr: ExternalCidrOpt = None,
     load_balancer_ip_cidr: LoadBalancerCidrOpt = None,
+    nodeport_addresses: NodePortAddressesOpt = None,
     interface: InterfaceOpt = DEFAULT_INTERFACE,
     no_sysctl: NoSysctlOpt = None,
     strict_arp: StrictArpOpt = False,
@@ -131,6 +133,7 @@ def apply(
             node_port_range=node_port_range,
             external_ip_cidrs=external_ip_cidr or [],
             load_balancer_ip_cidrs=load_balancer_ip_cidr or [],
+            node_port_addresses=nodeport_addresses or [],
         ).policy()
         flags = IpvsTimeoutFlags(tcp=ipvs_tcp_timeout, tcp_fin=ipvs_tcpfin_timeout, udp=ipvs_udp_timeout).checked()
         timeouts = IpvsTimeouts(tcp=flags.tcp, tcp_fin=flags.tcp_fin, udp=flags.udp)

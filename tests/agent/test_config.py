@@ -62,6 +62,11 @@ def test_defaults_match_the_documented_flags() -> None:
         ),
         pytest.param({"policy": PolicyFlags(node_port_range="1-" + "9" * 5000)}, "--node-port-range", id="range-huge"),
         pytest.param({"policy": PolicyFlags(node_port_range="2-1")}, "--node-port-range", id="range-reversed"),
+        pytest.param(
+            {"policy": PolicyFlags(node_port_addresses=["primary", "eth0"])},
+            "--nodeport-addresses",
+            id="nodeport-addresses",
+        ),
         pytest.param({"ipvs_timeouts": IpvsTimeoutFlags(tcp=-1)}, "--ipvs-tcp-timeout", id="tcp-timeout-negative"),
         pytest.param(
             {"ipvs_timeouts": IpvsTimeoutFlags(tcp_fin=MAX_IPVS_TIMEOUT + 1)},
