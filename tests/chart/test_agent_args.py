@@ -98,6 +98,11 @@ def test_default_values_give_the_agents_own_defaults() -> None:
         pytest.param({"agent": {"ipvsTCPTimeout": 3600}}, ["--ipvs-tcp-timeout=3600"], id="tcp-timeout"),
         pytest.param({"agent": {"ipvsTCPFinTimeout": 30}}, ["--ipvs-tcpfin-timeout=30"], id="tcpfin-timeout"),
         pytest.param({"agent": {"ipvsUDPTimeout": 2147483}}, ["--ipvs-udp-timeout=2147483"], id="udp-timeout-max"),
+        pytest.param(
+            {"agent": {"nodePortAddresses": ["primary", "2001:db8::/64"]}},
+            ["--nodeport-addresses=primary", "--nodeport-addresses=2001:db8::/64"],
+            id="nodeport-addresses",
+        ),
     ],
 )
 def test_value_becomes_its_flag(values: dict[str, Any], flags: list[str]) -> None:
@@ -114,6 +119,11 @@ def test_external_ip_cidrs_default_to_none() -> None:
 def test_load_balancer_ip_cidrs_default_to_none() -> None:
     """No --load-balancer-ip-cidr by default: no LoadBalancer ingress IP is programmed (CVE-2020-8554)."""
     assert not [a for a in _args() if a.startswith("--load-balancer-ip-cidr")]
+
+
+def test_nodeport_addresses_default_to_none() -> None:
+    """No --nodeport-addresses by default: NodePorts on every node address, as before."""
+    assert not [a for a in _args() if a.startswith("--nodeport-addresses")]
 
 
 def test_extra_args_come_last_and_verbatim() -> None:
@@ -135,6 +145,7 @@ def test_agent_accepts_the_rendered_args(values: dict[str, Any] | None) -> None:
         node_port_range=params.pop("node_port_range"),
         external_ip_cidrs=params.pop("external_ip_cidr") or [],
         load_balancer_ip_cidrs=params.pop("load_balancer_ip_cidr") or [],
+        node_port_addresses=params.pop("nodeport_addresses") or [],
     )
     params["netfilter"] = NetfilterFlags(
         enabled=not params.pop("no_netfilter"),

@@ -36,6 +36,14 @@ REJECTED = [
         {"agent": {"loadBalancerIPCIDRs": "198.51.100.0/24"}}, "/agent/loadBalancerIPCIDRs", id="lb-not-a-list"
     ),
     pytest.param(
+        {"agent": {"nodePortAddresses": ["main"]}}, "/agent/nodePortAddresses/0", id="nodeport-addresses-keyword"
+    ),
+    pytest.param(
+        {"agent": {"nodePortAddresses": ["primary", "primary"]}},
+        "/agent/nodePortAddresses",
+        id="nodeport-addresses-repeated",
+    ),
+    pytest.param(
         {"agent": {"loadBalancerIPCIDRs": ["198.51.100.0/24", "198.51.100.0/24"]}},
         "/agent/loadBalancerIPCIDRs",
         id="lb-cidr-twice",
@@ -88,6 +96,7 @@ ACCEPTED = [
     pytest.param({"agent": {"persistenceNetmaskV4": 32, "persistenceNetmaskV6": 128}}, id="netmask-max"),
     pytest.param({"agent": {"externalIPCIDRs": ["0.0.0.0/0", "::/0", "fd00::1/128"]}}, id="cidr-edges"),
     pytest.param({"agent": {"loadBalancerIPCIDRs": ["0.0.0.0/0", "::/0", "fd00::1/128"]}}, id="lb-cidr-edges"),
+    pytest.param({"agent": {"nodePortAddresses": ["primary", "192.0.2.0/24", "2001:db8::/64"]}}, id="nodeport-addr"),
     pytest.param({"metrics": {"bindAddress": "::"}}, id="metrics-bind-v6"),
     pytest.param({"agent": {"maxDrainSeconds": 0, "minSyncInterval": 0.01}}, id="no-drain-fast-sync"),
     pytest.param({"updateStrategy": {"maxUnavailable": "10%"}}, id="unavailable-percent"),

@@ -20,6 +20,7 @@ NON_DEFAULT: dict[str, Any] = {
         "nodePortRange": "20000-22767",
         "externalIPCIDRs": ["203.0.113.0/24", "2001:db8::/64"],
         "loadBalancerIPCIDRs": ["198.51.100.0/24", "2001:db8:1::/64"],
+        "nodePortAddresses": ["primary", "192.0.2.0/24"],
         "minSyncInterval": 0.5,
         "resyncInterval": 120,
         "maxDrainSeconds": 0,

@@ -153,6 +153,9 @@ skipped, then strict ARP's when agent.strictARP. */}}
   (printf "--log-format=%s" .Values.log.format)
   (printf "--log-level=%s" .Values.log.level)
   (printf "--backend=%s" $agent.backend)) }}
+{{- range $agent.nodePortAddresses }}
+{{- $args = append $args (printf "--nodeport-addresses=%s" .) }}
+{{- end }}
 {{- if not $agent.netfilter }}
 {{- $args = append $args "--no-netfilter" }}
 {{- end }}
