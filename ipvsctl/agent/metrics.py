@@ -1,6 +1,8 @@
 """The agent's Prometheus metrics, in a registry of its own (several agents can live in one test process).
 
-Names are documented in docs/agent.md; every one starts with ``ipvsctl_``.
+Names are documented in docs/agent.md. ipvsctl's own start with ``ipvsctl_``; those kube-proxy also exports
+(same name, type, labels and buckets, same meaning) start with ``kubeproxy_``, so that dashboards, alerts and
+integrations built for kube-proxy work unchanged. Both are fed from the same observations.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from ipvsctl.agent.httpserver import DROP_REASONS
 from ipvsctl.model import Operation
 from ipvsctl.report import op_name
 
-__all__ = ["ERROR_SOURCES", "AgentMetrics"]
+__all__ = ["CHANGE_KINDS", "ERROR_SOURCES", "KUBE_PROXY_SYNC_BUCKETS", "AgentMetrics", "KubeProxyMetrics"]
 
 # Where an error counted in ipvsctl_errors_total came from.
 ERROR_SOURCES = ("backend", "operation", "watch", "object", "translation", "sync", "event", "health_check")
@@ -28,6 +30,71 @@ NETWORK_PROGRAMMING_BUCKETS = (
     *(float(s) for s in range(60, 120, 5)),
     *(float(s) for s in range(120, 330, 30)),
 )
+
+# kube-proxy's sync_proxy_rules_duration_seconds buckets: ExponentialBuckets(0.001, 2, 15), 1 ms to 16.384 s.
+KUBE_PROXY_SYNC_BUCKETS = tuple(0.001 * 2**i for i in range(15))
+# The kinds of watched object whose changes kube-proxy counts (Service and EndpointSlice; a Node change is neither).
+CHANGE_KINDS = ("Service", "EndpointSlice")
+_CHANGE_NAMES = {"Service": "service", "EndpointSlice": "endpoint"}
+
+
+class KubeProxyMetrics:
+    """kube-proxy's sync metrics (pkg/proxy/metrics), as its dashboards and integrations read them."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        def sync_histogram(name: str, what: str) -> Histogram:
+            return Histogram(name, what, registry=registry, buckets=KUBE_PROXY_SYNC_BUCKETS)
+
+        self.sync_duration = sync_histogram(
+            "kubeproxy_sync_proxy_rules_duration_seconds", "SyncProxyRules latency in seconds (every sync)."
+        )
+        self.sync_full_duration = sync_histogram(
+            "kubeproxy_sync_full_proxy_rules_duration_seconds", "SyncProxyRules latency in seconds for full resyncs."
+        )
+        self.sync_partial_duration = sync_histogram(
+            "kubeproxy_sync_partial_proxy_rules_duration_seconds",
+            "SyncProxyRules latency in seconds for partial (incremental) syncs.",
+        )
+        self.last_sync = Gauge(
+            "kubeproxy_sync_proxy_rules_last_timestamp_seconds",
+            "The last time proxy rules were successfully synced (Unix seconds).",
+            registry=registry,
+        )
+        self.last_queued = Gauge(
+            "kubeproxy_sync_proxy_rules_last_queued_timestamp_seconds",
+            "The last time a sync of proxy rules was queued (Unix seconds).",
+            registry=registry,
+        )
+        self.changes_pending = {
+            kind: Gauge(
+                f"kubeproxy_sync_proxy_rules_{name}_changes_pending",
+                f"Pending proxy rules {name} changes (Services with a {kind} change not yet taken by a sync).",
+                registry=registry,
+            )
+            for kind, name in _CHANGE_NAMES.items()
+        }
+        self.changes = {
+            kind: Counter(
+                f"kubeproxy_sync_proxy_rules_{name}_changes_total",
+                f"Cumulative proxy rules {name} changes (per Service a {kind} change affects).",
+                registry=registry,
+            )
+            for kind, name in _CHANGE_NAMES.items()
+        }
+        self.no_local_endpoints = Gauge(
+            "kubeproxy_sync_proxy_rules_no_local_endpoints_total",
+            "Number of Services with a Local traffic policy and no endpoints, by traffic_policy (internal, external).",
+            ["traffic_policy"],
+            registry=registry,
+        )
+        self.network_programming = Histogram(
+            "kubeproxy_network_programming_duration_seconds",
+            "In Cluster Network Programming Latency in seconds.",
+            registry=registry,
+            buckets=NETWORK_PROGRAMMING_BUCKETS,
+        )
+        for policy in ("internal", "external"):
+            self.no_local_endpoints.labels(traffic_policy=policy)
 
 
 class AgentMetrics:
@@ -128,6 +195,7 @@ class AgentMetrics:
             "Unix time of the last successful sync.",
             registry=registry,
         )
+        self.kube_proxy = KubeProxyMetrics(registry)
         for source in ERROR_SOURCES:
             self.errors.labels(source=source)
         for op in ("add", "delete"):
@@ -135,6 +203,42 @@ class AgentMetrics:
         for listener in ("agent", "health_check"):
             for reason in DROP_REASONS:
                 self.http_dropped.labels(listener=listener, reason=reason)
+
+    def observe_sync(self, *, kind: str, seconds: float) -> None:
+        """One sync of ``kind`` (full or incremental) took ``seconds``, whatever its result."""
+        self.sync_duration.labels(kind=kind).observe(seconds)
+        self.kube_proxy.sync_duration.observe(seconds)
+        full = kind == "full"
+        (self.kube_proxy.sync_full_duration if full else self.kube_proxy.sync_partial_duration).observe(seconds)
+
+    def synced(self, *, at: float) -> None:
+        """A sync succeeded at Unix time ``at``."""
+        self.last_sync.set(at)
+        self.kube_proxy.last_sync.set(at)
+
+    def programmed(self, seconds: float) -> None:
+        """One network-programming latency sample (trigger time to the kernel table)."""
+        self.network_programming.observe(seconds)
+        self.kube_proxy.network_programming.observe(seconds)
+
+    def changes_queued(self, *, kind: str, services: int, pending: int, at: float) -> None:
+        """A watched object of ``kind`` changed ``services`` Services; ``pending`` now wait for a sync."""
+        if kind not in CHANGE_KINDS or not services:
+            return
+        self.kube_proxy.changes[kind].inc(services)
+        self.kube_proxy.changes_pending[kind].set(pending)
+        self.kube_proxy.last_queued.set(at)
+
+    def changes_taken(self) -> None:
+        """A sync took every pending change."""
+        for gauge in self.kube_proxy.changes_pending.values():
+            gauge.set(0)
+
+    def without_local_endpoints(self, *, internal: int, external: int) -> None:
+        """How many Services have a Local traffic policy and no local endpoint, by policy."""
+        self.no_local_endpoints.set(external)
+        self.kube_proxy.no_local_endpoints.labels(traffic_policy="internal").set(internal)
+        self.kube_proxy.no_local_endpoints.labels(traffic_policy="external").set(external)
 
     def count_operations(self, operations: Iterable[Operation]) -> None:
         """Count applied operations by their stable kind name."""

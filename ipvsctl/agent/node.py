@@ -9,6 +9,7 @@ leaves the kernel table as it is: traffic keeps flowing while the agent restarts
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 import structlog
 from kubernetes_asyncio.client.api_client import ApiClient
@@ -29,6 +30,7 @@ from ipvsctl.agent.watch import Watcher
 from ipvsctl.backend.base import Backend
 from ipvsctl.backend.nft.base import NetfilterTable
 from ipvsctl.kube.client import NODES, SERVICES, Resource, slice_resource
+from ipvsctl.kube.views import ObjectRef
 from ipvsctl.reconcile import DrainTracker
 
 __all__ = ["KINDS", "NodeAgent"]
@@ -91,7 +93,7 @@ class NodeAgent:
             kind: ObjectHandler(
                 kind=kind,
                 cache=self.cache,
-                on_change=self.runner.mark,
+                on_change=self._on_change(kind),
                 on_invalid=self._invalid,
                 on_valid=self._valid,
             )
@@ -99,6 +101,9 @@ class NodeAgent:
         }
         self.ports: dict[str, int] = {}  # bound HTTP ports by path, once serving
         self._log = structlog.get_logger("ipvsctl.agent")
+
+    def _on_change(self, kind: str) -> Callable[[set[ObjectRef]], None]:
+        return lambda refs: self.runner.mark(refs, kind=kind)
 
     def _invalid(self, invalid: Invalid) -> None:
         self.metrics.error("object")

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator
 import structlog
 
 from ipvsctl.agent.clock import Clock, backoff, wait_for_event
-from ipvsctl.agent.metrics import AgentMetrics
+from ipvsctl.agent.metrics import CHANGE_KINDS, AgentMetrics
 from ipvsctl.agent.status import AgentStatus
 from ipvsctl.agent.syncer import Syncer, SyncOutcome
 from ipvsctl.kube.views import ObjectRef
@@ -62,6 +62,8 @@ class SyncRunner:
         self._pending: dict[ObjectRef, float] = {}  # Service → when its first untranslated change arrived
         self._unsynced: dict[ObjectRef, float] = {}  # translated, but the sync failed: for the latency metric
         self._unsynced_triggers: list[float] = []  # EndpointSlice trigger times of changes whose sync failed
+        # Services with a change of each kind not yet taken by a sync (kube-proxy's *_changes_pending).
+        self._changed: dict[str, set[ObjectRef]] = {kind: set() for kind in CHANGE_KINDS}
         self._last_start: float | None = None
         self._last_full_start: float | None = None
         self._next_full = 0.0
@@ -71,11 +73,16 @@ class SyncRunner:
         self.outcomes: list[SyncOutcome] = []  # every sync's outcome, newest last (bounded)
         self._log = structlog.get_logger("ipvsctl.agent.runner")
 
-    def mark(self, refs: set[ObjectRef]) -> None:
-        """Services changed (from a watch event or a relist); opens the gate once every list is in."""
+    def mark(self, refs: set[ObjectRef], *, kind: str = "") -> None:
+        """Services changed (from a watch event or a relist of ``kind``); opens the gate once every list is in."""
         now = self.clock.now()
         for ref in refs:
             self._pending.setdefault(ref, now)
+        if kind in self._changed and refs:
+            self._changed[kind] |= refs
+            self.metrics.changes_queued(
+                kind=kind, services=len(refs), pending=len(self._changed[kind]), at=self.clock.wall().timestamp()
+            )
         if not self._gate.is_set() and self._listed():
             self._gate.set()
         if refs or self._gate.is_set():
@@ -100,6 +107,9 @@ class SyncRunner:
         self.status.sync_started = start
         taken = self._pending
         self._pending = {}
+        for changed in self._changed.values():
+            changed.clear()
+        self.metrics.changes_taken()
         triggers = self.syncer.take_triggers(taken)
         try:
             await self.syncer.translate(taken)
@@ -109,7 +119,7 @@ class SyncRunner:
         self.sync_count += 1
         end = self.clock.now()
         kind = "full" if full else "incremental"
-        self.metrics.sync_duration.labels(kind=kind).observe(time.perf_counter() - wall_start)
+        self.metrics.observe_sync(kind=kind, seconds=time.perf_counter() - wall_start)
         self.metrics.syncs.labels(kind=kind, result="ok" if outcome.ok else "failed").inc()
         self.status.last_sync_end = end
         self.status.last_sync_ok = outcome.ok
@@ -117,13 +127,13 @@ class SyncRunner:
         if outcome.ok:
             self._retries = None
             self.status.initial_sync_done = True
-            self.metrics.last_sync.set(time.time())
+            self.metrics.synced(at=time.time())
             for since in {**taken, **self._unsynced}.values():
                 self.metrics.event_latency.observe(max(end - since, 0.0))
             self._unsynced = {}
             wall_end = self.clock.wall().timestamp()
             for trigger in (*triggers, *self._unsynced_triggers):
-                self.metrics.network_programming.observe(max(wall_end - trigger, 0.0))
+                self.metrics.programmed(max(wall_end - trigger, 0.0))
             self._unsynced_triggers = []
             if full:
                 self._next_full = start + self.resync_interval

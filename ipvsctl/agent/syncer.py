@@ -111,7 +111,8 @@ class Syncer:
         self._subjects: dict[ObjectRef, Subject] = {}
         self._states: dict[ObjectRef, str] = {}
         self._state_counts: Counter[str] = Counter()
-        self._no_local: set[ObjectRef] = set()
+        self._no_local: set[ObjectRef] = set()  # externalTrafficPolicy Local, external VIPs, no local endpoint
+        self._no_local_internal: set[ObjectRef] = set()  # internalTrafficPolicy Local, no local endpoint
         self._synced_node_ips: frozenset[str] = frozenset()
         self._netfilter = (
             None
@@ -304,6 +305,7 @@ class Syncer:
                 self._recorder.forget(subject)
             self._set_state(ref, None)
             self._no_local.discard(ref)
+            self._no_local_internal.discard(ref)
             await self._health_checks.update(ref, port=None, local_endpoints=0)
             return
         subject = Subject("Service", ref, uid=view.uid)
@@ -316,6 +318,8 @@ class Syncer:
         self._set_state(ref, _state(result, rejected=rejected))
         local = view.external_traffic_policy == "Local" and bool(result.services) and result.local_endpoints == 0
         (self._no_local.add if local else self._no_local.discard)(ref)
+        internal = view.internal_traffic_policy == "Local" and bool(result.services) and result.local_endpoints == 0
+        (self._no_local_internal.add if internal else self._no_local_internal.discard)(ref)
         # A Service rejected as a whole (its healthCheckNodePort may be why) gets no server either.
         served = not result.skipped and not result.rejections
         await self._health_checks.update(
@@ -348,7 +352,7 @@ class Syncer:
     def _update_gauges(self) -> None:
         for state in ("programmed", "rejected", "skipped"):
             self._metrics.services.labels(state=state).set(self._state_counts[state])
-        self._metrics.no_local_endpoints.set(len(self._no_local))
+        self._metrics.without_local_endpoints(internal=len(self._no_local_internal), external=len(self._no_local))
         self._metrics.health_check_servers.set(len(self._health_checks.listening))
 
 
