@@ -1,6 +1,7 @@
-"""The agent's HTTP endpoints: ``/healthz`` and ``/readyz`` (health bind), ``/metrics`` (metrics bind).
+"""The agent's HTTP endpoints: the probes ``/livez``, ``/healthz``, ``/readyz`` (health bind), ``/metrics``.
 
-When both binds are the same address one listener answers all three paths; any other path is 404.
+``/metrics`` is on the metrics bind; when both binds are the same address one listener answers every path;
+any other path is 404.
 The listeners themselves (timeouts, size and connection limits) are ``httpserver``'s.
 """
 
@@ -48,18 +49,17 @@ async def serve_endpoints(
     *,
     health: Bind,
     metrics_bind: Bind,
-    healthz: Callable[[], HealthReport],
-    readyz: Callable[[], HealthReport],
+    probes: Mapping[str, Callable[[], HealthReport]],
     metrics: AgentMetrics,
     limits: Limits = DEFAULT_LIMITS,
 ) -> AsyncIterator[dict[str, int]]:
-    """Serve the probes and the metrics while the context lasts; yields the bound ports by path."""
-    probes: dict[str, Callable[[], Response]] = {"/healthz": _probe(healthz), "/readyz": _probe(readyz)}
+    """Serve the probes (by path) and the metrics while the context lasts; yields the bound ports by path."""
+    answers = {path: _probe(report) for path, report in probes.items()}
     exposition: dict[str, Callable[[], Response]] = {
         "/metrics": lambda: Response(200, metrics.exposition(), METRICS_TYPE)
     }
     together = health == metrics_bind
-    layout = [(health, probes | exposition)] if together else [(health, probes), (metrics_bind, exposition)]
+    layout = [(health, answers | exposition)] if together else [(health, answers), (metrics_bind, exposition)]
     listeners: list[Listener] = []
     ports: dict[str, int] = {}
     try:

@@ -19,7 +19,7 @@ from ipvsctl.agent.clock import Clock, MonotonicClock
 from ipvsctl.agent.config import AgentConfig
 from ipvsctl.agent.events import INVALID_OBJECT, EventRecorder, EventSink
 from ipvsctl.agent.healthcheck import HealthCheckServers
-from ipvsctl.agent.http import serve_endpoints
+from ipvsctl.agent.http import HealthReport, serve_endpoints
 from ipvsctl.agent.httpserver import raise_open_files_limit
 from ipvsctl.agent.metrics import AgentMetrics
 from ipvsctl.agent.runner import SyncRunner
@@ -102,6 +102,14 @@ class NodeAgent:
         self.ports: dict[str, int] = {}  # bound HTTP ports by path, once serving
         self._log = structlog.get_logger("ipvsctl.agent")
 
+    def probes(self) -> dict[str, Callable[[], HealthReport]]:
+        """The probe answers by path: /livez (the loops), /healthz (and the Node not leaving), /readyz."""
+        return {
+            "/livez": self.status.liveness,
+            "/healthz": lambda: self.status.health(leaving="" if self.cache.node is None else self.cache.node.leaving),
+            "/readyz": self.status.readiness,
+        }
+
     def _on_change(self, kind: str) -> Callable[[set[ObjectRef]], None]:
         return lambda refs: self.runner.mark(refs, kind=kind)
 
@@ -167,8 +175,7 @@ class NodeAgent:
         async with serve_endpoints(
             health=config.health_bind,
             metrics_bind=config.metrics_bind,
-            healthz=self.status.liveness,
-            readyz=self.status.readiness,
+            probes=self.probes(),
             metrics=self.metrics,
         ) as ports:
             self.ports = ports

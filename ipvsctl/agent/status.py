@@ -3,8 +3,12 @@
 - Ready (``/readyz``): the first sync is done, the last sync succeeded, and every watch is
   connected to the apiserver. When the API is unreachable the table is kept as it is (fail
   static) and the agent reports not ready until the watches are back.
-- Alive (``/healthz``): the sync loop is not stuck: once started, a sync attempt has finished
-  within ``stall_after`` seconds (a resync is due every ``--resync-interval``).
+- Alive (``/livez``, the kubelet's liveness probe): the sync loop is not stuck: once started, a sync
+  attempt has finished within ``stall_after`` seconds (a resync is due every ``--resync-interval``).
+- Healthy (``/healthz``, as kube-proxy's, what cloud load balancers probe): alive, and the Node is not on
+  its way out (no deletionTimestamp, no ``ToBeDeletedByClusterAutoscaler`` taint), so that a load balancer
+  drains a node before it goes. Restarting the agent would not help a node that is leaving: the kubelet
+  probes ``/livez``.
 """
 
 from __future__ import annotations
@@ -52,8 +56,16 @@ class AgentStatus:
             },
         )
 
+    def health(self, *, leaving: str) -> HealthReport:
+        """The ``/healthz`` answer: alive, and the Node not ``leaving`` (why it is, or "")."""
+        alive = self.liveness()
+        return HealthReport(
+            ok=alive.ok and not leaving,
+            details={**alive.details, "nodeEligible": not leaving, **({"nodeLeaving": leaving} if leaving else {})},
+        )
+
     def liveness(self) -> HealthReport:
-        """The ``/healthz`` answer: not alive when a sync has run, or none has ended, for ``stall_after``."""
+        """The ``/livez`` answer: not alive when a sync has run, or none has ended, for ``stall_after``."""
         now = self.clock.now()
         since = self.sync_started if self.sync_started is not None else self.last_sync_end
         stalled = since is not None and now - since > self.stall_after

@@ -86,7 +86,7 @@ def agent(
         typer.Option("--max-drain-seconds", metavar="SECONDS", help="A draining real server is deleted after this."),
     ] = 900.0,
     health_bind: Annotated[
-        str, typer.Option("--health-bind", metavar="HOST:PORT", help="Where /healthz and /readyz are served.")
+        str, typer.Option("--health-bind", metavar="HOST:PORT", help="Where /livez, /healthz and /readyz are served.")
     ] = "0.0.0.0:10256",
     metrics_bind: Annotated[
         str,

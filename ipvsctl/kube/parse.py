@@ -34,6 +34,7 @@ from ipvsctl.kube.checks import (
 )
 from ipvsctl.kube.refusals import explained, object_names
 from ipvsctl.kube.views import (
+    AUTOSCALER_TAINT,
     HOSTNAME_TOPOLOGY_KEY,
     SERVICE_NAME_LABEL,
     TRIGGER_TIME_ANNOTATION,
@@ -415,7 +416,17 @@ def _node_view(obj: wire.Node) -> NodeView:
     ordered = [address for addresses in by_type.values() for address in addresses]
     labels = (obj.metadata or _NO_META).labels or {}
     zone = check.text(labels.get(ZONE_LABEL), f"metadata.labels[{ZONE_LABEL}]", default="")
-    return NodeView(name=ref.name, addresses=tuple(dict.fromkeys(ordered)), zone=zone)
+    return NodeView(name=ref.name, addresses=tuple(dict.fromkeys(ordered)), zone=zone, leaving=_leaving(obj))
+
+
+def _leaving(obj: wire.Node) -> str:
+    """Why the Node is being removed (deleted, or tainted by the cluster autoscaler); "" when it is not."""
+    if obj.metadata is not None and obj.metadata.deletion_timestamp:
+        return "deletionTimestamp"
+    taints = obj.spec.taints if obj.spec is not None else None
+    if any(taint is not None and taint.key == AUTOSCALER_TAINT for taint in taints or ()):
+        return AUTOSCALER_TAINT
+    return ""
 
 
 # What ``kube/manifests.py`` and ``kube/client.py`` dispatch on: kind → (API group, parser).

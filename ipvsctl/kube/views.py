@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from ipvsctl.model import Protocol
 
 __all__ = [
+    "AUTOSCALER_TAINT",
     "EndpointSliceView",
     "EndpointView",
     "LoadBalancerIngressView",
@@ -28,6 +29,8 @@ SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 SERVICE_PROXY_NAME_LABEL = "service.kubernetes.io/service-proxy-name"
 HOSTNAME_TOPOLOGY_KEY = "kubernetes.io/hostname"
 ZONE_LABEL = "topology.kubernetes.io/zone"
+# The taint the cluster autoscaler puts on a node it is about to remove (kube-proxy's /healthz fails on it).
+AUTOSCALER_TAINT = "ToBeDeletedByClusterAutoscaler"
 TRIGGER_TIME_ANNOTATION = "endpoints.kubernetes.io/last-change-trigger-time"
 
 
@@ -151,3 +154,5 @@ class NodeView:
     name: str
     addresses: tuple[str, ...] = ()
     zone: str = ""  # label topology.kubernetes.io/zone
+    # Why the Node is on its way out: "deletionTimestamp", or the key of the cluster autoscaler's taint; "" if not.
+    leaving: str = ""

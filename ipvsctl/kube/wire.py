@@ -187,10 +187,30 @@ class NodeStatus(Struct, gc=False):
     addresses: list[NodeAddress | None] | None = None
 
 
+class NodeMeta(ObjectMeta, rename="camel", gc=False):
+    """``metadata`` of a Node: also whether it is being deleted (what /healthz reports)."""
+
+    deletion_timestamp: str | None = None
+
+
+class Taint(Struct, gc=False):
+    """An entry of ``spec.taints``."""
+
+    key: str | None = None
+    effect: str | None = None
+
+
+class NodeSpec(Struct, gc=False):
+    """``spec`` of a Node: its taints (one of them marks a node the cluster autoscaler is removing)."""
+
+    taints: list[Taint | None] | None = None
+
+
 class Node(Struct, rename="camel", gc=False):
     """A core/v1 Node."""
 
     kind: str | None = None
     api_version: str | None = None
-    metadata: ObjectMeta | None = None
+    metadata: NodeMeta | None = None
+    spec: NodeSpec | None = None
     status: NodeStatus | None = None

@@ -162,8 +162,7 @@ async def agent_endpoints(agent: NodeAgent) -> AsyncIterator[dict[str, int]]:
     async with serve_endpoints(
         health=config.health_bind,
         metrics_bind=config.metrics_bind,
-        healthz=agent.status.liveness,
-        readyz=agent.status.readiness,
+        probes=agent.probes(),
         metrics=agent.metrics,
     ) as ports:
         yield ports
@@ -229,8 +228,7 @@ async def test_probe_connections_ended_unanswered_are_counted(start_agent: Start
     async with serve_endpoints(
         health=config.health_bind,
         metrics_bind=config.metrics_bind,
-        healthz=agent.status.liveness,
-        readyz=agent.status.readiness,
+        probes=agent.probes(),
         metrics=agent.metrics,
         limits=Limits(header_timeout=0.1),
     ) as ports:

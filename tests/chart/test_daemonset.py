@@ -138,11 +138,11 @@ def test_api_server_address_overrides_the_in_cluster_service() -> None:
     assert {e["name"] for e in _agent()["env"]} == {"NODE_NAME"}
 
 
-def test_probes_use_healthz_and_readyz_on_the_health_port() -> None:
-    """Liveness GETs /healthz and readiness GETs /readyz, both on the port named health = health.port."""
+def test_probes_use_livez_and_readyz_on_the_health_port() -> None:
+    """Liveness GETs /livez (not /healthz, which fails on a leaving Node) and readiness /readyz, on port health."""
     agent = _agent({"health": {"port": 20256}})
     ports = {p["name"]: p["containerPort"] for p in agent["ports"]}
-    assert agent["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
+    assert agent["livenessProbe"]["httpGet"] == {"path": "/livez", "port": "health"}
     assert agent["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "health"}
     assert ports == {"health": 20256, "metrics": 10249}
 
