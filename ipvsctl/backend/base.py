@@ -24,6 +24,8 @@ __all__ = [
     "KernelState",
     "OperationFailure",
     "RealServerStats",
+    "Traffic",
+    "TrafficStats",
     "apply_in_order",
     "apply_in_waves",
     "canonical_addresses",
@@ -45,6 +47,32 @@ class RealServerStats:
     packets_out: int = 0
     bytes_in: int = 0
     bytes_out: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Traffic:
+    """IPVS's own counters of a virtual service or a real server, as ``ipvsadm -Ln --stats`` and ``--rate`` show
+    them: totals since it was added, and per-second rates from the kernel's estimator (updated every 2 s)."""
+
+    connections: int = 0
+    packets_in: int = 0
+    packets_out: int = 0
+    bytes_in: int = 0
+    bytes_out: int = 0
+    connections_per_second: int = 0
+    packets_in_per_second: int = 0
+    packets_out_per_second: int = 0
+    bytes_in_per_second: int = 0
+    bytes_out_per_second: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class TrafficStats:
+    """One stats dump: every virtual service's and real server's counters, and each real server's connections."""
+
+    services: Mapping[ServiceKey, Traffic] = field(default_factory=dict)
+    real_servers: Mapping[tuple[ServiceKey, RealServerKey], Traffic] = field(default_factory=dict)
+    connections: Mapping[tuple[ServiceKey, RealServerKey], ConnectionCounts] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,6 +259,15 @@ class Backend(Protocol):
         those among the keys' addresses: a sync of a few keys costs the same whatever the table's size.
         A partial read may answer the bound addresses from the backend's own record of what it bound
         (refreshed by every full read and every bind), since the interface is the agent's alone.
+        """
+        ...
+
+    async def traffic(self) -> TrafficStats:
+        """Every virtual service's and real server's traffic counters and rates, and each real server's active
+        and inactive connections: one stats dump of the whole table (what ``ipvsadm -Ln --stats --rate`` reads).
+
+        Separate from ``read``: the counters change with every packet, so the sync's reads leave them out of
+        what they compare, and a scrape should not cost a sync.
         """
         ...
 

@@ -40,6 +40,7 @@ from ipvsctl.backend.base import (
     KernelState,
     OperationFailure,
     RealServerStats,
+    TrafficStats,
     apply_in_waves,
     canonical_addresses,
     check_timeouts,
@@ -128,6 +129,16 @@ class NetlinkBackend:
             connections=LazyConnections(records),
             stats=LazyStats(records),
             bound_addresses=bound,
+        )
+
+    async def traffic(self) -> TrafficStats:
+        """One stats dump: a service dump and a destination dump per service, every counter and rate decoded."""
+        async with self._ipvs_lock, kernel_answers(_IPVS):
+            records = await (await self._transport()).traffic()
+        return TrafficStats(
+            services={key: traffic for key, traffic, _ in records},
+            real_servers={(key, real): traffic for key, _, reals in records for real, traffic, _ in reals},
+            connections={(key, real): counts for key, _, reals in records for real, _, counts in reals},
         )
 
     async def service_keys(self, addresses: Collection[str]) -> frozenset[ServiceKey]:

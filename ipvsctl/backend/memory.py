@@ -22,6 +22,8 @@ from ipvsctl.backend.base import (
     KernelState,
     OperationFailure,
     RealServerStats,
+    Traffic,
+    TrafficStats,
     apply_in_order,
     canonical_addresses,
     check_timeouts,
@@ -93,6 +95,8 @@ class MemoryBackend:
         self._kind = interface_kind if interface_kind is not None else DUMMY_KIND if self._bound else None
         self._connections: dict[_RealRef, ConnectionCounts] = {}
         self._stats: dict[_RealRef, RealServerStats] = {}
+        self._traffic: dict[_RealRef, Traffic] = {}
+        self._service_traffic: dict[ServiceKey, Traffic] = {}
         self._timeouts = timeouts
         self._max_timeout = KERNEL_INT_MAX // hz
         self.closed = False
@@ -111,9 +115,11 @@ class MemoryBackend:
         """Replace the table behind the agent's back (drift); counts of vanished real servers are dropped."""
         self._services = dict(table.services)
         present = {(service.key, real.key) for service in self._services.values() for real in service.reals}
-        for counters in (self._connections, self._stats):
+        for counters in (self._connections, self._stats, self._traffic):
             for ref in set(counters) - present:
                 del counters[ref]
+        for key in set(self._service_traffic) - set(self._services):
+            del self._service_traffic[key]
 
     @property
     def interface_kind(self) -> str | None:
@@ -132,6 +138,15 @@ class MemoryBackend:
     def set_stats(self, *, service: ServiceKey, real: RealServerKey, stats: RealServerStats) -> None:
         """Set the traffic counters the fake kernel reports for one real server."""
         self._stats[self._present(service, real)] = stats
+
+    def set_traffic(self, *, service: ServiceKey, traffic: Traffic, real: RealServerKey | None = None) -> None:
+        """Set the counters and rates a stats dump reports for a virtual service, or one of its real servers."""
+        if real is not None:
+            self._traffic[self._present(service, real)] = traffic
+        elif service in self._services:
+            self._service_traffic[service] = traffic
+        else:
+            raise ValueError(f"no virtual service {service}")
 
     def _present(self, service: ServiceKey, real: RealServerKey) -> _RealRef:
         found = self._services.get(service)
@@ -163,6 +178,17 @@ class MemoryBackend:
             connections={ref: self._connections.get(ref, zero) for ref in refs},
             stats={ref: self._stats.get(ref, RealServerStats()) for ref in refs},
             bound_addresses=bound,
+        )
+
+    async def traffic(self) -> TrafficStats:
+        """Every virtual service's and real server's traffic as set (zero unless set), and their connections."""
+        self._check_open()
+        refs = [(service.key, real.key) for service in self._services.values() for real in service.reals]
+        zero = ConnectionCounts(active=0, inactive=0)
+        return TrafficStats(
+            services={key: self._service_traffic.get(key, Traffic()) for key in self._services},
+            real_servers={ref: self._traffic.get(ref, Traffic()) for ref in refs},
+            connections={ref: self._connections.get(ref, zero) for ref in refs},
         )
 
     async def service_keys(self, addresses: Collection[str]) -> frozenset[ServiceKey]:
@@ -264,6 +290,7 @@ class MemoryBackend:
             case EditVirtualService(service=service):
                 self._services[key] = replace(service, reals=self._services[key].reals)
             case DeleteVirtualService():
+                self._service_traffic.pop(key, None)
                 for real in self._services.pop(key).reals:
                     self._forget(key, real.key)
             case AddRealServer(real=real) | EditRealServer(real=real) | DeleteRealServer(real=real):
@@ -277,6 +304,7 @@ class MemoryBackend:
     def _forget(self, service: ServiceKey, real: RealServerKey) -> None:
         self._connections.pop((service, real), None)
         self._stats.pop((service, real), None)
+        self._traffic.pop((service, real), None)
 
 
 def _refused(code: int) -> Refusal:

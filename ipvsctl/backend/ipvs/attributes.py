@@ -28,11 +28,14 @@ __all__ = [
     "NESTED",
     "NESTS",
     "SERVICE_ATTRIBUTES",
+    "SERVICE_STATS_NESTS",
     "STATS64_ATTRIBUTES",
     "STATS_ATTRIBUTES",
     "STATS_COUNTERS",
     "STATS_FIELDS",
     "TIMEOUT_ATTRIBUTES",
+    "TRAFFIC",
+    "TRAFFIC_COUNTERS",
     "U8",
     "U16",
     "U32",
@@ -155,3 +158,9 @@ STATS_FIELDS: Mapping[str, str] = {
 """The counters the model keeps: each field of ``RealServerStats``, in its order, and its attribute."""
 STATS_COUNTERS: tuple[str, ...] = tuple(STATS_FIELDS.values())
 """Those counters' attributes, in ``RealServerStats``'s order."""
+TRAFFIC_COUNTERS: tuple[str, ...] = tuple(STATS_ATTRIBUTES)
+"""Every counter and rate of a stats nest, in ``Traffic``'s field order (the kernel's enum order)."""
+SERVICE_STATS_NESTS: tuple[str, ...] = ("IPVS_SVC_ATTR_STATS64", "IPVS_SVC_ATTR_STATS")
+"""A service's counters, in order of preference (64-bit when the kernel sends them)."""
+TRAFFIC: Final = "traffic"
+"""Where a traffic decoding puts the chosen stats nest's counters (``TRAFFIC_COUNTERS``, absent ones left out)."""

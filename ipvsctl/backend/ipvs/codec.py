@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from ipvsctl.backend.base import IpvsTimeouts
+from ipvsctl.backend.base import IpvsTimeouts, Traffic
 from ipvsctl.backend.ipvs.attributes import (
     ALL_FLAGS,
     CMD_DEL_DEST,
@@ -42,6 +42,8 @@ from ipvsctl.backend.ipvs.attributes import (
     SCHED_FLAG_SHIFT,
     STATS_COUNTERS,
     TIMEOUT_ATTRIBUTES,
+    TRAFFIC,
+    TRAFFIC_COUNTERS,
     TUNNEL,
 )
 from ipvsctl.backend.limits import UINT_MAX, sched_flag_names
@@ -73,9 +75,11 @@ __all__ = [
     "DestValues",
     "Request",
     "ServiceRecord",
+    "TrafficRecord",
     "decode_dest",
     "decode_service",
     "decode_timeouts",
+    "decode_traffic",
     "dest_dump_request",
     "dest_from_fields",
     "record",
@@ -84,6 +88,7 @@ __all__ = [
     "service_get_request",
     "timeouts_get_request",
     "timeouts_set_request",
+    "traffic_record",
 ]
 
 _FAMILIES: Mapping[int, int] = {4: int(socket.AF_INET), 6: int(socket.AF_INET6)}
@@ -351,3 +356,27 @@ def decode_timeouts(attributes: Mapping[str, Any]) -> IpvsTimeouts:
 def record(service: VirtualService, dests: list[DecodedDest]) -> ServiceRecord:
     """A service's record: the service (its settings) with the real servers of ``dests``, and ``dests``."""
     return service.with_reals(tuple([dest.real for dest in dests])), dests
+
+
+TrafficRecord = tuple[ServiceKey, Traffic, list[tuple[RealServerKey, Traffic, ConnectionCounts]]]
+"""A service's key and traffic, with each destination's key, traffic and connection counts (a stats dump)."""
+
+
+def decode_traffic(attributes: Mapping[str, Any]) -> Traffic:
+    """The counters and rates a traffic decoding left under ``TRAFFIC`` (absent ones 0)."""
+    counters = attributes.get(TRAFFIC, {})
+    return Traffic(*[counters.get(name, 0) for name in TRAFFIC_COUNTERS])
+
+
+def traffic_record(service: Mapping[str, Any], dests: list[Mapping[str, Any]]) -> TrafficRecord | None:
+    """A service's traffic record from its and its destinations' traffic decodings; None if the model cannot hold
+    the service (another protocol or family: not the agent's)."""
+    decoded = decode_service(service)
+    if decoded is None:
+        return None
+    key = decoded.key
+    reals = []
+    for attributes in dests:
+        dest = decode_dest(attributes, key=key)
+        reals.append((dest.key, decode_traffic(attributes), dest.connections))
+    return key, decode_traffic(service), reals

@@ -15,8 +15,9 @@ from collections.abc import Sequence
 
 from ipvsctl.backend.base import IpvsTimeouts
 from ipvsctl.backend.ipvs.attributes import FAMILY_NAME
-from ipvsctl.backend.ipvs.codec import Request, ServiceRecord, decode_timeouts, timeouts_get_request
+from ipvsctl.backend.ipvs.codec import Request, ServiceRecord, TrafficRecord, decode_timeouts, timeouts_get_request
 from ipvsctl.backend.ipvs.reread import TableReader
+from ipvsctl.backend.ipvs.traffic import read_traffic
 from ipvsctl.backend.ipvs.transport import NO_IPVS
 from ipvsctl.backend.ipvs.wire import batch_encoder, decode_timeouts_reply
 from ipvsctl.backend.netlink.channel import BATCH, NetlinkChannel, blocking
@@ -58,6 +59,10 @@ class LeanTransport:
     async def service_keys(self) -> list[ServiceKey]:
         """One service dump, no destinations."""
         return await asyncio.to_thread(self._reader.service_keys)
+
+    async def traffic(self) -> list[TrafficRecord]:
+        """A stats dump (``traffic``), decoded in full."""
+        return await asyncio.to_thread(read_traffic, self._channel, family_id=self._family_id)
 
     async def execute(self, requests: Sequence[Request]) -> list[int]:
         """Send the requests in batches; the errno of each (0: done)."""

@@ -23,10 +23,18 @@ from pyroute2.netlink.exceptions import NetlinkError
 from pyroute2.netlink.generic.ipvs import GENL_VERSION, ipvsmsg
 
 from ipvsctl.backend.base import IpvsTimeouts
-from ipvsctl.backend.ipvs.attributes import DEST_STATS_NESTS, STATS_COUNTERS, TIMEOUT_ATTRIBUTES
+from ipvsctl.backend.ipvs.attributes import (
+    DEST_STATS_NESTS,
+    SERVICE_STATS_NESTS,
+    STATS_COUNTERS,
+    TIMEOUT_ATTRIBUTES,
+    TRAFFIC,
+    TRAFFIC_COUNTERS,
+)
 from ipvsctl.backend.ipvs.codec import (
     Request,
     ServiceRecord,
+    TrafficRecord,
     decode_dest,
     decode_service,
     decode_timeouts,
@@ -35,6 +43,7 @@ from ipvsctl.backend.ipvs.codec import (
     service_dump_request,
     service_get_request,
     timeouts_get_request,
+    traffic_record,
 )
 from ipvsctl.backend.ipvs.transport import NO_IPVS
 from ipvsctl.backend.netlink.message import KernelRefusalError, WireFormatError
@@ -89,6 +98,22 @@ class Pyroute2Transport:
             dests = await self._exchange(dest_dump_request(service.key), dump=True)
             decoded = [decode_dest(_attributes(dest.get_attr("IPVS_CMD_ATTR_DEST")), key=service.key) for dest in dests]
             records.append(record(service, decoded))
+        return records
+
+    async def traffic(self) -> list[TrafficRecord]:
+        """A stats dump: the services, then each one's destinations, with every counter and rate."""
+        records: list[TrafficRecord] = []
+        for answer in await self._exchange(service_dump_request(), dump=True):
+            service = _attributes(answer.get_attr("IPVS_CMD_ATTR_SERVICE"), traffic=SERVICE_STATS_NESTS)
+            decoded = decode_service(service)
+            if decoded is None:
+                continue
+            dests = await self._exchange(dest_dump_request(decoded.key), dump=True)
+            found = traffic_record(
+                service, [_attributes(dest.get_attr("IPVS_CMD_ATTR_DEST"), traffic=DEST_STATS_NESTS) for dest in dests]
+            )
+            if found is not None:
+                records.append(found)
         return records
 
     async def service_keys(self) -> list[ServiceKey]:
@@ -157,12 +182,14 @@ def _timeouts(answer: Any) -> dict[str, object]:
     return attributes
 
 
-def _attributes(nested: Any) -> dict[str, object]:
+def _attributes(nested: Any, *, traffic: Sequence[str] = ()) -> dict[str, object]:
     """A dumped service or destination as plain values: flags as an int, stats as a mapping.
 
     pyroute2 decodes an attribute when its value is first touched; decoding every stats attribute of
     thousands of destinations dominated ``read``, so only the values used are touched: the counters
     the model keeps, from the preferred stats nest (``DEST_STATS_NESTS``), under ``IPVS_DEST_ATTR_STATS``.
+    With ``traffic`` (stats nests in order of preference), a stats dump's: every counter and rate of the
+    preferred one under ``TRAFFIC``.
     """
     slots = {slot.name: slot for slot in nested["attrs"]}
     attributes: dict[str, object] = {}
@@ -174,6 +201,10 @@ def _attributes(nested: Any) -> dict[str, object]:
             if not isinstance(value, int | str):  # the decoders trust types (codec)
                 raise WireFormatError(f"{name}: expected a number or text, got {value!r}")
             attributes[name] = value
+    if traffic:
+        nest = next((slots[name] for name in traffic if name in slots), None)
+        counters = {} if nest is None else {counter.name: counter for counter in nest.value["attrs"]}
+        attributes[TRAFFIC] = {name: int(counters[name].value) for name in TRAFFIC_COUNTERS if name in counters}
     stats = next((slots[name] for name in DEST_STATS_NESTS if name in slots), None)
     if stats is not None:
         counters = {counter.name: counter for counter in stats.value["attrs"]}

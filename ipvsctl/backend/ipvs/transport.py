@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from ipvsctl.backend.base import IpvsTimeouts
-from ipvsctl.backend.ipvs.codec import Request, ServiceRecord
+from ipvsctl.backend.ipvs.codec import Request, ServiceRecord, TrafficRecord
 from ipvsctl.model import ServiceKey
 
 __all__ = ["NO_IPVS", "IpvsTransport"]
@@ -34,6 +34,10 @@ class IpvsTransport(Protocol):
     async def read(self, only: Sequence[ServiceKey] | None) -> list[ServiceRecord]:
         """Every service (or those of ``only`` that exist) with its destinations; services the model
         cannot hold (another protocol or family) are left out."""
+        ...
+
+    async def traffic(self) -> list[TrafficRecord]:
+        """A stats dump: every service the model can hold, with its destinations, their counters and rates."""
         ...
 
     async def service_keys(self) -> list[ServiceKey]:

@@ -28,8 +28,11 @@ from ipvsctl.backend.ipvs.attributes import (
     GENL_VERSION,
     NAME,
     NESTS,
+    SERVICE_STATS_NESTS,
     STATS_COUNTERS,
     TIMEOUT_ATTRIBUTES,
+    TRAFFIC,
+    TRAFFIC_COUNTERS,
     U8,
     U16,
     U32,
@@ -53,7 +56,9 @@ __all__ = [
     "NUMBER_FORMATS",
     "batch_encoder",
     "decode_dest_reply",
+    "decode_dest_traffic_reply",
     "decode_service_reply",
+    "decode_service_traffic_reply",
     "decode_timeouts_reply",
     "encode_request",
 ]
@@ -229,6 +234,35 @@ def decode_dest_reply(payload: Buffer) -> dict[str, object]:
         if span is not None:
             attributes[_STATS] = _read(fields, payload, *span)
             break
+    _address(attributes, "IPVS_DEST_ATTR_ADDR", payload)
+    return attributes
+
+
+_TRAFFIC_FIELDS = {
+    name: _fields(NESTS[name], only=frozenset(TRAFFIC_COUNTERS)) for name in (*SERVICE_STATS_NESTS, *DEST_STATS_NESTS)
+}
+
+
+def _traffic(attributes: dict[str, Any], payload: Buffer, nests: Sequence[str]) -> None:
+    """Every counter and rate of the preferred stats nest of ``nests`` under ``TRAFFIC`` (empty if none came)."""
+    spans = {name: attributes.pop(name, None) for name in nests}
+    attributes[TRAFFIC] = next(
+        (_read(_TRAFFIC_FIELDS[name], payload, *span) for name in nests if (span := spans[name]) is not None), {}
+    )
+
+
+def decode_service_traffic_reply(payload: Buffer) -> dict[str, object]:
+    """A service reply's attributes with its counters and rates under ``TRAFFIC`` (a stats dump)."""
+    attributes = _nested(payload, "IPVS_CMD_ATTR_SERVICE")
+    _traffic(attributes, payload, SERVICE_STATS_NESTS)
+    _address(attributes, "IPVS_SVC_ATTR_ADDR", payload)
+    return attributes
+
+
+def decode_dest_traffic_reply(payload: Buffer) -> dict[str, object]:
+    """A destination reply's attributes with its counters and rates under ``TRAFFIC`` (a stats dump)."""
+    attributes = _nested(payload, "IPVS_CMD_ATTR_DEST")
+    _traffic(attributes, payload, DEST_STATS_NESTS)
     _address(attributes, "IPVS_DEST_ATTR_ADDR", payload)
     return attributes
 
