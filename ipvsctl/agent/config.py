@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 import netaddr
 
 from ipvsctl.agent.http import Bind
+from ipvsctl.agent.traffic import TrafficMode
 from ipvsctl.backend.base import IpvsTimeouts
 from ipvsctl.backend.limits import DEFAULT_INTERFACE
 from ipvsctl.backend.sysctl import STARTUP_SYSCTLS, startup_settings
@@ -36,6 +37,7 @@ DEFAULT_HEALTH_BIND = Bind("0.0.0.0", 10256)  # noqa: S104
 # Metrics stay on the node unless asked (kube-proxy's 10249 is 127.0.0.1 too): the chart widens the bind
 # only when its metrics Service or monitor is enabled, so that a scraper can reach it.
 DEFAULT_METRICS_BIND = Bind("127.0.0.1", 10249)
+MAX_TRAFFIC_SERIES = 10_000_000  # a bound on --traffic-metrics-max-series (memory of one exposition)
 KERNELS_TIMEOUTS = IpvsTimeouts()  # all 0: the kernel's IPVS timeouts are left as they are
 
 
@@ -62,6 +64,9 @@ class AgentConfig:
     backend: str = "netlink"
     netfilter: NetfilterFlags = NETFILTER_DEFAULTS
     ipvs_timeouts: IpvsTimeouts = KERNELS_TIMEOUTS  # set at start-up; 0 keeps the kernel's
+    traffic_metrics: TrafficMode = TrafficMode.SERVICE
+    traffic_max_series: int = 20_000
+    traffic_min_age: float = 15.0  # seconds a stats dump answers scrapes
 
 
 def parse_bind(text: str, *, flag: str) -> Bind:
@@ -103,6 +108,9 @@ def agent_config(
     backend: str = "netlink",
     netfilter: NetfilterFlags = NETFILTER_DEFAULTS,
     ipvs_timeouts: IpvsTimeoutFlags = IPVS_TIMEOUT_DEFAULTS,
+    traffic_metrics: str = "service",
+    traffic_max_series: int = 20_000,
+    traffic_min_age: float = 15.0,
     environ: Mapping[str, str] = os.environ,
 ) -> AgentConfig:
     """Check every flag and build the config; UsageError names the first bad one."""
@@ -124,6 +132,12 @@ def agent_config(
     if min_sync > resync:
         raise UsageError(f"{min_sync} is longer than --resync-interval {resync}", flag="--min-sync-interval")
     timeouts = ipvs_timeouts.checked()
+    if traffic_metrics not in set(TrafficMode):
+        raise UsageError(f"must be one of {', '.join(TrafficMode)}", flag="--traffic-metrics")
+    if not 0 <= traffic_max_series <= MAX_TRAFFIC_SERIES:
+        raise UsageError(
+            f"{traffic_max_series} is not within 0..{MAX_TRAFFIC_SERIES}", flag="--traffic-metrics-max-series"
+        )
     return AgentConfig(
         node_name=name,
         policy=policy.policy(),
@@ -141,4 +155,7 @@ def agent_config(
         backend=backend,
         netfilter=netfilter.checked(),
         ipvs_timeouts=IpvsTimeouts(tcp=timeouts.tcp, tcp_fin=timeouts.tcp_fin, udp=timeouts.udp),
+        traffic_metrics=TrafficMode(traffic_metrics),
+        traffic_max_series=traffic_max_series,
+        traffic_min_age=_seconds(traffic_min_age, flag="--traffic-stats-min-age"),
     )

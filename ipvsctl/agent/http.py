@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
 from ipvsctl.agent.httpserver import DEFAULT_LIMITS, Bind, Handler, Limits, Listener, ServerError, listen
@@ -36,8 +36,8 @@ def _probe(report: Callable[[], HealthReport]) -> Callable[[], Response]:
     return answer
 
 
-def _routes(routes: Mapping[str, Callable[[], Response]]) -> Handler:
-    def answer(path: str) -> Response:
+def _routes(routes: Mapping[str, Callable[[], Response | Awaitable[Response]]]) -> Handler:
+    def answer(path: str) -> Response | Awaitable[Response]:
         route = routes.get(path)
         return route() if route is not None else error_response(404)
 
@@ -51,13 +51,23 @@ async def serve_endpoints(
     metrics_bind: Bind,
     probes: Mapping[str, Callable[[], HealthReport]],
     metrics: AgentMetrics,
+    before_scrape: Callable[[], Awaitable[None]] | None = None,
     limits: Limits = DEFAULT_LIMITS,
 ) -> AsyncIterator[dict[str, int]]:
-    """Serve the probes (by path) and the metrics while the context lasts; yields the bound ports by path."""
-    answers = {path: _probe(report) for path, report in probes.items()}
-    exposition: dict[str, Callable[[], Response]] = {
-        "/metrics": lambda: Response(200, metrics.exposition(), METRICS_TYPE)
+    """Serve the probes (by path) and the metrics while the context lasts; yields the bound ports by path.
+
+    ``before_scrape`` runs before each /metrics answer (the traffic metrics' stats dump, when one is due).
+    """
+    answers: dict[str, Callable[[], Response | Awaitable[Response]]] = {
+        path: _probe(report) for path, report in probes.items()
     }
+
+    async def scrape() -> Response:
+        if before_scrape is not None:
+            await before_scrape()
+        return Response(200, metrics.exposition(), METRICS_TYPE)
+
+    exposition: dict[str, Callable[[], Response | Awaitable[Response]]] = {"/metrics": scrape}
     together = health == metrics_bind
     layout = [(health, answers | exposition)] if together else [(health, answers), (metrics_bind, exposition)]
     listeners: list[Listener] = []

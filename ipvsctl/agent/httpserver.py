@@ -17,9 +17,10 @@ whatever else connects (issue 12):
 from __future__ import annotations
 
 import asyncio
+import inspect
 import resource
 import socket
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from email.utils import formatdate
 
@@ -52,7 +53,8 @@ __all__ = [
 ]
 
 # What a listener answers: the path (no query) → the reply. Synchronous: every answer is computed in memory.
-Handler = Callable[[str], Response]
+Handler = Callable[[str], Response | Awaitable[Response]]
+"""The answer to a path: a Response, or an awaitable of one (an answer that needs I/O first, e.g. /metrics)."""
 
 
 class ServerError(IpvsctlError):
@@ -240,7 +242,7 @@ class Listener:
                 return  # closed before a whole request: nothing to answer
             connection.reading = False
             head_only = request.method == "HEAD"
-            response = self._answer(request.path)
+            response = await self._answer(request.path)
         except HttpError as error:
             response = error_response(error.status)
         connection.reading = False
@@ -270,9 +272,10 @@ class Listener:
                 await reader.readexactly(request.content_length - len(rest))
         return request
 
-    def _answer(self, path: str) -> Response:
+    async def _answer(self, path: str) -> Response:
         try:
-            return self._handler(path)
+            answer = self._handler(path)
+            return await answer if inspect.isawaitable(answer) else answer
         except Exception:  # a bug in one answer must not take the listener down: log it, reply 500
             self._log.exception("http_handler_failed", port=self.port, path=path[:200])
             return error_response(500)

@@ -19,7 +19,17 @@ from ipvsctl.report import op_name
 __all__ = ["CHANGE_KINDS", "ERROR_SOURCES", "KUBE_PROXY_SYNC_BUCKETS", "AgentMetrics", "KubeProxyMetrics"]
 
 # Where an error counted in ipvsctl_errors_total came from.
-ERROR_SOURCES = ("backend", "operation", "watch", "object", "translation", "sync", "event", "health_check")
+ERROR_SOURCES = (
+    "backend",
+    "operation",
+    "watch",
+    "object",
+    "translation",
+    "sync",
+    "event",
+    "health_check",
+    "traffic",
+)
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
 # kube-proxy's network_programming_duration_seconds buckets: 0.25 and 0.5, every second to 59, every 5 s to
 # 115, every 30 s to 300; the same edges make the two histograms comparable on one dashboard.

@@ -26,6 +26,7 @@ from ipvsctl.agent.runner import SyncRunner
 from ipvsctl.agent.status import AgentStatus
 from ipvsctl.agent.supervisor import Supervisor
 from ipvsctl.agent.syncer import Syncer
+from ipvsctl.agent.traffic import TrafficMetrics
 from ipvsctl.agent.watch import Watcher
 from ipvsctl.backend.base import Backend
 from ipvsctl.backend.nft.base import NetfilterTable
@@ -99,6 +100,16 @@ class NodeAgent:
             )
             for kind in KINDS
         }
+        self.traffic = TrafficMetrics(
+            registry=self.metrics.registry,
+            backend=backend,
+            clock=self.clock,
+            owner_of=self.syncer.vip_owner,
+            on_error=lambda: self.metrics.error("traffic"),
+            mode=config.traffic_metrics,
+            min_age=config.traffic_min_age,
+            max_series=config.traffic_max_series,
+        )
         self.ports: dict[str, int] = {}  # bound HTTP ports by path, once serving
         self._log = structlog.get_logger("ipvsctl.agent")
 
@@ -177,6 +188,7 @@ class NodeAgent:
             metrics_bind=config.metrics_bind,
             probes=self.probes(),
             metrics=self.metrics,
+            before_scrape=self.traffic.refresh,
         ) as ports:
             self.ports = ports
             try:

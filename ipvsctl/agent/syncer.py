@@ -20,6 +20,7 @@ from ipvsctl.agent.desired import DesiredState
 from ipvsctl.agent.events import EventRecorder, Problem
 from ipvsctl.agent.healthcheck import HealthCheckServers, health_check_port
 from ipvsctl.agent.metrics import AgentMetrics
+from ipvsctl.agent.traffic import VipOwner
 from ipvsctl.backend.base import Backend
 from ipvsctl.backend.nft.base import NetfilterTable
 from ipvsctl.errors import BackendError
@@ -68,6 +69,7 @@ _NOTICE_REASONS: dict[NoticeKind, str | None] = {
     NoticeKind.WRONG_FAMILY: "IpvsctlWrongAddressFamily",
     NoticeKind.UNKNOWN_VALUE: "IpvsctlUnknownValue",
     NoticeKind.HINTS_UNREADABLE: "IpvsctlHintsUnreadable",
+    NoticeKind.AFFINITY_SCOPE: "IpvsctlAffinityScope",
     # What the Service asked for (ipMode Proxy), or what changes with endpoints (topology): said by diff, not Events.
     NoticeKind.LOAD_BALANCER_IP_PROXIED: None,
     NoticeKind.TOPOLOGY: None,
@@ -170,6 +172,16 @@ class Syncer:
         if node is None:
             return NodeContext(self._cache.node_name)
         return NodeContext(self._cache.node_name, node.addresses, zone=node.zone)
+
+    def vip_owner(self, key: ServiceKey) -> VipOwner | None:
+        """What names a desired VIP (its Service, role and Pods); None for a VIP that is not the agent's."""
+        ref = self.desired.owners.get(key)
+        result = self.desired.results.get(ref) if ref is not None else None
+        view = self._cache.services.get(ref) if ref is not None else None
+        role = result.roles.get(key) if result is not None else None
+        if view is None or result is None or role is None:
+            return None
+        return VipOwner(view, role, result.pods)
 
     def take_triggers(self, refs: Iterable[ObjectRef]) -> list[float]:
         """The EndpointSlice trigger times (wall-clock seconds) of these Services' changes not yet programmed."""

@@ -49,6 +49,14 @@ class LogFormat(StrEnum):
     CONSOLE = "console"
 
 
+class TrafficMetrics(StrEnum):
+    """Which traffic series /metrics exports (ipvsctl/agent/traffic.py)."""
+
+    OFF = "off"
+    SERVICE = "service"
+    ENDPOINT = "endpoint"
+
+
 class BackendKind(StrEnum):
     """Where the table lives: the kernel, or memory (tests and dry runs)."""
 
@@ -113,6 +121,29 @@ def agent(
     backend: Annotated[
         BackendKind, typer.Option("--backend", help="netlink: the kernel; memory: an in-memory table (dry runs).")
     ] = BackendKind.NETLINK,
+    traffic_metrics: Annotated[
+        TrafficMetrics,
+        typer.Option(
+            "--traffic-metrics",
+            help="IPVS traffic counters on /metrics: per Service port (service), also per Pod (endpoint), or none.",
+        ),
+    ] = TrafficMetrics.SERVICE,
+    traffic_max_series: Annotated[
+        int,
+        typer.Option(
+            "--traffic-metrics-max-series",
+            metavar="N",
+            help="Most traffic series exported; the rest are left out and counted.",
+        ),
+    ] = 20_000,
+    traffic_min_age: Annotated[
+        float,
+        typer.Option(
+            "--traffic-stats-min-age",
+            metavar="SECONDS",
+            help="Scrapes answer from a stats dump this recent: at most one dump per this many seconds.",
+        ),
+    ] = 15.0,
 ) -> None:
     """Run the node agent: keep this node's IPVS table equal to the cluster's Services and EndpointSlices."""
     # Imported here: the other commands (and --help) never pay for kubernetes-asyncio, aiohttp,
@@ -154,6 +185,9 @@ def agent(
                 enabled=not no_netfilter, cluster_cidrs=cluster_cidr or [], masquerade_bit=masquerade_bit
             ),
             ipvs_timeouts=IpvsTimeoutFlags(tcp=ipvs_tcp_timeout, tcp_fin=ipvs_tcpfin_timeout, udp=ipvs_udp_timeout),
+            traffic_metrics=traffic_metrics.value,
+            traffic_max_series=traffic_max_series,
+            traffic_min_age=traffic_min_age,
         )
     except IpvsctlError as error:
         fail(error)

@@ -164,6 +164,7 @@ async def agent_endpoints(agent: NodeAgent) -> AsyncIterator[dict[str, int]]:
         metrics_bind=config.metrics_bind,
         probes=agent.probes(),
         metrics=agent.metrics,
+        before_scrape=agent.traffic.refresh,
     ) as ports:
         yield ports
 
@@ -230,6 +231,7 @@ async def test_probe_connections_ended_unanswered_are_counted(start_agent: Start
         metrics_bind=config.metrics_bind,
         probes=agent.probes(),
         metrics=agent.metrics,
+        before_scrape=agent.traffic.refresh,
         limits=Limits(header_timeout=0.1),
     ) as ports:
         _reader, writer = await asyncio.open_connection("127.0.0.1", ports["/healthz"])
