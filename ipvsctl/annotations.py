@@ -5,6 +5,8 @@
   ``24`` or ``/24`` (a prefix length) or ``255.255.255.0`` (an IPv4 mask) for a single-stack
   Service; ``ipv4=24,ipv6=64`` (each part optional) names the family explicitly, as a
   dual-stack Service must.
+- ``ipvsctl.io/affinity-scope``: ``node`` (persistence alone: each node picks a client's pod by itself) or
+  ``cluster`` (every node picks the same pod for a client: Maglev hashing, see ``ipvsctl.affinity_scope``).
 """
 
 from __future__ import annotations
@@ -17,11 +19,14 @@ from ipvsctl.model import max_prefix
 from ipvsctl.numbers import parse_decimal
 
 __all__ = [
+    "AFFINITY_SCOPES",
+    "AFFINITY_SCOPE_ANNOTATION",
     "KNOWN_ANNOTATIONS",
     "NETMASK_ANNOTATION",
     "PREFIX",
     "SCHEDULER_ANNOTATION",
     "AnnotationError",
+    "parse_affinity_scope",
     "parse_netmasks",
     "parse_scheduler",
     "unknown_annotations",
@@ -30,7 +35,9 @@ __all__ = [
 PREFIX = "ipvsctl.io/"
 SCHEDULER_ANNOTATION = PREFIX + "scheduler"
 NETMASK_ANNOTATION = PREFIX + "persistence-netmask"
-KNOWN_ANNOTATIONS = frozenset({SCHEDULER_ANNOTATION, NETMASK_ANNOTATION})
+AFFINITY_SCOPE_ANNOTATION = PREFIX + "affinity-scope"
+KNOWN_ANNOTATIONS = frozenset({SCHEDULER_ANNOTATION, NETMASK_ANNOTATION, AFFINITY_SCOPE_ANNOTATION})
+AFFINITY_SCOPES = ("node", "cluster")
 
 _FAMILY_NAMES = {"ipv4": 4, "ipv6": 6}
 
@@ -59,6 +66,17 @@ def parse_scheduler(annotations: Mapping[str, str], *, default: str, known: Coll
         choices = " ".join(sorted(known))
         raise AnnotationError(SCHEDULER_ANNOTATION, f"unknown scheduler {value!r} (known: {choices})")
     return name
+
+
+def parse_affinity_scope(annotations: Mapping[str, str], *, default: str) -> tuple[str, bool]:
+    """The affinity scope a Service asks for (``node`` or ``cluster``) and whether it asked (else ``default``)."""
+    value = annotations.get(AFFINITY_SCOPE_ANNOTATION)
+    if value is None:
+        return default, False
+    scope = value.strip().lower()
+    if scope not in AFFINITY_SCOPES:
+        raise AnnotationError(AFFINITY_SCOPE_ANNOTATION, f"{value!r} is not node or cluster")
+    return scope, True
 
 
 def parse_netmasks(

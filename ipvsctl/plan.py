@@ -9,7 +9,8 @@ Rules:
   else set to weight 0 and deleted once its connections are gone (or its drain expired).
   Unknown connection counts (an offline save file) mean "drain". UDP and SCTP ones are deleted at once.
 - Per virtual service the order is: service add/edit, real server adds/edits, real server deletes;
-  service deletes carry their real servers with them.
+  service deletes carry their real servers with them. A cluster-scope service (``ipvsctl.affinity_scope``)
+  gets its real servers in the order that keeps every node's Maglev table identical, drains included.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from dataclasses import dataclass, replace
 
 import netaddr
 
+from ipvsctl.affinity_scope import creation_order, is_cluster_scope, plan_cluster_reals
 from ipvsctl.model import (
     AddRealServer,
     AddVirtualService,
@@ -155,11 +157,15 @@ def plan(
                 operations.append(DeleteVirtualService(have.settings()))
         elif have is None:
             operations.append(AddVirtualService(want.settings()))
-            operations.extend(AddRealServer(key, real) for real in want.reals)
+            reals = creation_order(want) if is_cluster_scope(want) else want.reals
+            operations.extend(AddRealServer(key, real) for real in reals)
         else:
             if not have.same_settings(want):
                 operations.append(EditVirtualService(want.settings(), previous=have.settings()))
-            operations.extend(_plan_reals(have, want, drains=drains))
+            if is_cluster_scope(want):
+                operations.extend(_plan_cluster_reals(have, want, drains=drains))
+            else:
+                operations.extend(_plan_reals(have, want, drains=drains))
     return tuple(operations)
 
 
@@ -213,6 +219,18 @@ def _plan_reals(have: VirtualService, want: VirtualService, *, drains: _Drains) 
             if operation is not None:
                 removals.append(operation)
     return adds_and_edits + removals
+
+
+def _plan_cluster_reals(have: VirtualService, want: VirtualService, *, drains: _Drains) -> list[Operation]:
+    wanted = want.real_map()
+    draining = {
+        real.key
+        for real in have.reals
+        if real.key not in wanted and not isinstance(drains.removal(want.key, real), DeleteRealServer)
+    }
+    return plan_cluster_reals(
+        key=want.key, have=have.reals, want=want.reals, draining=draining, canonical=is_cluster_scope(have)
+    )
 
 
 def apply_operations(table: Table, operations: Iterable[Operation]) -> Table:

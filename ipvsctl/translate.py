@@ -18,7 +18,16 @@ from functools import lru_cache
 import netaddr
 
 from ipvsctl.addresses import special_address
-from ipvsctl.annotations import AnnotationError, parse_netmasks, parse_scheduler, unknown_annotations
+from ipvsctl.affinity_scope import CLUSTER_FLAGS, CLUSTER_SCHEDULER, netmask_notice
+from ipvsctl.annotations import (
+    AFFINITY_SCOPE_ANNOTATION,
+    SCHEDULER_ANNOTATION,
+    AnnotationError,
+    parse_affinity_scope,
+    parse_netmasks,
+    parse_scheduler,
+    unknown_annotations,
+)
 from ipvsctl.endpoints import PREFER_SAME_NODE, EndpointSelection, PortEndpoint, backends_for_port, select
 from ipvsctl.kube.views import (
     SERVICE_PROXY_NAME_LABEL,
@@ -129,6 +138,7 @@ class Policy:
     external_ip_cidrs: netaddr.IPSet | None = None  # None: every externalIP is honoured
     load_balancer_ip_cidrs: netaddr.IPSet | None = None  # None: every ingress IP is honoured
     node_port_addresses: NodePortAddresses | None = None  # None: NodePorts on every node address
+    affinity_scope: str = "node"  # ClientIP Services without ipvsctl.io/affinity-scope: node or cluster
 
     def default_netmasks(self) -> dict[int, int]:
         """Default persistence prefix length per family."""
@@ -193,6 +203,7 @@ class NoticeKind(StrEnum):
     UNKNOWN_VALUE = "unknown-value"  # a field value this version does not know (ipMode, trafficDistribution)
     TOPOLOGY = "topology"  # endpoints left out by topology hints, or hints that could not be used
     HINTS_UNREADABLE = "hints-unreadable"  # malformed hints: the endpoint counts as unhinted
+    AFFINITY_SCOPE = "affinity-scope"  # cluster scope asked where it cannot hold (no ClientIP, netmask < host)
 
 
 @dataclass(frozen=True, slots=True)
@@ -335,6 +346,7 @@ class _ServiceBuilder:
         "policy",
         "refused_reals",
         "roles",
+        "sched_flags",
         "scheduler",
         "service",
         "services",
@@ -354,6 +366,7 @@ class _ServiceBuilder:
         self.local_addresses: set[str] = set()
         self.refused_reals: set[str] = set()
         self.scheduler = policy.default_scheduler
+        self.sched_flags: frozenset[str] = frozenset()
         self.persistence: dict[int, Persistence] = {}
         self.vips: list[_Vip] = []
         self.families: frozenset[int] = frozenset()
@@ -381,6 +394,7 @@ class _ServiceBuilder:
         self._check_topology_fields()
         self.vips = self._screen_vips()
         problems.extend(self._validate_affinity())
+        problems.extend(self._validate_affinity_scope())
         problems.extend(self._validate_ports())
         for key in unknown_annotations(service.annotations):
             self._notice(
@@ -601,6 +615,34 @@ class _ServiceBuilder:
         self.persistence = {family: Persistence(timeout, netmask) for family, netmask in netmasks.items()}
         return []
 
+    def _validate_affinity_scope(self) -> list[Rejection]:
+        """Cluster-wide affinity (``ipvsctl.affinity_scope``): mh with mh-fallback, for ClientIP Services only."""
+        service, ref = self.service, self.service.ref
+        field = f"metadata.annotations[{AFFINITY_SCOPE_ANNOTATION}]"
+        try:
+            scope, asked = parse_affinity_scope(service.annotations, default=self.policy.affinity_scope)
+        except AnnotationError as error:
+            return [Rejection(ref, error.field, error.message)]
+        if scope != "cluster":
+            return []
+        if service.session_affinity != "ClientIP":
+            if asked:
+                message = f"cluster needs spec.sessionAffinity: ClientIP (it is {service.session_affinity}); ignored"
+                self._notice(field, message, NoticeKind.AFFINITY_SCOPE)
+            return []
+        if SCHEDULER_ANNOTATION in service.annotations and self.scheduler != CLUSTER_SCHEDULER:
+            message = (
+                f"cluster needs the {CLUSTER_SCHEDULER} scheduler, but "
+                f"metadata.annotations[{SCHEDULER_ANNOTATION}] is {self.scheduler!r}"
+            )
+            return [Rejection(ref, field, message)]
+        self.scheduler, self.sched_flags = CLUSTER_SCHEDULER, CLUSTER_FLAGS
+        for family, persistence in sorted(self.persistence.items()):
+            message = netmask_notice(family=family, netmask=persistence.netmask)
+            if message:
+                self._notice(field, message, NoticeKind.AFFINITY_SCOPE)
+        return []
+
     def _validate_ports(self) -> list[Rejection]:
         service, ref = self.service, self.service.ref
         low, high = self.policy.node_port_range
@@ -740,6 +782,7 @@ class _ServiceBuilder:
             key=key,
             scheduler=self.scheduler,
             persistence=self.persistence.get(key.family),
+            sched_flags=self.sched_flags,
             reals=reals,
         )
         self.sources[key] = source
