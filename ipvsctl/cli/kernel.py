@@ -19,6 +19,7 @@ from ipvsctl.cli.backends import open_backend, open_netfilter, read_netfilter
 from ipvsctl.cli.common import (
     DEFAULT_INTERFACE,
     DEFAULT_MAX_INPUT_SIZE,
+    AffinityScopeOpt,
     ClusterCidrOpt,
     Desired,
     ExternalCidrOpt,
@@ -52,6 +53,7 @@ from ipvsctl.cli.common import (
     ownership_from_flags,
     refusal_problems,
 )
+from ipvsctl.cli.traffic import read_with_traffic, stats_seconds
 from ipvsctl.conntable import parse_connections
 from ipvsctl.errors import InputError, IpvsctlError, UsageError
 from ipvsctl.inputs import read_input
@@ -107,6 +109,7 @@ def apply(
     scheduler: SchedulerOpt = POLICY_DEFAULTS.scheduler,
     netmask_v4: NetmaskV4Opt = POLICY_DEFAULTS.netmask_v4,
     netmask_v6: NetmaskV6Opt = POLICY_DEFAULTS.netmask_v6,
+    affinity_scope: AffinityScopeOpt = POLICY_DEFAULTS.affinity_scope,
     node_port_range: NodePortRangeOpt = POLICY_DEFAULTS.node_port_range,
     external_ip_cidr: ExternalCidrOpt = None,
     load_balancer_ip_cidr: LoadBalancerCidrOpt = None,
@@ -130,6 +133,7 @@ def apply(
             scheduler=scheduler,
             netmask_v4=netmask_v4,
             netmask_v6=netmask_v6,
+            affinity_scope=affinity_scope,
             node_port_range=node_port_range,
             external_ip_cidrs=external_ip_cidr or [],
             load_balancer_ip_cidrs=load_balancer_ip_cidr or [],
@@ -234,6 +238,14 @@ def show(
     no_netfilter: NoNetfilterOpt = False,
     output: OutputOpt = Format.TEXT,
     max_input_size: MaxInputSizeOpt = DEFAULT_MAX_INPUT_SIZE,
+    stats: Annotated[
+        bool,
+        typer.Option("--stats", help="Also IPVS's counters per Service and Pod, with rates between two stats dumps."),
+    ] = False,
+    stats_interval: Annotated[
+        float,
+        typer.Option("--stats-interval", metavar="SECONDS", help="Time between the two stats dumps of --stats."),
+    ] = 1.0,
 ) -> None:
     """The agent's part of the kernel: VIPs, real servers, connections, draining servers, and what its nftables
     table does to each VIP."""
@@ -247,17 +259,19 @@ def show(
         ownership = ownership_from_flags(
             node_ips=node_ips, owned_cidrs=owned_cidr or [], node_port_range=parse_port_range(node_port_range)
         )
-        state = asyncio.run(_read(interface=interface))
+        interval = stats_seconds(stats_interval) if stats else None
+        state, traffic = asyncio.run(read_with_traffic(interface=interface, interval=interval))
         filtering = asyncio.run(read_netfilter(NetfilterFlags(enabled=not no_netfilter)))
     except IpvsctlError as error:
         fail(error)
     owned = ownership.with_addresses(state.bound_addresses)
     owners, pods = naming(desired)
     if output is Format.JSON:
-        document = show_json(state, owned=owned.owns, owners=owners, pods=pods, netfilter=filtering)
+        document = show_json(state, owned=owned.owns, owners=owners, pods=pods, netfilter=filtering, traffic=traffic)
         typer.echo(json.dumps(document, indent=2))
     else:
-        typer.echo(show_text(state, owned=owned.owns, owners=owners, pods=pods, netfilter=filtering), nl=False)
+        text = show_text(state, owned=owned.owns, owners=owners, pods=pods, netfilter=filtering, traffic=traffic)
+        typer.echo(text, nl=False)
 
 
 def _optional_desired(
