@@ -1,5 +1,8 @@
 """Kubernetes Warning Events about the objects the agent refuses or only partly honours, deduplicated.
 
+``EventRecorder.happened`` writes one Event for something that happened once (a drain cut short): it is
+not a state, so nothing holds it and it is never refreshed.
+
 ``EventRecorder.set`` is told, per object and topic, the problems that hold now. A problem is
 reported (one Event + one log line) when it appears; while it persists nothing is sent, except
 a refresh (count + 1, new lastTimestamp) every ``refresh_after`` seconds so that it outlives the
@@ -46,6 +49,7 @@ REASON_LOG_EVENTS: Mapping[str, str] = {
     "IpvsctlUnknownAnnotation": "annotation_unknown",
     "IpvsctlNotice": "service_notice",
     INVALID_OBJECT: "object_invalid",
+    "IpvsctlDrainTimedOut": "drain_timed_out",
 }
 _NAME_LIMIT = 200  # of the object-name prefix; Event names may have 253 characters
 
@@ -93,6 +97,7 @@ class EventRecorder:
         self._active: dict[tuple[Subject, str], frozenset[Problem]] = {}
         self._sent: dict[_Key, _Sent] = {}
         self._pending: dict[_Key, None] = {}  # an ordered set
+        self._happened: set[_Key] = set()  # one-off Events not yet written (see ``happened``)
         self._wake = asyncio.Event()
         self._log = structlog.get_logger("ipvsctl.agent.events")
 
@@ -117,8 +122,22 @@ class EventRecorder:
             )
             self._queue((subject, reason, message))
 
+    def happened(self, subject: Subject, *, reason: str, message: str) -> None:
+        """Something that happened to ``subject`` once: logged and written as one Event (retried until written)."""
+        self._log.warning(
+            REASON_LOG_EVENTS.get(reason, "object_problem"),
+            kind=subject.kind,
+            object=str(subject.ref),
+            reason=reason,
+            detail=message,
+        )
+        key = (subject, reason, message)
+        self._happened.add(key)
+        self._queue(key)
+
     def forget(self, subject: Subject) -> None:
         """Drop everything about an object that is gone (its history too, so memory stays bounded)."""
+        self._happened = {key for key in self._happened if key[0] != subject}
         for key in [key for key in self._active if key[0] == subject]:
             del self._active[key]
         for sent in [key for key in self._sent if key[0] == subject]:
@@ -140,7 +159,7 @@ class EventRecorder:
             while self._pending:
                 key = next(iter(self._pending))
                 del self._pending[key]
-                if key not in set(self._active_keys()):
+                if key not in self._happened and key not in set(self._active_keys()):
                     continue  # resolved (or its object deleted) before it could be written
                 try:
                     await self._write(key)
@@ -150,6 +169,7 @@ class EventRecorder:
                     self._pending[key] = None
                     await self._clock.sleep(next(delays))
                 else:
+                    self._happened.discard(key)
                     delays = backoff(first=1.0, cap=60.0)
             self._wake.clear()
 

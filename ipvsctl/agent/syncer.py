@@ -21,11 +21,11 @@ from ipvsctl.agent.events import EventRecorder, Problem
 from ipvsctl.agent.healthcheck import HealthCheckServers, health_check_port
 from ipvsctl.agent.metrics import AgentMetrics
 from ipvsctl.agent.traffic import VipOwner
-from ipvsctl.backend.base import Backend
+from ipvsctl.backend.base import Backend, KernelState
 from ipvsctl.backend.nft.base import NetfilterTable
 from ipvsctl.errors import BackendError
 from ipvsctl.kube.views import ObjectRef, ServiceView
-from ipvsctl.model import EditRealServer, ServiceKey
+from ipvsctl.model import DeleteRealServer, EditRealServer, Operation, Protocol, ServiceKey
 from ipvsctl.netfilter.plan import NetfilterPlan
 from ipvsctl.plan import Ownership, Settled
 from ipvsctl.reconcile import DrainTracker, Netfilter, NetfilterOutcome, sync
@@ -46,6 +46,7 @@ __all__ = ["SyncOutcome", "Syncer"]
 
 TRANSLATION = "translation"  # the Event topic of rejections and notices
 VIP_TAKEN = "IpvsctlVIPTaken"  # the Event reason of a VIP whose address carries a foreign virtual service
+DRAIN_TIMED_OUT = "IpvsctlDrainTimedOut"  # the Event reason of a drain ended by its time limit
 
 
 @dataclass(frozen=True, slots=True)
@@ -259,6 +260,7 @@ class Syncer:
         failed = {failure.operation.key for failure in result.failures}
         applied = [op for op in result.operations if op.key not in failed]
         self._metrics.count_operations(applied)
+        self._report_cut_drains(applied, result.state)
         for operation in applied:
             self._log.debug("operation_applied", op=op_name(operation), vip=str(operation.key))
         for failure in result.failures:
@@ -289,6 +291,33 @@ class Syncer:
             drains_started=len(drained),
             error="; ".join(str(f) for f in result.failures),
         )
+
+    def _report_cut_drains(self, applied: Iterable[Operation], state: KernelState | None) -> None:
+        """A Warning Event on the Service of each draining real server deleted with connections left: only
+        ``--max-drain-seconds`` deletes one of those (a drain otherwise waits for its connections to end)."""
+        if state is None:
+            return
+        for operation in applied:
+            # A UDP or SCTP real server is deleted at once, never drained: only TCP ones reach the limit.
+            if (
+                not isinstance(operation, DeleteRealServer)
+                or operation.real.weight != 0
+                or operation.service.protocol is not Protocol.TCP
+            ):
+                continue
+            counts = state.connections.get((operation.service, operation.real.key))
+            if counts is None or not counts.total:
+                continue
+            ref = self.desired.owners.get(operation.service)
+            subject = self._subjects.get(ref) if ref is not None else None
+            message = (
+                f"the drain of {operation.real} on {operation.service} reached --max-drain-seconds "
+                f"({self._drains.max_drain_seconds:g} s) with {counts.total} connections left; they are cut"
+            )
+            if subject is None:  # the Service is gone: nothing to put the Event on, the log says it
+                self._log.warning("drain_timed_out", vip=str(operation.service), detail=message)
+                continue
+            self._recorder.happened(subject, reason=DRAIN_TIMED_OUT, message=message)
 
     async def _note_refusals(self, refused: Mapping[ServiceKey, str], *, only: Collection[ServiceKey] | None) -> None:
         """Remember which desired keys the last sync could not claim, and re-report the Services that changed.
