@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit kernel apiserver-test venv clean docs helm bench bench-host bench-kernel bench-netfilter
+.PHONY: run test lint typecheck unit kernel apiserver-test venv clean docs helm bench bench-host bench-kernel bench-netfilter bench-affinity
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -68,3 +68,8 @@ bench-kernel: $(STAMP)
 ## Issue 15: the nftables half against the IPVS half of the same cluster, in one lab boot (~5 min).
 bench-netfilter: $(STAMP)
 	$(BIN)/python -m compileall -q ipvsctl bench >/dev/null; bash lab/setup.sh && $(PYTHON) lab/run.py --timeout 2400 -- $(BIN)/python -m bench.netfilter
+
+## Issue 20: cluster-wide affinity across four node namespaces with different histories, 1,000 clients, in one
+## lab boot (~1 min); the agreement figures land in lab/results/affinity/affinity.json (docs/performance.md).
+bench-affinity: $(STAMP)
+	mkdir -p lab/results/affinity; $(BIN)/python -m compileall -q ipvsctl tests >/dev/null; bash lab/setup.sh && $(PYTHON) lab/run.py --timeout 600 --results lab/results/affinity -- $(BIN)/pytest -q -p no:hypothesispytest -m kernel tests/kernel/test_affinity_scope_nodes.py tests/kernel/test_affinity_mh.py && cat lab/results/affinity/affinity.json

@@ -24,6 +24,11 @@ JSON schema ``ipvsctl.affinity/v1``::
 
 For a fwmark service ``address`` is ``0.0.0.0`` or ``::`` and ``port`` is the mark (as in ``ServiceKey``).
 Pins are sorted by virtual service, client network, then real server.
+
+With a client named, the document also has ``"clusterChoices"``: for each cluster-scope virtual service
+(``ipvsctl.io/affinity-scope: cluster``) of the client's family, the real server the Maglev table picks for a
+new client, computed as the kernel does (``ipvsctl.maglev``) and the same on every node that holds the same
+endpoints: ``[{"service", "virtualService", "client", "realServer": {...} | null, "pod"}]``.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ import ipaddress
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
+from ipvsctl.affinity_scope import is_cluster_scope, lookup_table
 from ipvsctl.conntable import Connection
 from ipvsctl.errors import UsageError
 from ipvsctl.kube.views import ObjectRef
@@ -40,7 +46,19 @@ from ipvsctl.numbers import parse_decimal
 from ipvsctl.printable import printable
 from ipvsctl.report import ref_json
 
-__all__ = ["SCHEMA", "Pin", "PinFilter", "find_pins", "parse_pin_filter", "pins_json", "pins_text"]
+__all__ = [
+    "SCHEMA",
+    "ClusterChoice",
+    "Pin",
+    "PinFilter",
+    "choices_json",
+    "choices_text",
+    "cluster_choices",
+    "find_pins",
+    "parse_pin_filter",
+    "pins_json",
+    "pins_text",
+]
 
 SCHEMA = "ipvsctl.affinity/v1"
 FTP_PORT = 21  # FTPPORT in ip_vs_core.c: its templates carry port 0
@@ -84,14 +102,17 @@ class PinFilter:
 
     def matches(self, pin: Pin) -> bool:
         """True when the pin passes every filter that is set."""
-        key = pin.virtual_service
         if self.client is not None and not pin.covers(self.client):
             return False
+        return self.selects(pin.virtual_service, pin.service)
+
+    def selects(self, key: ServiceKey, service: ObjectRef | None) -> bool:
+        """True when a virtual service (of that Service) passes the ``vip`` and ``service`` filters."""
         if self.vip is not None and (key.is_fwmark or key.address != self.vip):
             return False
         if self.vip_port is not None and key.port != self.vip_port:
             return False
-        return self.service is None or pin.service == self.service
+        return self.service is None or service == self.service
 
 
 def parse_pin_filter(*, client: str | None = None, vip: str | None = None, service: str | None = None) -> PinFilter:
@@ -192,6 +213,49 @@ def _pin_order(pin: Pin) -> tuple[tuple[int, int, bytes, int], int, bytes, int, 
     )
 
 
+@dataclass(frozen=True, slots=True)
+class ClusterChoice:
+    """The real server every node's Maglev table gives a new client of a cluster-scope virtual service."""
+
+    virtual_service: ServiceKey
+    service: ObjectRef | None
+    client: str
+    real_server: RealServerKey | None  # None: no server may be chosen (none, or all at weight 0)
+    pod: ObjectRef | None
+
+
+def cluster_choices(
+    table: Table,
+    *,
+    client: str,
+    owners: Mapping[ServiceKey, ObjectRef] | None = None,
+    pods: Mapping[str, ObjectRef] | None = None,
+    where: PinFilter | None = None,
+) -> list[ClusterChoice]:
+    """For each cluster-scope virtual service of the client's family: its cluster-wide choice for ``client``."""
+    owners = owners or {}
+    pods = pods or {}
+    where = where or PinFilter()
+    choices = []
+    for virtual in table:
+        owner = owners.get(virtual.key)
+        if not is_cluster_scope(virtual) or virtual.key.family != family_of(client):
+            continue
+        if not where.selects(virtual.key, owner):
+            continue
+        chosen = lookup_table(virtual).choose(client)
+        choices.append(
+            ClusterChoice(
+                virtual_service=virtual.key,
+                service=owner,
+                client=client,
+                real_server=None if chosen is None else chosen.key,
+                pod=None if chosen is None else pods.get(chosen.address),
+            )
+        )
+    return choices
+
+
 # --- rendering ------------------------------------------------------------------------------------
 
 _HEADERS = ("SERVICE", "VIP", "CLIENT", "REAL SERVER", "POD", "EXPIRES")
@@ -216,6 +280,50 @@ def pins_text(pins: Sequence[Pin]) -> str:
     return "".join(
         "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() + "\n" for row in rows
     )
+
+
+_CHOICE_HEADERS = ("SERVICE", "VIP", "CLIENT", "CLUSTER-WIDE CHOICE", "POD")
+
+
+def choices_text(choices: Sequence[ClusterChoice]) -> str:
+    """The cluster-wide choices as an aligned table under a title ('' when there are none)."""
+    if not choices:
+        return ""
+    rows = [_CHOICE_HEADERS] + [
+        (
+            printable(str(choice.service)) if choice.service else "-",
+            str(choice.virtual_service),
+            choice.client,
+            str(choice.real_server) if choice.real_server else "none available",
+            printable(str(choice.pod)) if choice.pod else "-",
+        )
+        for choice in choices
+    ]
+    widths = [max(len(row[column]) for row in rows) for column in range(len(_CHOICE_HEADERS))]
+    title = "cluster-wide affinity: a new connection reaches this server through any node\n"
+    return title + "".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() + "\n" for row in rows
+    )
+
+
+def choices_json(choices: Sequence[ClusterChoice]) -> list[JSON]:
+    """The ``clusterChoices`` of the JSON document."""
+    return [
+        {
+            "service": ref_json(choice.service),
+            "virtualService": {
+                "protocol": choice.virtual_service.protocol.value,
+                "address": choice.virtual_service.address,
+                "port": choice.virtual_service.port,
+            },
+            "client": choice.client,
+            "realServer": None
+            if choice.real_server is None
+            else {"address": choice.real_server.address, "port": choice.real_server.port},
+            "pod": ref_json(choice.pod),
+        }
+        for choice in choices
+    ]
 
 
 def pins_json(pins: Sequence[Pin]) -> JSON:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import netaddr
 
+from ipvsctl.annotations import AFFINITY_SCOPES
 from ipvsctl.errors import UsageError
 from ipvsctl.model import DEFAULT_SCHEDULERS, canonical_ip, max_prefix
 from ipvsctl.translate import NodePortAddresses, Policy
@@ -123,12 +124,15 @@ class PolicyFlags:
     external_ip_cidrs: Sequence[str] = ()  # none honoured by default (CVE-2020-8554)
     load_balancer_ip_cidrs: Sequence[str] = ()  # none honoured by default (CVE-2020-8554)
     node_port_addresses: Sequence[str] = ()  # NodePorts on every node address by default
+    affinity_scope: str = "node"  # ClientIP Services' scope without ipvsctl.io/affinity-scope: node or cluster
 
     def policy(self) -> Policy:
         """The translation policy these flags describe."""
         if self.scheduler not in DEFAULT_SCHEDULERS:
             choices = " ".join(sorted(DEFAULT_SCHEDULERS))
             raise UsageError(f"unknown scheduler {self.scheduler!r} (known: {choices})", flag="--scheduler")
+        if self.affinity_scope not in AFFINITY_SCOPES:
+            raise UsageError(f"{self.affinity_scope!r} is not node or cluster", flag="--affinity-scope")
         return Policy(
             default_scheduler=self.scheduler,
             netmask_v4=parse_prefix(self.netmask_v4, family=4, flag="--persistence-netmask-v4"),
@@ -137,6 +141,7 @@ class PolicyFlags:
             external_ip_cidrs=parse_cidrs(self.external_ip_cidrs, flag="--external-ip-cidr"),
             load_balancer_ip_cidrs=parse_cidrs(self.load_balancer_ip_cidrs, flag="--load-balancer-ip-cidr"),
             node_port_addresses=parse_node_port_addresses(self.node_port_addresses),
+            affinity_scope=self.affinity_scope,
         )
 
 

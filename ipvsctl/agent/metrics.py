@@ -167,6 +167,13 @@ class AgentMetrics:
         self.drain_queue = Gauge(
             "ipvsctl_drain_queue_size", "Real servers draining (weight 0, waiting for connections).", registry=registry
         )
+        self.affinity_digests = Gauge(
+            "ipvsctl_affinity_table_digest_info",
+            "1 per cluster-scope virtual service, labelled with a digest of its mh table's inputs: nodes that show "
+            "different digests for one virtual service may send a client to different pods.",
+            ["namespace", "service", "virtual_service", "digest"],
+            registry=registry,
+        )
         self.watch_restarts = Counter(
             "ipvsctl_watch_restarts_total",
             "Watch restarts by resource and reason (expired, error, closed).",
@@ -249,6 +256,12 @@ class AgentMetrics:
         self.no_local_endpoints.set(external)
         self.kube_proxy.no_local_endpoints.labels(traffic_policy="internal").set(internal)
         self.kube_proxy.no_local_endpoints.labels(traffic_policy="external").set(external)
+
+    def set_affinity_digests(self, digests: Iterable[tuple[str, str, str, str]]) -> None:
+        """Replace the digest series: (namespace, service, virtual service, digest) each."""
+        self.affinity_digests.clear()
+        for namespace, service, virtual_service, digest in digests:
+            self.affinity_digests.labels(namespace, service, virtual_service, digest).set(1)
 
     def count_operations(self, operations: Iterable[Operation]) -> None:
         """Count applied operations by their stable kind name."""

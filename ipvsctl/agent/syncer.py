@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import structlog
 
+from ipvsctl.affinity_scope import digest, is_cluster_scope
 from ipvsctl.agent.cache import ClusterCache, Subject
 from ipvsctl.agent.desired import DesiredState
 from ipvsctl.agent.events import EventRecorder, Problem
@@ -280,6 +281,7 @@ class Syncer:
             self._synced_node_ips = node_ips
             self._metrics.virtual_services.set(len(self.desired.services))
             self._metrics.real_servers.set(self.desired.real_servers)
+            self._metrics.set_affinity_digests(self._affinity_digests())
         # The drain clock starts when a sync sees weight 0: plan these keys again soon.
         self.pending_keys |= drained
         await self._note_refusals(result.refused, only=only)
@@ -366,6 +368,15 @@ class Syncer:
         await self._health_checks.update(
             ref, port=health_check_port(view) if served else None, local_endpoints=result.local_endpoints
         )
+
+    def _affinity_digests(self) -> list[tuple[str, str, str, str]]:
+        """(namespace, Service, virtual service, digest of the mh table's inputs) of each cluster-scope VIP."""
+        owners = self.desired.owners
+        return [
+            (owner.namespace, owner.name, str(key), digest(virtual))
+            for key, virtual in self.desired.services.items()
+            if is_cluster_scope(virtual) and (owner := owners.get(key)) is not None
+        ]
 
     def _problems(self, ref: ObjectRef, result: ServiceResult) -> list[Problem]:
         problems = [("IpvsctlRejected", f"{r.field}: {r.message}") for r in self.desired.rejections(ref)]

@@ -13,6 +13,7 @@ from ipvsctl.cli.app import EXIT_ERROR, app, fail
 from ipvsctl.cli.backends import open_backend, open_netfilter
 from ipvsctl.cli.common import (
     DEFAULT_INTERFACE,
+    AffinityScopeOpt,
     ClusterCidrOpt,
     ExternalCidrOpt,
     InterfaceOpt,
@@ -79,6 +80,7 @@ def agent(
     scheduler: SchedulerOpt = POLICY_DEFAULTS.scheduler,
     netmask_v4: NetmaskV4Opt = POLICY_DEFAULTS.netmask_v4,
     netmask_v6: NetmaskV6Opt = POLICY_DEFAULTS.netmask_v6,
+    affinity_scope: AffinityScopeOpt = POLICY_DEFAULTS.affinity_scope,
     node_port_range: NodePortRangeOpt = POLICY_DEFAULTS.node_port_range,
     external_ip_cidr: ExternalCidrOpt = None,
     load_balancer_ip_cidr: LoadBalancerCidrOpt = None,
@@ -165,6 +167,7 @@ def agent(
                 scheduler=scheduler,
                 netmask_v4=netmask_v4,
                 netmask_v6=netmask_v6,
+                affinity_scope=affinity_scope,
                 node_port_range=node_port_range,
                 external_ip_cidrs=external_ip_cidr or [],
                 load_balancer_ip_cidrs=load_balancer_ip_cidr or [],

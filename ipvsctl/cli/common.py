@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_INTERFACE",
     "DEFAULT_MAX_INPUT_SIZE",
+    "AffinityScopeOpt",
     "ClusterCidrOpt",
     "Desired",
     "ExternalCidrOpt",
@@ -94,6 +95,15 @@ NodeIpOpt = Annotated[
     ),
 ]
 SchedulerOpt = Annotated[str, typer.Option("--scheduler", metavar="NAME", help="Default IPVS scheduler.")]
+AffinityScopeOpt = Annotated[
+    str,
+    typer.Option(
+        "--affinity-scope",
+        metavar="node|cluster",
+        help="ClientIP affinity of Services without ipvsctl.io/affinity-scope: per node, or the same pod on every "
+        "node (mh).",
+    ),
+]
 NetmaskV4Opt = Annotated[
     int,
     typer.Option(

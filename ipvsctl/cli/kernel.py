@@ -11,7 +11,15 @@ from typing import Annotated
 
 import typer
 
-from ipvsctl.affinity import find_pins, parse_pin_filter, pins_json, pins_text
+from ipvsctl.affinity import (
+    choices_json,
+    choices_text,
+    cluster_choices,
+    find_pins,
+    parse_pin_filter,
+    pins_json,
+    pins_text,
+)
 from ipvsctl.backend.base import IpvsTimeouts, KernelState, OperationFailure, change_timeouts
 from ipvsctl.backend.sysctl import STARTUP_SYSCTLS, apply_sysctls, startup_settings
 from ipvsctl.cli.app import EXIT_ERROR, app, fail
@@ -336,10 +344,18 @@ def affinity(
         fail(error)
     owners, pods = naming(desired)
     pins = find_pins(connections, table=state.table, owners=owners, pods=pods, where=where)
+    choices = (
+        []
+        if where.client is None
+        else cluster_choices(state.table, client=where.client, owners=owners, pods=pods, where=where)
+    )
     if output is Format.JSON:
-        typer.echo(json.dumps(pins_json(pins), indent=2))
+        document = pins_json(pins)
+        if where.client is not None:
+            document["clusterChoices"] = choices_json(choices)
+        typer.echo(json.dumps(document, indent=2))
     else:
-        typer.echo(pins_text(pins), nl=False)
+        typer.echo(pins_text(pins) + choices_text(choices), nl=False)
 
 
 @app.command()

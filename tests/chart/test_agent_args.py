@@ -22,6 +22,7 @@ DEFAULT_ARGS = [
     "--scheduler=rr",
     "--persistence-netmask-v4=32",
     "--persistence-netmask-v6=128",
+    "--affinity-scope=node",
     "--node-port-range=30000-32767",
     "--min-sync-interval=1",
     "--resync-interval=30",
@@ -61,6 +62,7 @@ def test_default_values_give_the_agents_own_defaults() -> None:
     [
         pytest.param({"agent": {"interface": "kube-ipvs1"}}, ["--interface=kube-ipvs1"], id="interface"),
         pytest.param({"agent": {"scheduler": "mh"}}, ["--scheduler=mh"], id="scheduler"),
+        pytest.param({"agent": {"affinityScope": "cluster"}}, ["--affinity-scope=cluster"], id="affinity-scope"),
         pytest.param({"agent": {"persistenceNetmaskV4": 24}}, ["--persistence-netmask-v4=24"], id="netmask-v4"),
         pytest.param({"agent": {"persistenceNetmaskV6": 64}}, ["--persistence-netmask-v6=64"], id="netmask-v6"),
         pytest.param({"agent": {"nodePortRange": "20000-22767"}}, ["--node-port-range=20000-22767"], id="ports"),
@@ -142,6 +144,7 @@ def test_agent_accepts_the_rendered_args(values: dict[str, Any] | None) -> None:
         scheduler=params.pop("scheduler"),
         netmask_v4=params.pop("netmask_v4"),
         netmask_v6=params.pop("netmask_v6"),
+        affinity_scope=params.pop("affinity_scope"),
         node_port_range=params.pop("node_port_range"),
         external_ip_cidrs=params.pop("external_ip_cidr") or [],
         load_balancer_ip_cidrs=params.pop("load_balancer_ip_cidr") or [],

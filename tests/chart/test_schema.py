@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from ipvsctl.agent.config import LOG_FORMATS, LOG_LEVELS
+from ipvsctl.annotations import AFFINITY_SCOPES
 from ipvsctl.backend.sysctl import STARTUP_SYSCTLS
 from ipvsctl.cli.agent import BackendKind
 from ipvsctl.model import DEFAULT_SCHEDULERS
@@ -18,6 +19,7 @@ from tests.chart.render import CHART, HelmRefusedError, render
 
 REJECTED = [
     pytest.param({"agent": {"scheduler": "random"}}, "/agent/scheduler", id="unknown-scheduler"),
+    pytest.param({"agent": {"affinityScope": "global"}}, "/agent/affinityScope", id="unknown-affinity-scope"),
     pytest.param({"agent": {"persistenceNetmaskV4": 33}}, "/agent/persistenceNetmaskV4", id="netmask-v4-33"),
     pytest.param({"agent": {"persistenceNetmaskV4": 0}}, "/agent/persistenceNetmaskV4", id="netmask-v4-0"),
     pytest.param({"agent": {"persistenceNetmaskV6": 129}}, "/agent/persistenceNetmaskV6", id="netmask-v6-129"),
@@ -140,6 +142,7 @@ def _enum(*path: str) -> list[str]:
     ("path", "agents"),
     [
         pytest.param(("agent", "scheduler"), DEFAULT_SCHEDULERS, id="schedulers"),
+        pytest.param(("agent", "affinityScope"), AFFINITY_SCOPES, id="affinity-scopes"),
         pytest.param(("log", "format"), LOG_FORMATS, id="log-formats"),
         pytest.param(("log", "level"), LOG_LEVELS, id="log-levels"),
         pytest.param(("agent", "backend"), [kind.value for kind in BackendKind], id="backends"),

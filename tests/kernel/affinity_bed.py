@@ -22,6 +22,7 @@ VIP6 = "2001:db8:f::10"
 CLIENTS4 = tuple(f"192.0.2.{last}" for last in range(2, 252))  # 250
 CLIENTS6 = tuple(f"2001:db8:c::{index:x}" for index in range(1, 751))  # 750: 1,000 clients in all
 CLIENTS = CLIENTS4 + CLIENTS6
+WARM = tuple(f"2001:db8:c::{index:x}" for index in range(0x1001, 0x1001 + 250))  # connections kept open elsewhere
 SETTLE_SECONDS = 5.0  # bound on waiting for a probe's entries to show in the connection table
 
 
@@ -54,7 +55,7 @@ def build_node(new_netns: Callable[[Sequence[str]], list[Netns]], *, name: str) 
     node.ip("-batch", "-", input="".join(f"{line}\n" for line in commands))
     client_commands = ["link set down0 up"]
     client_commands += [f"addr add {address}/24 dev down0" for address in CLIENTS4]
-    client_commands += [f"addr add {address}/64 dev down0 nodad" for address in CLIENTS6]
+    client_commands += [f"addr add {address}/64 dev down0 nodad" for address in CLIENTS6 + WARM]
     client_commands += [f"route add {VIP4}/32 via 192.0.2.254", f"route add {VIP6}/128 via 2001:db8:c::fffe"]
     clients.ip("-batch", "-", input="".join(f"{line}\n" for line in client_commands))
     node.sysctl("net.ipv4.ip_forward", "1")

@@ -136,6 +136,7 @@ skipped, then strict ARP's when agent.strictARP. */}}
   (printf "--scheduler=%s" $agent.scheduler)
   (printf "--persistence-netmask-v4=%d" ($agent.persistenceNetmaskV4 | int))
   (printf "--persistence-netmask-v6=%d" ($agent.persistenceNetmaskV6 | int))
+  (printf "--affinity-scope=%s" $agent.affinityScope)
   (printf "--node-port-range=%s" $agent.nodePortRange) }}
 {{- range $agent.externalIPCIDRs }}
 {{- $args = append $args (printf "--external-ip-cidr=%s" .) }}
