@@ -296,6 +296,11 @@ class Backend(Protocol):
         """
         ...
 
+    async def host_addresses(self) -> frozenset[str]:
+        """The host's own addresses: every global-scope address of every interface but the agent's (loopback,
+        link-local and the VIPs on the agent's interface left out). What NodePorts are on when no Node says."""
+        ...
+
     async def remove_interface(self) -> bool:
         """Delete the agent's interface and every address on it (``ipvsctl cleanup``); whether one was there.
 

@@ -238,6 +238,13 @@ class NetlinkBackend:
             self._bound = frozenset()
             return found is not None
 
+    async def host_addresses(self) -> frozenset[str]:
+        """The global-scope addresses of every interface but the agent's: one address dump."""
+        async with self._link_lock, kernel_answers(self._interface):
+            link = self._interface_socket()
+            found = self._dummy(link)
+            return await asyncio.to_thread(link.other_addresses, 0 if found is None else found.index)
+
     async def _bound_addresses(self) -> frozenset[str]:
         async with self._link_lock, kernel_answers(self._interface):
             link = self._interface_socket()

@@ -86,6 +86,7 @@ class MemoryBackend:
         interface_kind: str | None = None,
         timeouts: IpvsTimeouts = DEFAULT_TIMEOUTS,
         hz: int = KERNEL_HZ,
+        host_addresses: Collection[str] = (),
     ) -> None:
         self._services: dict[ServiceKey, VirtualService] = dict(table.services) if table is not None else {}
         self._schedulers = frozenset(schedulers) | {NO_SCHEDULER}
@@ -94,7 +95,10 @@ class MemoryBackend:
         self._bound = {canonical_ip(address) for address in bound_addresses}
         self._kind = interface_kind if interface_kind is not None else DUMMY_KIND if self._bound else None
         self._connections: dict[_RealRef, ConnectionCounts] = {}
+        # The kernel's trash: a real server deleted with connections keeps them, and an add of it takes them back.
+        self._trash: dict[_RealRef, ConnectionCounts] = {}
         self._stats: dict[_RealRef, RealServerStats] = {}
+        self._host_addresses = frozenset(canonical_ip(address) for address in host_addresses)
         self._traffic: dict[_RealRef, Traffic] = {}
         self._service_traffic: dict[ServiceKey, Traffic] = {}
         self._timeouts = timeouts
@@ -190,6 +194,12 @@ class MemoryBackend:
             real_servers={ref: self._traffic.get(ref, Traffic()) for ref in refs},
             connections={ref: self._connections.get(ref, zero) for ref in refs},
         )
+
+    async def host_addresses(self) -> frozenset[str]:
+        """The host addresses the fake was given (its other interfaces'), those on its own interface left out."""
+        self._check_open()
+        self._check_kind()
+        return self._host_addresses - self._bound
 
     async def service_keys(self, addresses: Collection[str]) -> frozenset[ServiceKey]:
         """The keys of every virtual service at ``addresses``."""
@@ -299,7 +309,12 @@ class MemoryBackend:
                 kept = () if isinstance(operation, DeleteRealServer) else (real,)
                 self._services[key] = replace(old, reals=others + kept)
                 if isinstance(operation, DeleteRealServer):
+                    counts = self._connections.get((key, real.key))
+                    if counts is not None and counts.total:
+                        self._trash[key, real.key] = counts
                     self._forget(key, real.key)
+                elif isinstance(operation, AddRealServer) and (key, real.key) in self._trash:
+                    self._connections[key, real.key] = self._trash.pop((key, real.key))
 
     def _forget(self, service: ServiceKey, real: RealServerKey) -> None:
         self._connections.pop((service, real), None)

@@ -6,6 +6,7 @@ import asyncio
 import json
 import sys
 from collections.abc import Mapping
+from dataclasses import replace
 from enum import StrEnum
 from typing import Annotated
 
@@ -376,7 +377,8 @@ def cleanup(
     table ``inet ipvsctl``; never any other table).
 
     Node IPs (for NodePort entries) come from --node-ip, or from the Node object named by --node in
-    --manifests or the cluster (--kubeconfig); without any of them only the interface's VIPs are removed.
+    --manifests or the cluster (--kubeconfig); without any of them, from this host's interfaces (every
+    global address but the agent's interface's).
     """
     try:
         max_bytes = max_input_bytes(max_input_size)
@@ -390,7 +392,7 @@ def cleanup(
         )
         netfilter = NetfilterFlags(enabled=not no_netfilter)
         operations, failures, removed, table_removed = asyncio.run(
-            _cleanup(ownership=ownership, interface=interface, netfilter=netfilter)
+            _cleanup(ownership=ownership, interface=interface, netfilter=netfilter, host_node_ports=not node_ips)
         )
     except IpvsctlError as error:
         fail(error)
@@ -410,13 +412,17 @@ def cleanup(
 
 
 async def _cleanup(
-    *, ownership: Ownership, interface: str, netfilter: NetfilterFlags
+    *, ownership: Ownership, interface: str, netfilter: NetfilterFlags, host_node_ports: bool
 ) -> tuple[list[Operation], list[OperationFailure], bool, bool | None]:
     """Delete what the agent owns, then its interface (only a dummy: open_backend refused any other kind), then
-    its nftables table; whether the interface and the table (None: not asked) were there."""
+    its nftables table; whether the interface and the table (None: not asked) were there.
+
+    With ``host_node_ports`` (no node IP given), NodePorts are those on this host's own addresses."""
     async with open_backend(interface=interface) as backend:
         state = await backend.read()
         owned = ownership.with_addresses(state.bound_addresses)
+        if host_node_ports:
+            owned = replace(owned, node_addresses=owned.node_addresses | await backend.host_addresses())
         operations: list[Operation] = [
             DeleteVirtualService(service.settings()) for service in state.table if owned.owns(service.key)
         ]

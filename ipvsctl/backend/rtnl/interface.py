@@ -105,6 +105,12 @@ class Interface:
         found, _ = self._channel.dump(message, one=_global_address, context=index)
         return dict(found)
 
+    def other_addresses(self, index: int) -> frozenset[str]:
+        """The global-scope addresses of every link but ``index`` (0: of every link): the host's own."""
+        message = encode_address_dump(index=0, seq=self._channel.sequences(1))
+        found, _ = self._channel.dump(message, one=_other_address, context=index)
+        return frozenset(found)
+
     def add(self, index: int, addresses: Collection[str]) -> None:
         """Add /32 and /128 addresses (IPv6 without duplicate address detection); present ones are fine."""
         self._change(
@@ -138,6 +144,14 @@ def _global_address(payload: Buffer, index: int) -> tuple[str, int] | None:
     address = decode_address_reply(payload)
     if address.index == index and address.scope == _RT_SCOPE_UNIVERSE and address.address:
         return address.address, address.prefix
+    return None
+
+
+def _other_address(payload: Buffer, index: int) -> str | None:
+    """The address of one reply of the dump, when it is a global-scope one of a link other than ``index``."""
+    address = decode_address_reply(payload)
+    if address.index != index and address.scope == _RT_SCOPE_UNIVERSE and address.address:
+        return address.address
     return None
 
 
