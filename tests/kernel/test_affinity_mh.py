@@ -2,13 +2,28 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 
 import pytest
 
+from ipvsctl.affinity_scope import CLUSTER_FLAGS
+from ipvsctl.backend.kernel import NetlinkBackend
+from ipvsctl.conntable import parse_connections
 from ipvsctl.maglev import Destination, MaglevTable
-from tests.kernel.affinity_bed import CLIENTS, VIP4, VIP6, Node, build_node, probe
+from ipvsctl.model import (
+    AddRealServer,
+    DeleteRealServer,
+    Persistence,
+    Protocol,
+    RealServer,
+    ServiceKey,
+    VirtualService,
+)
+from tests.contract.values import creation
+from tests.kernel.affinity_bed import CLIENTS, CLIENTS4, VIP4, VIP6, Node, build_node, probe
 from tests.kernel.netlab import Lab, Netns
+from tests.kernel.scenario_support import IPVSCTL
 
 pytestmark = pytest.mark.kernel
 
@@ -137,3 +152,44 @@ def test_a_server_added_with_weight_0_has_no_slots(node: Node) -> None:
     }
 
     assert _mismatches(node, 84, tables) == []
+
+
+async def test_a_real_server_deleted_and_added_back_keeps_its_connections(node: Node) -> None:
+    """Delete + add in one apply (a move): the trash gives the server back with its connections and counts."""
+    key = ServiceKey(Protocol.TCP, VIP4, 85)
+    reals = tuple(RealServer(address, REAL_PORT) for address in REALS4[:3])
+    service = VirtualService(
+        key, scheduler="mh", sched_flags=CLUSTER_FLAGS, persistence=Persistence(300, 32), reals=reals
+    )
+    async with NetlinkBackend(netns=node.node.name) as backend:
+        assert (await backend.apply(creation(service))).ok
+        probe(node, port=85, clients=CLIENTS[:250])
+        before = (await backend.read()).connections[key, reals[1].key]
+        report = await backend.apply([DeleteRealServer(key, reals[1]), AddRealServer(key, reals[1])])
+        after = (await backend.read()).connections[key, reals[1].key]
+    entries = [e for e in parse_connections(node.node.proc_net("ip_vs_conn")) if e.real_address == reals[1].address]
+
+    assert report.ok
+    assert before.total > 0
+    assert after == before
+    assert len(entries) == before.total  # its connections and templates (counted as inactive) all still there
+
+
+async def test_ipvsctl_affinity_names_the_kernels_choice(node: Node) -> None:
+    """ipvsctl affinity --client: the cluster-wide choice it prints is the server the kernel picked."""
+    key = ServiceKey(Protocol.TCP, VIP4, 86)
+    reals = tuple(RealServer(address, REAL_PORT) for address in REALS4)
+    service = VirtualService(
+        key, scheduler="mh", sched_flags=CLUSTER_FLAGS, persistence=Persistence(300, 32), reals=reals
+    )
+    async with NetlinkBackend(netns=node.node.name) as backend:
+        assert (await backend.apply(creation(service))).ok
+    clients = CLIENTS4[:3]
+    chosen = probe(node, port=86, clients=clients)
+    said = {}
+    for client in clients:
+        done = node.node.run(IPVSCTL, "affinity", "--client", client, "--vip", f"{VIP4}:86", "-o", "json")
+        (choice,) = json.loads(done.stdout)["clusterChoices"]
+        said[client] = choice["realServer"]["address"]
+
+    assert said == chosen
