@@ -26,7 +26,7 @@ from ipvsctl.backend.base import Backend, KernelState
 from ipvsctl.backend.nft.base import NetfilterTable
 from ipvsctl.errors import BackendError
 from ipvsctl.kube.views import ObjectRef, ServiceView
-from ipvsctl.model import DeleteRealServer, EditRealServer, Operation, Protocol, ServiceKey
+from ipvsctl.model import AddRealServer, DeleteRealServer, EditRealServer, Operation, Protocol, ServiceKey
 from ipvsctl.netfilter.plan import NetfilterPlan
 from ipvsctl.plan import Ownership, Settled
 from ipvsctl.reconcile import DrainTracker, Netfilter, NetfilterOutcome, sync
@@ -275,7 +275,12 @@ class Syncer:
                 error=failure.message,
             )
         planned = len(self.desired.services) if only is None else len(only)
-        drained = {op.key for op in applied if isinstance(op, EditRealServer) and op.drain}
+        drained = {
+            op.key
+            for op in applied
+            if (isinstance(op, EditRealServer) and op.drain)
+            or (isinstance(op, AddRealServer) and op.real.weight == 0)  # a cluster-scope drain: moved to weight 0
+        }
         if result.ok:
             self.pending_keys -= only if only is not None else set(self.pending_keys)
             self._synced_node_ips = node_ips

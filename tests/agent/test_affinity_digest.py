@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ipvsctl.backend.memory import MemoryBackend
+from ipvsctl.model import Protocol, RealServer, ServiceKey
 from tests.agent.conftest import StartAgent
 from tests.agent.fakes import FakeClock, endpoint_slice, list_everything, service, settle
 from tests.agent.test_metrics import samples
@@ -52,3 +53,21 @@ async def test_the_digest_follows_the_endpoints(
 
     assert len(before) == len(after) == 1
     assert before != after
+
+
+async def test_a_cluster_scope_drain_starts_its_clock_at_once(
+    start_agent: StartAgent, clock: FakeClock, backend: MemoryBackend
+) -> None:
+    """A removed real server with connections, moved to weight 0, is draining after the next sync (not a resync)."""
+    agent = start_agent()
+    scoped = service("web", cluster_ip="10.0.0.10", sessionAffinity="ClientIP", annotations=SCOPED)
+    two = endpoint_slice("web-1", service="web", endpoints=[("10.1.0.1", "worker2"), ("10.1.0.2", "worker2")])
+    list_everything(agent, services=[scoped], slices=[two])
+    await settle()
+    backend.set_connections(
+        service=ServiceKey(Protocol.TCP, "10.0.0.10", 80), real=RealServer("10.1.0.2", 8080).key, active=1
+    )
+    agent.handlers["EndpointSlice"].upsert(endpoint_slice("web-1", service="web", endpoints=[("10.1.0.1", "worker2")]))
+    await clock.advance(2.0)
+
+    assert samples(agent.metrics.exposition())[("ipvsctl_drain_queue_size", ())] == 1
