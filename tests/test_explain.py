@@ -7,6 +7,8 @@ from collections.abc import Callable, Sequence
 
 import netaddr
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from ipvsctl.conntable import Connection, ConnectionProtocol
 from ipvsctl.explain import (
@@ -22,7 +24,7 @@ from ipvsctl.explain import (
     explanation_json,
     explanation_text,
 )
-from ipvsctl.kube.views import EndpointSliceView, ObjectRef, ServiceView
+from ipvsctl.kube.views import EndpointSliceView, EndpointView, ObjectRef, ServiceView
 from ipvsctl.model import ConnectionCounts, Protocol, RealServer, RealServerKey, ServiceKey, Table, VirtualService
 from ipvsctl.netfilter.elements import desired_elements
 from ipvsctl.translate import NodeContext, Policy, group_slices, translate
@@ -539,3 +541,43 @@ def test_text_escapes_a_pod_name_that_would_forge_a_line() -> None:
     text = explanation_text(_explain([svc()], slices))
 
     assert not any(line.startswith("decision: forged") for line in text.splitlines())
+
+
+# --- a property -------------------------------------------------------------------------------------
+
+
+@st.composite
+def _endpoints(draw: st.DrawFn) -> list[EndpointView]:
+    """Up to 8 endpoints at distinct addresses of both families, with any conditions, nodes and zone hints."""
+    pool = [f"198.51.100.{n}" for n in range(10, 20)] + [f"2001:db8:5::{n}" for n in range(10, 20)]
+    chosen = draw(st.lists(st.sampled_from(pool), max_size=8, unique=True))
+    return [
+        ep(
+            address,
+            node=draw(st.sampled_from(["worker1", "worker2"])),
+            ready=draw(st.booleans()),
+            serving=draw(st.booleans()),
+            terminating=draw(st.booleans()),
+            zones=draw(st.sampled_from([(), ("zone-a",), ("zone-b",)])),
+        )
+        for address in chosen
+    ]
+
+
+@given(endpoints=_endpoints(), etp=st.sampled_from(["Cluster", "Local"]), node_port=st.booleans())
+def test_every_endpoint_is_a_real_server_or_left_out_once(
+    endpoints: list[EndpointView], etp: str, node_port: bool
+) -> None:
+    """For the VIP asked about, each endpoint of the port is exactly one of: a real server, or left out."""
+    service = svc(type="NodePort", ports=[port(node_port=30080)], etp=etp)
+    slices = [
+        eps(*[e for e in endpoints if ":" not in e.address]),
+        eps(*[e for e in endpoints if ":" in e.address], address_type="IPv6"),
+    ]
+    target = LOCAL_NODE_PORT if node_port else WEB
+
+    answer = _explain([service], slices, target=target)
+
+    reals = [view.real.address for view in answer.real_servers]
+    left = [each.address for each in answer.left_out]
+    assert sorted(reals + left) == sorted(e.address for e in endpoints)
