@@ -151,6 +151,17 @@ def test_a_foreign_entry_is_marked_foreign() -> None:
     assert [view.state for view in answer.real_servers] == [RealServerState.SERVING]
 
 
+def test_a_foreign_entry_where_a_service_wants_the_key_leaves_the_service_a_candidate() -> None:
+    """A foreign entry holds the Service's VIP:port: it is not the Service's; the Service is named as a candidate."""
+    foreign = Table.of([VirtualService(WEB, scheduler="wlc", reals=(RealServer("198.51.100.99", 80),))])
+
+    answer = _explain([svc()], [TWO_PODS], live=foreign, owned=lambda _key: False)
+
+    assert (answer.owner, answer.service, answer.left_out) == (EntryOwner.FOREIGN, None, ())
+    (candidate,) = answer.candidates
+    assert (candidate.service, candidate.desired) == (ObjectRef("default", "web"), True)
+
+
 def test_an_owned_entry_no_service_wants_is_stale() -> None:
     """An owned entry that no Service asks for is stale: the agent deletes it."""
     stale = Table.of([VirtualService(WEB, reals=(RealServer("198.51.100.10", 8080),))])
@@ -472,6 +483,36 @@ def test_an_address_under_the_vip_filter_with_another_port_is_rejected_there() -
 
     assert verdict is not None
     assert (verdict.filtered, verdict.port_open) == (True, False)
+
+
+def test_a_pod_reaching_its_own_service_is_hairpin_masqueraded() -> None:
+    """The client is a real server of the VIP: its hairpin element NATs it, so it is masqueraded."""
+    verdict = _explain([svc()], [TWO_PODS], client="198.51.100.10", netfilter=True).netfilter
+
+    assert verdict is not None
+    assert (verdict.hairpin, verdict.masquerade) == (True, True)
+
+
+@pytest.mark.parametrize(
+    ("client", "allowed"),
+    [pytest.param("192.0.2.9", True, id="inside-range"), pytest.param("192.0.2.10", False, id="past-range")],
+)
+def test_a_source_range_nft_lists_as_first_last_is_evaluated(client: str, allowed: bool) -> None:
+    """nft lists a range that is no single prefix as first-last: the client is checked against its bounds."""
+    key = ("203.0.113.20", "tcp", 80)
+    elements = {("ranged4", key), ("allowed4", (*key, "192.0.2.0-192.0.2.9"))}
+    answer = explain(
+        client=client,
+        target=ServiceKey(Protocol.TCP, "203.0.113.20", 80),
+        kernel=KernelInput(Table(), lambda _key: True),
+        cluster=ClusterInput(
+            node=NODE, translation=translate([], [], node=NODE, policy=Policy()), services={}, slices={}
+        ),
+        netfilter=NetfilterInput("file", elements),
+    )
+
+    assert answer.netfilter is not None
+    assert answer.netfilter.source_allowed is allowed
 
 
 # --- rendering --------------------------------------------------------------------------------------

@@ -208,7 +208,9 @@ def explain(
         port_zero = live is not None
     key = live.key if live is not None else target
     desired = translation.table.get(key)
-    owner_ref = translation.owners.get(key)
+    owned = live is not None and kernel.owned(key)
+    # A foreign entry where a Service wants the key is not that Service's: the Service is only a candidate.
+    owner_ref = translation.owners.get(key) if owned or live is None else None
     service = _service_port(key, owner_ref, cluster) if owner_ref is not None else None
     candidates = () if service is not None and live is not None else _candidates(target, cluster)
     verdict = None if netfilter is None else judge(client, key, live, netfilter)
@@ -222,7 +224,6 @@ def explain(
             candidates=candidates,
             netfilter=verdict,
         )
-    owned = kernel.owned(key)
     owner = EntryOwner.FOREIGN if not owned else EntryOwner.SERVICE if desired is not None else EntryOwner.STALE
     endpoints = None
     if service is not None and service.port is not None:

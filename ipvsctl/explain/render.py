@@ -226,6 +226,7 @@ def explanation_text(explanation: Explanation) -> str:
         owner = _OWNERS[explanation.owner] if explanation.owner else ""
         lines.append(f"virtual service {live.key}  {describe_settings(live)}{via}{owner}")
         lines += _service_lines(explanation.service)
+        lines += _candidate_lines(explanation.candidates)
         lines += _real_lines(explanation.real_servers)
         lines += _left_lines(explanation.left_out)
         lines += [f"  notice: {_problem(notice)}" for notice in explanation.notices]
@@ -245,11 +246,15 @@ def _no_match(explanation: Explanation) -> list[str]:
                      "not programmed yet, or refused (a foreign entry at the address)")  # fmt: skip
     if not explanation.candidates:
         lines.append("  no Service asks for this address and port")
-    for candidate in explanation.candidates:
-        lines.append(
-            f"  Service {candidate.service} asks for it"
-            + (": skipped, " + candidate.skipped if candidate.skipped else "")
-        )
+    return lines + _candidate_lines(explanation.candidates)
+
+
+def _candidate_lines(candidates: Sequence[Candidate]) -> list[str]:
+    lines = []
+    for candidate in candidates:
+        said = f": skipped, {candidate.skipped}" if candidate.skipped else ""
+        said += ": in the agent's desired table" if candidate.desired else ""
+        lines.append(f"  Service {candidate.service} asks for it{said}")
         lines += [f"    error: {_problem(rejection)}" for rejection in candidate.rejections]
         lines += [f"    notice: {_problem(notice)}" for notice in candidate.notices]
     return lines

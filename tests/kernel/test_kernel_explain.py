@@ -12,6 +12,7 @@ import json
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -66,20 +67,9 @@ class Bed:
     agent: Agent
 
     def explain(self, *args: str) -> tuple[int, dict[str, Any]]:
-        """`ipvsctl explain ARGS... -o json` on the node, from the live kernel: (exit code, document)."""
-        done: subprocess.CompletedProcess[str] = self.agent.run(
-            "explain",
-            *args,
-            "-f",
-            str(self.agent.manifests),
-            "--node",
-            self.agent.node_name,
-            "--interface",
-            self.agent.interface,
-            "-o",
-            "json",
-            check=False,
-        )
+        """`ipvsctl explain ARGS... -o json` on the node (from the live kernel unless ARGS say otherwise)."""
+        scope = ("-f", str(self.agent.manifests), "--node", self.agent.node_name, "--interface", self.agent.interface)
+        done: subprocess.CompletedProcess[str] = self.agent.run("explain", *args, *scope, "-o", "json", check=False)
         assert done.returncode in (0, 1), done.stderr
         document = json.loads(done.stdout)
         assert isinstance(document, dict)
@@ -186,3 +176,25 @@ def test_a_port_nobody_programs_exits_1(bed: Bed) -> None:
     assert code == 1
     assert document["found"] is False
     assert (document["netfilter"]["vipFilter"], document["netfilter"]["portOpen"]) == (True, False)
+
+
+def test_offline_from_the_nodes_saved_state_answers_as_live(bed: Bed, tmp_path: Path) -> None:
+    """`ipvsadm -Sn`, /proc/net/ip_vs_conn and `nft -j list table` copied off the node give the live answer."""
+    http_get_from(bed.topology.client.netns, STICKY_VIP, source=CLIENT)
+    node_ns = bed.topology.node
+    save, conn, listing = tmp_path / "table.save", tmp_path / "ip_vs_conn", tmp_path / "nft.json"
+    save.write_text(node_ns.ipvsadm("-Sn"))
+    conn.write_text(node_ns.proc_net("ip_vs_conn"))
+    listing.write_text(node_ns.run("nft", "-j", "list", "table", "inet", "ipvsctl").stdout)
+    ask = ("--client", CLIENT, "--to", f"{STICKY_VIP}:{HTTP}")
+
+    _, live = bed.explain(*ask)
+    code, offline = bed.explain(
+        *ask, "--current-save", str(save), "--conn-file", str(conn), "--current-nftables", str(listing)
+    )
+
+    assert code == 0
+    assert offline["decision"]["pin"]["realServer"] == live["decision"]["pin"]["realServer"]
+    assert [real["address"] for real in offline["realServers"]] == [real["address"] for real in live["realServers"]]
+    assert offline["virtualService"]["owner"] == live["virtualService"]["owner"] == "service"
+    assert {**offline["netfilter"], "source": "kernel"} == live["netfilter"]
