@@ -13,6 +13,7 @@ from ipvsctl.ipvsadm import write_save
 from ipvsctl.kube.manifests import load_manifests
 from ipvsctl.netfilter.elements import Element, desired_elements
 from ipvsctl.translate import NodeContext, Policy, translate
+from tests.test_cli_imports import AGENT_LIBRARIES, loaded_by
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 CLUSTER = str(EXAMPLES / "cluster")
@@ -252,3 +253,24 @@ def test_the_manifests_are_required() -> None:
 
     assert result.exit_code == 2
     assert result.stderr.startswith("error: --manifests: ")
+
+
+def test_a_connection_table_that_is_not_utf8_is_one_error_line(save: str, tmp_path: Path) -> None:
+    """--conn-file with bytes that are not UTF-8: one error line naming the file and line, exit 2."""
+    path = tmp_path / "conn"
+    path.write_bytes(CONN_HEADER.encode() + b"\xff\n")
+
+    code, _, err = explain("--client", "192.0.2.50", "--to", STICKY, "--current-save", save, "--conn-file", str(path))
+
+    assert code == 2
+    (line,) = err.splitlines()
+    assert line.startswith(f"error: {path}:2: not UTF-8 text (byte 0xff at column 1)")
+
+
+def test_an_offline_explain_does_not_load_the_agents_libraries(save: str, conn_file: str) -> None:
+    """Offline, explain loads none of structlog, kubernetes-asyncio, aiohttp, prometheus-client, pyroute2, rich."""
+    args = ["--client", "192.0.2.50", "--to", STICKY, "--current-save", save, "--conn-file", conn_file]
+
+    loaded = loaded_by("explain", "-f", CLUSTER, "--node", "worker1", *args)
+
+    assert loaded & set(AGENT_LIBRARIES) == set()
