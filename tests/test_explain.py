@@ -622,3 +622,10 @@ def test_every_endpoint_is_a_real_server_or_left_out_once(
     reals = [view.real.address for view in answer.real_servers]
     left = [each.address for each in answer.left_out]
     assert sorted(reals + left) == sorted(e.address for e in endpoints)
+
+
+def test_text_writes_a_left_out_ipv6_endpoint_in_brackets() -> None:
+    """An IPv6 endpoint left out of an IPv4 VIP is written [address]:port."""
+    answer = _explain([svc()], [eps(ep("198.51.100.10")), eps(ep("2001:db8:5::10"), address_type="IPv6")])
+
+    assert "    [2001:db8:5::10]:8080  node worker1: other-family: " in explanation_text(answer)

@@ -46,7 +46,7 @@ from ipvsctl.explain.core import (
 )
 from ipvsctl.explain.leftout import LeftOut
 from ipvsctl.explain.verdict import Verdict
-from ipvsctl.model import RealServerKey, ServiceKey
+from ipvsctl.model import RealServerKey, ServiceKey, join_host_port
 from ipvsctl.printable import printable
 from ipvsctl.report import Problem, describe_settings, real_json, ref_json, vs_json
 from ipvsctl.translate import ServiceMessage
@@ -296,7 +296,7 @@ def _left_lines(left_out: Sequence[LeftOut]) -> list[str]:
     for left in left_out:
         pod = f"  [pod {left.pod}]" if left.pod else ""
         node = f"  node {left.node}" if left.node else ""
-        lines.append(f"    {left.address}:{left.port}{pod}{node}: {left.reason.value}: {left.detail}")
+        lines.append(f"    {join_host_port(left.address, left.port)}{pod}{node}: {left.reason.value}: {left.detail}")
     return lines
 
 
