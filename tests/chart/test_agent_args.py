@@ -37,6 +37,9 @@ DEFAULT_ARGS = [
     "--ipvs-tcp-timeout=0",
     "--ipvs-tcpfin-timeout=0",
     "--ipvs-udp-timeout=0",
+    "--traffic-metrics=service",
+    "--traffic-metrics-max-series=20000",
+    "--traffic-stats-min-age=15",
     "--no-sysctl=net.ipv4.ip_forward",
     "--no-sysctl=net.ipv4.vs.conntrack",
     "--no-sysctl=net.ipv4.vs.expire_nodest_conn",
@@ -100,6 +103,11 @@ def test_default_values_give_the_agents_own_defaults() -> None:
         pytest.param({"agent": {"ipvsTCPTimeout": 3600}}, ["--ipvs-tcp-timeout=3600"], id="tcp-timeout"),
         pytest.param({"agent": {"ipvsTCPFinTimeout": 30}}, ["--ipvs-tcpfin-timeout=30"], id="tcpfin-timeout"),
         pytest.param({"agent": {"ipvsUDPTimeout": 2147483}}, ["--ipvs-udp-timeout=2147483"], id="udp-timeout-max"),
+        pytest.param({"agent": {"trafficMetrics": "endpoint"}}, ["--traffic-metrics=endpoint"], id="traffic-metrics"),
+        pytest.param(
+            {"agent": {"trafficMetricsMaxSeries": 500}}, ["--traffic-metrics-max-series=500"], id="traffic-cap"
+        ),
+        pytest.param({"agent": {"trafficStatsMinAge": 7.5}}, ["--traffic-stats-min-age=7.5"], id="traffic-min-age"),
         pytest.param(
             {"agent": {"nodePortAddresses": ["primary", "2001:db8::/64"]}},
             ["--nodeport-addresses=primary", "--nodeport-addresses=2001:db8::/64"],
@@ -161,6 +169,7 @@ def test_agent_accepts_the_rendered_args(values: dict[str, Any] | None) -> None:
         udp=params.pop("ipvs_udp_timeout"),
     )
     params["no_sysctl"] = params["no_sysctl"] or []
+    params["traffic_metrics"] = params["traffic_metrics"].value
     config = agent_config(**params, environ={"NODE_NAME": "node-1"})
     # The agent writes no sysctl of its own; with --strict-arp it checks the two kernel-setup wrote.
     assert config.sysctls == (dict(STRICT_ARP_SYSCTLS) if params["strict_arp"] else {})

@@ -9,9 +9,9 @@ import pytest
 from tests.chart.render import HelmRefusedError, container, only, pod_spec, render
 
 SCRAPED = [
-    pytest.param({"service": {"enabled": True}}, id="metrics-service"),
-    pytest.param({"monitor": {"enabled": True}}, id="service-monitor"),
-    pytest.param({"monitor": {"enabled": True, "kind": "PodMonitor"}}, id="pod-monitor"),
+    pytest.param({"metrics": {"service": {"enabled": True}}}, id="metrics-service"),
+    pytest.param({"prometheus": {"serviceMonitor": {"enabled": True}}}, id="service-monitor"),
+    pytest.param({"prometheus": {"podMonitor": {"enabled": True}}}, id="pod-monitor"),
 ]
 
 SELECTOR = {"app.kubernetes.io/name": "ipvsctl", "app.kubernetes.io/instance": "ipvsctl"}
@@ -38,7 +38,7 @@ def test_metrics_service_is_headless_and_selects_the_agents() -> None:
 
 def test_service_monitor_scrapes_the_metrics_service() -> None:
     """A ServiceMonitor (monitoring.coreos.com/v1) selects the metrics Service and scrapes its metrics port."""
-    manifests = render({"metrics": {"monitor": {"enabled": True, "labels": {"release": "prom"}}}})
+    manifests = render({"prometheus": {"serviceMonitor": {"enabled": True, "labels": {"release": "prom"}}}})
     monitor = only(manifests, "ServiceMonitor")
     service = only(manifests, "Service")
     assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
@@ -50,7 +50,7 @@ def test_service_monitor_scrapes_the_metrics_service() -> None:
 
 def test_pod_monitor_scrapes_the_pods_without_a_service() -> None:
     """A PodMonitor selects the agent pods' metrics port directly, and no Service is rendered."""
-    manifests = render({"metrics": {"monitor": {"enabled": True, "kind": "PodMonitor"}}})
+    manifests = render({"prometheus": {"podMonitor": {"enabled": True}}})
     monitor = only(manifests, "PodMonitor")
     assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
     assert monitor["spec"]["selector"]["matchLabels"] == SELECTOR
@@ -59,15 +59,15 @@ def test_pod_monitor_scrapes_the_pods_without_a_service() -> None:
 
 
 def test_monitor_interval_and_timeout_are_passed_on() -> None:
-    """metrics.monitor.interval and scrapeTimeout reach the scrape endpoint."""
-    values = {"metrics": {"monitor": {"enabled": True, "interval": "15s", "scrapeTimeout": "5s"}}}
+    """prometheus.serviceMonitor.interval and scrapeTimeout reach the scrape endpoint."""
+    values = {"prometheus": {"serviceMonitor": {"enabled": True, "interval": "15s", "scrapeTimeout": "5s"}}}
     endpoint = only(render(values), "ServiceMonitor")["spec"]["endpoints"][0]
     assert (endpoint["interval"], endpoint["scrapeTimeout"]) == ("15s", "5s")
 
 
-def metrics_bind(metrics: dict[str, Any]) -> str:
-    """The --metrics-bind flag the agent container gets with these metrics values."""
-    agent = container(render({"metrics": metrics}), "agent")
+def metrics_bind(values: dict[str, Any]) -> str:
+    """The --metrics-bind flag the agent container gets with these values."""
+    agent = container(render(values), "agent")
     assert agent is not None
     args: list[str] = agent["args"]
     return next(a for a in args if a.startswith("--metrics-bind="))
@@ -75,30 +75,34 @@ def metrics_bind(metrics: dict[str, Any]) -> str:
 
 def test_metrics_stay_on_loopback_unless_scraped() -> None:
     """Without a metrics Service or monitor, /metrics listens on 127.0.0.1 only (as kube-proxy's 10249)."""
-    assert metrics_bind({"port": 20249}) == "--metrics-bind=127.0.0.1:20249"
+    assert metrics_bind({"metrics": {"port": 20249}}) == "--metrics-bind=127.0.0.1:20249"
 
 
-@pytest.mark.parametrize("metrics", SCRAPED)
-def test_metrics_bind_widens_when_the_chart_scrapes_it(metrics: dict[str, Any]) -> None:
+@pytest.mark.parametrize("values", SCRAPED)
+def test_metrics_bind_widens_when_the_chart_scrapes_it(values: dict[str, Any]) -> None:
     """A metrics Service, ServiceMonitor or PodMonitor widens the bind to 0.0.0.0, where the scrape arrives."""
-    assert metrics_bind(metrics) == "--metrics-bind=0.0.0.0:10249"
+    assert metrics_bind(values) == "--metrics-bind=0.0.0.0:10249"
 
 
 @pytest.mark.parametrize(
-    ("metrics", "flag"),
+    ("values", "flag"),
     [
-        pytest.param({"bindAddress": "192.0.2.1"}, "--metrics-bind=192.0.2.1:10249", id="not-scraped"),
-        pytest.param({"bindAddress": "::", "monitor": {"enabled": True}}, "--metrics-bind=[::]:10249", id="v6-scraped"),
+        pytest.param({"metrics": {"bindAddress": "192.0.2.1"}}, "--metrics-bind=192.0.2.1:10249", id="not-scraped"),
+        pytest.param(
+            {"metrics": {"bindAddress": "::"}, "prometheus": {"serviceMonitor": {"enabled": True}}},
+            "--metrics-bind=[::]:10249",
+            id="v6-scraped",
+        ),
     ],
 )
-def test_metrics_bind_address_given_is_used_as_is(metrics: dict[str, Any], flag: str) -> None:
+def test_metrics_bind_address_given_is_used_as_is(values: dict[str, Any], flag: str) -> None:
     """metrics.bindAddress, when set, is the bind whether or not the chart scrapes it."""
-    assert metrics_bind(metrics) == flag
+    assert metrics_bind(values) == flag
 
 
 @pytest.mark.parametrize("address", ["127.0.0.1", "127.1.2.3", "::1"])
-@pytest.mark.parametrize("metrics", SCRAPED)
-def test_scraping_a_loopback_bind_is_refused(metrics: dict[str, Any], address: str) -> None:
+@pytest.mark.parametrize("values", SCRAPED)
+def test_scraping_a_loopback_bind_is_refused(values: dict[str, Any], address: str) -> None:
     """A loopback metrics.bindAddress with a metrics Service or monitor fails the render, naming the value."""
     with pytest.raises(HelmRefusedError, match=f"metrics.bindAddress {address} is a loopback address"):
-        render({"metrics": {**metrics, "bindAddress": address}})
+        render({**values, "metrics": {**values.get("metrics", {}), "bindAddress": address}})

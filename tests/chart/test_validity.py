@@ -17,7 +17,7 @@ from tests.chart.values import NON_DEFAULT, VALUE_SETS
 HELM_VERSION = "v4.1.4"
 KUBERNETES_VERSION = "1.32.0"
 # No Kubernetes schema exists for prometheus-operator's kinds; tests/chart/test_metrics.py checks their shape.
-CUSTOM_KINDS = {"ServiceMonitor", "PodMonitor"}
+CUSTOM_KINDS = {"ServiceMonitor", "PodMonitor", "PrometheusRule"}
 
 
 def test_install_script_reuses_its_cached_helm() -> None:

@@ -59,12 +59,12 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 
 {{/*
 The address /metrics listens on. metrics.bindAddress when set; otherwise the node only (127.0.0.1, as
-kube-proxy's 10249), widened to every address when this chart's metrics Service or monitor scrapes it (the
+kube-proxy's 10249), widened to every address when this chart's metrics Service or a monitor scrapes it (the
 scrape reaches the node IP). Scraping a loopback address could never work: that is refused.
 */}}
 {{- define "ipvsctl.metricsBindAddress" -}}
 {{- $metrics := .Values.metrics }}
-{{- $scraped := or $metrics.service.enabled $metrics.monitor.enabled }}
+{{- $scraped := or $metrics.service.enabled .Values.prometheus.serviceMonitor.enabled .Values.prometheus.podMonitor.enabled }}
 {{- $address := $metrics.bindAddress | default (ternary "0.0.0.0" "127.0.0.1" $scraped) }}
 {{- if and $scraped (or (hasPrefix "127." $address) (eq $address "::1")) }}
 {{- fail (printf "metrics.bindAddress %s is a loopback address: the metrics Service or monitor could not scrape it (leave it empty for 0.0.0.0)" $address) }}
@@ -107,6 +107,69 @@ skipped, then strict ARP's when agent.strictARP. */}}
 {{- end }}
 {{- end }}
 {{- end }}
+{{- end }}
+
+{{/*
+A monitor's scrape endpoint settings after its port (ServiceMonitor endpoints[] and PodMonitor
+podMetricsEndpoints[] share them): the chart's relabeling first (each target is named after its node), then the user's.
+*/}}
+{{- define "ipvsctl.scrapeEndpoint" -}}
+path: /metrics
+interval: {{ .interval }}
+scrapeTimeout: {{ .scrapeTimeout }}
+relabelings:
+  - sourceLabels: [__meta_kubernetes_pod_node_name]
+    targetLabel: node
+  {{- with .relabelings }}
+  {{- toYaml . | nindent 2 }}
+  {{- end }}
+{{- with .metricRelabelings }}
+metricRelabelings:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end }}
+
+{{/* The alerts docs/operations.md recommends, as a YAML list (alert, expr, for, severity, summary). */}}
+{{- define "ipvsctl.alerts" -}}
+- alert: IpvsctlNotReady
+  expr: ipvsctl_ready == 0
+  for: 5m
+  severity: warning
+  summary: "The agent is not ready: API unreachable, last sync failed, or first sync not done (see /readyz)."
+- alert: IpvsctlSyncStale
+  expr: time() - ipvsctl_last_successful_sync_timestamp_seconds > 300
+  severity: warning
+  summary: "The kernel table has not been reconciled for 5 minutes (resyncs run every 30 s)."
+- alert: IpvsctlSyncsFailing
+  expr: increase(ipvsctl_syncs_total{result="failed"}[10m]) > 3
+  severity: warning
+  summary: "Syncs fail (logs sync_failed, operation_failed)."
+- alert: IpvsctlKernelRefusals
+  expr: increase(ipvsctl_errors_total{source=~"operation|backend"}[15m]) > 0
+  severity: warning
+  summary: "The kernel refused an operation, or netlink is unusable (logs operation_failed, sync_failed)."
+- alert: IpvsctlSlowPropagation
+  expr: histogram_quantile(0.99, sum by (le) (rate(ipvsctl_event_to_kernel_seconds_bucket[15m]))) > 10
+  for: 15m
+  severity: warning
+  summary: "Endpoint changes reach the kernel late (p99 over 10 s)."
+- alert: IpvsctlEventWritesFailing
+  expr: increase(ipvsctl_errors_total{source="event"}[30m]) > 0
+  severity: warning
+  summary: "Event writes fail: RBAC (create/patch events) or API trouble."
+- alert: IpvsctlHealthCheckBindFailed
+  expr: increase(ipvsctl_errors_total{source="health_check"}[15m]) > 0
+  severity: warning
+  summary: "A healthCheckNodePort is taken (kube-proxy still running?) or reserved."
+- alert: IpvsctlServicesRejected
+  expr: max(ipvsctl_services{state="rejected"}) > 0
+  for: 30m
+  severity: info
+  summary: "Some Service is not programmed: see the IpvsctlRejected Events."
+- alert: IpvsctlTrafficSeriesDropped
+  expr: increase(ipvsctl_traffic_series_dropped_total[1h]) > 0
+  severity: info
+  summary: "Traffic series are left out: raise agent.trafficMetricsMaxSeries or use service mode."
 {{- end }}
 
 {{/* The modules the init container loads, as space-separated names; empty when modules.load is off. */}}
@@ -171,6 +234,10 @@ skipped, then strict ARP's when agent.strictARP. */}}
   (printf "--ipvs-tcp-timeout=%d" ($agent.ipvsTCPTimeout | int))
   (printf "--ipvs-tcpfin-timeout=%d" ($agent.ipvsTCPFinTimeout | int))
   (printf "--ipvs-udp-timeout=%d" ($agent.ipvsUDPTimeout | int))) }}
+{{- $args = concat $args (list
+  (printf "--traffic-metrics=%s" $agent.trafficMetrics)
+  (printf "--traffic-metrics-max-series=%d" ($agent.trafficMetricsMaxSeries | int))
+  (printf "--traffic-stats-min-age=%s" (include "ipvsctl.number" $agent.trafficStatsMinAge))) }}
 {{- range $name, $_ := include "ipvsctl.startupSysctls" . | fromYaml }}
 {{- $args = append $args (printf "--no-sysctl=%s" $name) }}
 {{- end }}
