@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sys
-from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated
 
@@ -44,12 +42,12 @@ from ipvsctl.cli.common import (
     netfilter_plan,
     refusal_problems,
 )
-from ipvsctl.errors import InputError, IpvsctlError, LineFormatError, UsageError
-from ipvsctl.inputs import STDIN, read_input
-from ipvsctl.ipvsadm import parse_save, render_restore
+from ipvsctl.cli.saved import SavedElements, read_nftables, read_save
+from ipvsctl.errors import IpvsctlError, UsageError
+from ipvsctl.ipvsadm import render_restore
 from ipvsctl.model import Operation, Table
 from ipvsctl.netfilter.elements import Element, element_changes
-from ipvsctl.netfilter.listing import changes_text, element_line, elements_from_json
+from ipvsctl.netfilter.listing import changes_text, element_line
 from ipvsctl.netfilter.ruleset import FAMILY, TABLE
 from ipvsctl.options import POLICY_DEFAULTS, NetfilterFlags, PolicyFlags, parse_node_ips
 from ipvsctl.plan import Ownership, plan
@@ -153,9 +151,9 @@ def diff(
                 _read_live(interface=interface, ownership=ownership, netfilter=netfilter)
             )
         else:
-            current = _read_save(current_save, max_bytes=max_bytes)
+            current = read_save(current_save, max_bytes=max_bytes)
             elements = (
-                _read_nftables(current_nftables, max_bytes=max_bytes)
+                read_nftables(current_nftables, max_bytes=max_bytes)
                 if current_nftables is not None and netfilter.enabled
                 else None
             )
@@ -198,7 +196,7 @@ def _print_diff(
     operations: tuple[Operation, ...],
     report: PlanContext,
     changes: tuple[set[Element], set[Element]] | None,
-    elements: _Elements | None,
+    elements: SavedElements | None,
 ) -> None:
     if output is DiffFormat.JSON:
         document = plan_json(operations, report)
@@ -224,39 +222,11 @@ def _print_diff(
             typer.echo(f"notice: {problem}", err=True)
 
 
-@dataclass(frozen=True, slots=True)
-class _Elements:
-    """The nftables elements a diff compares with: what the table holds, and whether it is there."""
-
-    current: frozenset[Element]
-    present: bool
-
-
 async def _read_live(
     *, interface: str, ownership: Ownership, netfilter: NetfilterFlags
-) -> tuple[Table, Ownership, _Elements | None]:
+) -> tuple[Table, Ownership, SavedElements | None]:
     async with open_backend(interface=interface) as backend:
         state = await backend.read()
     found = await read_netfilter(netfilter)
-    elements = None if found is None else _Elements(found.elements, found.present)
+    elements = None if found is None else SavedElements(found.elements, found.present)
     return state.table, ownership.with_addresses(state.bound_addresses), elements
-
-
-def _read_nftables(path: str, *, max_bytes: int) -> _Elements:
-    try:
-        data = read_input(path, max_bytes=max_bytes, stdin=sys.stdin.buffer)
-    except InputError as error:
-        raise UsageError(f"cannot read {error.source}: {error.message}", flag="--current-nftables") from None
-    source = "<stdin>" if path == STDIN else path
-    text = LineFormatError.decode(data, source=source)
-    elements = elements_from_json(text, source=source)
-    return _Elements(frozenset(elements), bool(elements) or f'"name": "{TABLE}"' in text)
-
-
-def _read_save(current_save: str, *, max_bytes: int) -> Table:
-    try:
-        data = read_input(current_save, max_bytes=max_bytes, stdin=sys.stdin.buffer)
-    except InputError as error:
-        raise UsageError(f"cannot read {error.source}: {error.message}", flag="--current-save") from None
-    # parse_save names the line of a byte that is not UTF-8
-    return parse_save(data, source="<stdin>" if current_save == STDIN else current_save)

@@ -49,7 +49,7 @@ from ipvsctl.cli.common import (
     node_context,
     ownership_from_flags,
 )
-from ipvsctl.cli.diff import _read_nftables, _read_save
+from ipvsctl.cli.saved import read_nftables, read_save
 from ipvsctl.conntable import Connection, parse_connections
 from ipvsctl.errors import InputError, IpvsctlError, UsageError
 from ipvsctl.explain import ClusterInput, KernelInput, NetfilterInput, explain, explanation_json, explanation_text
@@ -219,7 +219,7 @@ def explain_command(
                 else NetfilterInput("kernel", found.elements, found.present, tuple(netfilter.cluster_cidrs))
             )
         else:
-            table = _read_save(current_save, max_bytes=max_bytes)
+            table = read_save(current_save, max_bytes=max_bytes)
             held = (
                 parse_node_ips(bound_address, flag="--bound-address")
                 if bound_address
@@ -258,7 +258,7 @@ def _offline_netfilter(
         return None
     cidrs = tuple(flags.cluster_cidrs)
     if path is not None:
-        elements = _read_nftables(path, max_bytes=max_bytes)
+        elements = read_nftables(path, max_bytes=max_bytes)
         return NetfilterInput("file", elements.current, elements.present, cidrs)
     wanted = netfilter_plan(desired, flags)
     wanted.refresh(None)
