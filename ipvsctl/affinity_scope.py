@@ -15,11 +15,13 @@ those inputs a function of the desired real servers alone, whatever the node's h
   in descending key order. A new server that sorts *after* servers already there cannot be placed by an
   add; the plan **moves** every server before it (delete and add back, descending, each delete right
   before its add): a destination deleted with connections waits in the kernel's trash and comes back with
-  them when it is added again (see ``docs/semantics.md`` for the microseconds in between);
-- **drains** leave no trace in the table: a removed server that still has connections is not edited to
-  weight 0 (it would keep its slots, and nodes without its connections would have a different table) but
-  moved to weight 0: deleted and added back with weight 0 at once, so it has no slot, its connections
-  continue and its persistence templates still send their clients to it until they end.
+  them when it is added again, but a packet between the two expires its connection unless the node's
+  ``net.ipv4.vs.expire_nodest_conn`` is 0: servers with connections are moved only then (``moves``);
+- **drains** leave no trace in the table where moves are safe: a removed server that still has
+  connections is not edited to weight 0 (it would keep its slots, and nodes without its connections would
+  have a different table) but moved to weight 0: deleted and added back with weight 0 at once, so it has
+  no slot, its connections continue and its persistence templates still send their clients to it until
+  they end. Where moves are not safe it is edited to weight 0, as for any other service.
 """
 
 from __future__ import annotations
@@ -107,6 +109,8 @@ def plan_cluster_reals(
     want: Sequence[RealServer],
     draining: Collection[RealServerKey],
     canonical: bool = True,
+    moves: bool = True,
+    busy: Collection[RealServerKey] = (),
 ) -> list[Operation]:
     """Operations that turn ``have`` into ``want`` and leave the kernel walking the servers in key order.
 
@@ -117,6 +121,12 @@ def plan_cluster_reals(
     so the servers that must end up before a new one are moved: deleted and added back, in descending
     key order, each delete right before its add. ``canonical`` False (a service that was not kept so, e.g.
     one just switched to cluster scope): every server is moved.
+
+    ``moves`` False (the node expires the connections of a destination that is briefly gone:
+    ``net.ipv4.vs.expire_nodest_conn=1``): no server with connections (``busy``, or ``draining``) is ever
+    deleted. A drain is then an edit to weight 0 (it keeps its slots), and new servers that would need busy
+    ones moved are added where the kernel puts them (the table then differs from other nodes' in a few
+    slots until those servers go).
     """
     wanted = {real.key: real for real in want}
     present = {real.key: real for real in have}
@@ -126,14 +136,23 @@ def plan_cluster_reals(
             continue
         if real.key not in draining:
             operations.append(DeleteRealServer(key, real))
-        elif real.weight != 0:
+        elif real.weight != 0 and moves:
             operations.extend((DeleteRealServer(key, real), AddRealServer(key, real.with_weight(0))))
-    visible = [real.key for real in have if real.key in wanted and real.weight > 0] if canonical else []
+        elif real.weight != 0:
+            operations.append(EditRealServer(key, real.with_weight(0), previous=real, drain=True))
+    # A weight-0 server has no slot after a move to 0 (it is placed anew); after an edit to 0 it has its slots.
+    visible = [real.key for real in have if real.key in wanted and (real.weight > 0 or not moves)] if canonical else []
     # A weight-0 server that is wanted again has no slot where it is: it is placed as a new one.
     placed = [real_key for real_key in wanted if real_key not in visible]
     last_new = max(placed) if placed else None
     moved = [] if last_new is None else [real_key for real_key in visible if real_key < last_new]
+    if not moves and any(real_key in busy for real_key in moved):
+        moved = []  # adds at the head, out of key order: never a delete of a server with connections
     for real_key in sorted((*placed, *moved), reverse=True):
+        if real_key in present and not moves and real_key in busy:
+            if present[real_key] != wanted[real_key]:  # left where it is: edited in place
+                operations.append(EditRealServer(key, wanted[real_key], previous=present[real_key]))
+            continue
         if real_key in present:
             operations.append(DeleteRealServer(key, present[real_key]))
         operations.append(AddRealServer(key, wanted[real_key]))

@@ -103,6 +103,7 @@ def plan(
     only: Collection[ServiceKey] | None = None,
     refused: Collection[ServiceKey] = (),
     settled: Settled | None = None,
+    cluster_moves: bool = False,
 ) -> tuple[Operation, ...]:
     """Operations that turn the owned part of ``current`` into ``desired``.
 
@@ -111,7 +112,9 @@ def plan(
     ``only`` limits the plan to those keys (an incremental sync of one Service's VIPs).
     ``refused`` are desired keys the agent may not claim (``claims.claim``): planned as if
     nobody wanted them. ``settled`` (kept by the caller from plan to plan) remembers the
-    pairs found equal.
+    pairs found equal. ``cluster_moves``: whether cluster-scope services may move real servers that have
+    connections (``ipvsctl.affinity_scope``; True only where the kernel keeps their connections through a
+    move: ``net.ipv4.vs.expire_nodest_conn=0``).
 
     A key present in ``current`` and not owned is foreign: never edited or deleted, even if
     ``desired`` has it. Operations come grouped by key, keys in ``ServiceKey.sort_key`` order;
@@ -163,7 +166,7 @@ def plan(
             if not have.same_settings(want):
                 operations.append(EditVirtualService(want.settings(), previous=have.settings()))
             if is_cluster_scope(want):
-                operations.extend(_plan_cluster_reals(have, want, drains=drains))
+                operations.extend(_plan_cluster_reals(have, want, drains=drains, moves=cluster_moves))
             else:
                 operations.extend(_plan_reals(have, want, drains=drains))
     return tuple(operations)
@@ -188,6 +191,11 @@ def _all_pairs(
 class _Drains:
     connections: Connections | None
     expired: frozenset[tuple[ServiceKey, RealServerKey]]
+
+    def busy(self, key: ServiceKey, real: RealServer) -> bool:
+        """Whether the kernel reports connections through the real server (unknown counts: assume so)."""
+        counts = None if self.connections is None else self.connections.get((key, real.key))
+        return counts is None or counts.total > 0
 
     def removal(self, key: ServiceKey, real: RealServer) -> Operation | None:
         """What to do with a real server that is no longer wanted."""
@@ -221,15 +229,22 @@ def _plan_reals(have: VirtualService, want: VirtualService, *, drains: _Drains) 
     return adds_and_edits + removals
 
 
-def _plan_cluster_reals(have: VirtualService, want: VirtualService, *, drains: _Drains) -> list[Operation]:
+def _plan_cluster_reals(have: VirtualService, want: VirtualService, *, drains: _Drains, moves: bool) -> list[Operation]:
     wanted = want.real_map()
     draining = {
         real.key
         for real in have.reals
         if real.key not in wanted and not isinstance(drains.removal(want.key, real), DeleteRealServer)
     }
+    busy = {real.key for real in have.reals if drains.busy(want.key, real)}
     return plan_cluster_reals(
-        key=want.key, have=have.reals, want=want.reals, draining=draining, canonical=is_cluster_scope(have)
+        key=want.key,
+        have=have.reals,
+        want=want.reals,
+        draining=draining,
+        canonical=is_cluster_scope(have),
+        moves=moves,
+        busy=busy,
     )
 
 

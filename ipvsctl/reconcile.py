@@ -131,6 +131,7 @@ async def sync(
     settled: Settled | None = None,
     netfilter: Netfilter | None = None,
     max_attempts: int = 3,
+    cluster_moves: bool = False,
 ) -> SyncResult:
     """Bring the backend's owned table to ``desired`` and bind exactly ``bind`` to the agent's interface.
 
@@ -144,7 +145,7 @@ async def sync(
     With ``only``, the sync reads, plans and binds just those keys and their addresses, so
     its cost follows the change, not the table: ``bind`` is then only asked ``in``.
     ``settled`` is the caller's memory of pairs found equal (see ``plan``). ``netfilter``: the nftables
-    half, synced around the IPVS changes (see the module docstring).
+    half, synced around the IPVS changes (see the module docstring). ``cluster_moves``: see ``plan``.
     """
     filtering = None if netfilter is None else _NetfilterStep(netfilter, full=only is None)
     done: list[Operation] = []
@@ -175,6 +176,7 @@ async def sync(
             only=only,
             refused=claims.refused,
             settled=settled,
+            cluster_moves=cluster_moves,
         )
         if not operations:
             report = ApplyReport()

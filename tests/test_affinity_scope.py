@@ -80,7 +80,8 @@ class KernelList:
 class Node:
     """One node: its kernel list and its table as ipvsctl's plan leaves them."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, moves: bool = True) -> None:
+        self.moves = moves  # a node with net.ipv4.vs.expire_nodest_conn=0: moves keep connections
         self.kernel = KernelList([])
         self.table = Table()
 
@@ -88,7 +89,7 @@ class Node:
         """Plan from the current table to ``wanted`` (``busy`` servers report connections) and apply."""
         counts = {(KEY, real.key): ConnectionCounts(1 if real.key in busy else 0, 0) for real in PODS}
         desired = Table.of([cluster(wanted)])
-        operations = plan(self.table, desired, ownership=OWNED, connections=counts)
+        operations = plan(self.table, desired, ownership=OWNED, connections=counts, cluster_moves=self.moves)
         self.kernel.apply(operations)
         self.table = apply_operations(self.table, operations)
 
@@ -110,7 +111,7 @@ def test_a_server_that_sorts_first_is_just_added() -> None:
     """A new server before every present one needs no move: one add (at the head), nothing deleted."""
     node = Node()
     node.sync(PODS[1:5])
-    operations = plan(node.table, Table.of([cluster(PODS[:5])]), ownership=OWNED, connections={})
+    operations = plan(node.table, Table.of([cluster(PODS[:5])]), ownership=OWNED, connections={}, cluster_moves=True)
 
     assert operations == (AddRealServer(KEY, PODS[0]),)
 
@@ -119,7 +120,7 @@ def test_a_server_that_sorts_last_moves_the_others_before_it() -> None:
     """A new server after present ones: each is deleted and added back right after, in descending order."""
     node = Node()
     node.sync(PODS[:3])
-    operations = plan(node.table, Table.of([cluster(PODS[:4])]), ownership=OWNED, connections={})
+    operations = plan(node.table, Table.of([cluster(PODS[:4])]), ownership=OWNED, connections={}, cluster_moves=True)
 
     assert operations == (
         AddRealServer(KEY, PODS[3]),
@@ -137,7 +138,9 @@ def test_a_removed_server_with_connections_is_moved_to_weight_0() -> None:
     node = Node()
     node.sync(PODS[:4])
     counts = {(KEY, PODS[2].key): ConnectionCounts(3, 0)}
-    operations = plan(node.table, Table.of([cluster((*PODS[:2], PODS[3]))]), ownership=OWNED, connections=counts)
+    operations = plan(
+        node.table, Table.of([cluster((*PODS[:2], PODS[3]))]), ownership=OWNED, connections=counts, cluster_moves=True
+    )
 
     assert operations == (DeleteRealServer(KEY, PODS[2]), AddRealServer(KEY, PODS[2].with_weight(0)))
 
@@ -199,13 +202,64 @@ def test_a_server_with_connections_is_never_left_deleted(history: list[tuple[set
         busy_keys = frozenset(PODS[i].key for i in busy)
         counts = {(KEY, real.key): ConnectionCounts(1 if real.key in busy_keys else 0, 0) for real in PODS}
         operations = plan(
-            node.table, Table.of([cluster([PODS[i] for i in sorted(wanted)])]), ownership=OWNED, connections=counts
+            node.table,
+            Table.of([cluster([PODS[i] for i in sorted(wanted)])]),
+            ownership=OWNED,
+            connections=counts,
+            cluster_moves=True,
         )
         for index, operation in enumerate(operations):
             if isinstance(operation, DeleteRealServer) and operation.real.key in busy_keys:
                 following = operations[index + 1] if index + 1 < len(operations) else None
                 assert isinstance(following, AddRealServer)
                 assert following.real.key == operation.real.key
+        node.kernel.apply(operations)
+        node.table = apply_operations(node.table, operations)
+
+
+def test_without_safe_moves_a_drain_is_an_edit_to_weight_0() -> None:
+    """Where a move would reset connections, a removed server with connections is edited to weight 0 in place."""
+    node = Node(moves=False)
+    node.sync(PODS[:4])
+    counts = {(KEY, PODS[2].key): ConnectionCounts(3, 0)}
+    operations = plan(node.table, Table.of([cluster((*PODS[:2], PODS[3]))]), ownership=OWNED, connections=counts)
+
+    assert operations == (EditRealServer(KEY, PODS[2].with_weight(0), previous=PODS[2], drain=True),)
+
+
+def test_without_safe_moves_busy_servers_stay_and_the_new_one_is_added() -> None:
+    """Where a move would reset connections, servers with connections are not moved: the new one is just added."""
+    node = Node(moves=False)
+    node.sync(PODS[:3])
+    counts = {(KEY, real.key): ConnectionCounts(1, 0) for real in PODS[:3]}
+    operations = plan(node.table, Table.of([cluster(PODS[:4])]), ownership=OWNED, connections=counts)
+
+    assert operations == (AddRealServer(KEY, PODS[3]),)
+
+
+def test_without_safe_moves_idle_servers_are_still_moved() -> None:
+    """Servers without connections are moved into key order even where moves are not safe for busy ones."""
+    node = Node(moves=False)
+    node.sync(PODS[:3])
+    node.sync(PODS[:4])
+
+    assert visible_order(node) == [real.key for real in PODS[:4]]
+
+
+@settings(max_examples=40, deadline=None)
+@given(histories)
+def test_without_safe_moves_no_server_with_connections_is_ever_deleted(
+    history: list[tuple[set[int], set[int]]],
+) -> None:
+    """Where moves are not safe, a plan never deletes a server the kernel reports connections through."""
+    node = Node(moves=False)
+    for wanted, busy in history:
+        busy_keys = frozenset(PODS[i].key for i in busy)
+        counts = {(KEY, real.key): ConnectionCounts(1 if real.key in busy_keys else 0, 0) for real in PODS}
+        desired = Table.of([cluster([PODS[i] for i in sorted(wanted)])])
+        operations = plan(node.table, desired, ownership=OWNED, connections=counts)
+
+        assert not [op for op in operations if isinstance(op, DeleteRealServer) and op.real.key in busy_keys]
         node.kernel.apply(operations)
         node.table = apply_operations(node.table, operations)
 

@@ -24,6 +24,7 @@ from ipvsctl.agent.metrics import AgentMetrics
 from ipvsctl.agent.traffic import VipOwner
 from ipvsctl.backend.base import Backend, KernelState
 from ipvsctl.backend.nft.base import NetfilterTable
+from ipvsctl.backend.sysctl import moves_keep_connections
 from ipvsctl.errors import BackendError
 from ipvsctl.kube.views import ObjectRef, ServiceView
 from ipvsctl.model import AddRealServer, DeleteRealServer, EditRealServer, Operation, Protocol, ServiceKey
@@ -243,6 +244,7 @@ class Syncer:
                 only=only,
                 settled=self.settled,
                 netfilter=self._netfilter,
+                cluster_moves=moves_keep_connections(),
             )
         except BackendError as error:
             self._metrics.error("backend")

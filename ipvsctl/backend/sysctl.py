@@ -35,6 +35,7 @@ __all__ = [
     "STRICT_ARP_SYSCTLS",
     "SysctlChange",
     "apply_sysctls",
+    "moves_keep_connections",
     "startup_settings",
     "sysctl_path",
 ]
@@ -104,3 +105,14 @@ def apply_sysctls(
             ) from error
         changes.append(SysctlChange(name=name, previous=previous, value=value))
     return tuple(changes)
+
+
+def moves_keep_connections(*, proc_root: Path = PROC_ROOT) -> bool:
+    """Whether a real server deleted and added back keeps its connections' packets flowing (after at most a
+    dropped packet): true when ``net.ipv4.vs.expire_nodest_conn`` is 0. With 1 (ipvsctl's start-up setting) a
+    packet that finds its server briefly gone expires its connection (measured: tests/kernel/
+    test_affinity_moves_traffic.py). Unreadable (no IPVS): false."""
+    try:
+        return sysctl_path("net.ipv4.vs.expire_nodest_conn", proc_root=proc_root).read_text().strip() == "0"
+    except OSError:
+        return False

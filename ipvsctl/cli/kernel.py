@@ -22,7 +22,7 @@ from ipvsctl.affinity import (
     pins_text,
 )
 from ipvsctl.backend.base import IpvsTimeouts, KernelState, OperationFailure, change_timeouts
-from ipvsctl.backend.sysctl import STARTUP_SYSCTLS, apply_sysctls, startup_settings
+from ipvsctl.backend.sysctl import STARTUP_SYSCTLS, apply_sysctls, moves_keep_connections, startup_settings
 from ipvsctl.cli.app import EXIT_ERROR, app, fail
 from ipvsctl.cli.backends import open_backend, open_netfilter, read_netfilter
 from ipvsctl.cli.common import (
@@ -199,6 +199,7 @@ async def _apply(
             ownership=ownership,
             bind=desired.vip_addresses,
             netfilter=None if table is None else Netfilter(table, netfilter_plan(desired, netfilter)),
+            cluster_moves=moves_keep_connections(),
         )
 
 

@@ -19,6 +19,7 @@ import pytest
 
 from ipvsctl.affinity_scope import CLUSTER_FLAGS, lookup_table
 from ipvsctl.backend.kernel import NetlinkBackend
+from ipvsctl.backend.sysctl import moves_keep_connections
 from ipvsctl.model import Persistence, Protocol, RealServer, ServiceKey, Table, VirtualService
 from ipvsctl.plan import Ownership, plan
 from tests.kernel.affinity_bed import CLIENTS, VIP4, VIP6, WARM, Node, agreement, build_node, probe
@@ -58,7 +59,12 @@ class Agent:
         state = await self.backend.read()
         keys = {key for key in state.table.services if key.port in {k.port for k in desired.services}}
         operations = plan(
-            state.table, desired, ownership=OWNED, connections=state.connections, only=keys | set(desired.services)
+            state.table,
+            desired,
+            ownership=OWNED,
+            connections=state.connections,
+            only=keys | set(desired.services),
+            cluster_moves=moves_keep_connections(),  # read in the test's namespace: expire_nodest_conn 0
         )
         report = await self.backend.apply(operations)
         assert report.ok, report.failures
