@@ -47,7 +47,7 @@ def test_a_dest_reply_gives_its_counters_rates_and_connections(counters: tuple[i
     dest = decode_dest_traffic_reply(
         our_payload(dest_reply(kernel_dest(real(11), key=TCP80, conns=(3, 4, 5), counters=counters)))
     )
-    found = traffic_record(service, [dest])
+    found = traffic_record(TCP80, service, [dest])
     assert found == (TCP80, Traffic(), [(real(11).key, Traffic(*counters), ConnectionCounts(3, 9))])
 
 

@@ -16,9 +16,10 @@ from pathlib import Path
 import pytest
 
 from ipvsctl.backend.kernel import WIRES, NetlinkBackend
+from ipvsctl.model import Protocol, RealServer, ServiceKey, Table, VirtualService
 from tests.contract.values import creation
 from tests.kernel.netlab import Lab
-from tests.kernel.test_netlink_scale import scale_table, timed
+from tests.kernel.test_netlink_scale import timed
 
 pytestmark = [
     pytest.mark.kernel,
@@ -26,6 +27,14 @@ pytestmark = [
 ]
 
 SERVICES = int(os.environ.get("IPVSCTL_SCALE_SERVICES", "10000"))
+PORTS = 40  # per VIP: 254 addresses of 203.0.113.0/24 x 40 ports hold 10,160 services
+
+
+def scale_table(services: int) -> Table:
+    """``services`` TCP services on 203.0.113.x, ports 1000 up, each with three masquerading real servers."""
+    reals = tuple(RealServer(f"198.51.100.{last}", 8080) for last in (11, 12, 13))
+    keys = (ServiceKey(Protocol.TCP, f"203.0.113.{1 + i // PORTS}", 1000 + i % PORTS) for i in range(services))
+    return Table.of(VirtualService(key, scheduler="rr", reals=reals) for key in keys)
 
 
 def publish(summary: dict[str, object]) -> None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 import struct
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -86,6 +86,7 @@ __all__ = [
     "request_for",
     "service_dump_request",
     "service_get_request",
+    "service_key",
     "timeouts_get_request",
     "timeouts_set_request",
     "traffic_record",
@@ -288,19 +289,26 @@ def _prefix_of(netmask: str, *, family: int) -> int:
     return 32 - (~bits & UINT_MAX).bit_length()  # leading ones (a non-contiguous mask is cut at its first 0)
 
 
-def decode_service(attributes: Mapping[str, Any]) -> VirtualService | None:
-    """The service (without real servers) of a dumped service; None if the model cannot hold it."""
+def service_key(attributes: Mapping[str, Any]) -> ServiceKey | None:
+    """The key of a dumped service; None if the model cannot hold it (another protocol or family)."""
     family = _VERSIONS.get(attributes.get("IPVS_SVC_ATTR_AF", 0))
     if family is None:
         return None
     if "IPVS_SVC_ATTR_FWMARK" in attributes:
-        key = ServiceKey.fwmark(attributes.get("IPVS_SVC_ATTR_FWMARK", 0), family=family)
-    else:
-        protocol = _PROTOCOLS.get(attributes.get("IPVS_SVC_ATTR_PROTOCOL", 0))
-        if protocol is None:
-            return None
-        address = _canonical(attributes.get("IPVS_SVC_ATTR_ADDR", ""))
-        key = ServiceKey(protocol, address, attributes.get("IPVS_SVC_ATTR_PORT", 0))
+        return ServiceKey.fwmark(attributes.get("IPVS_SVC_ATTR_FWMARK", 0), family=family)
+    protocol = _PROTOCOLS.get(attributes.get("IPVS_SVC_ATTR_PROTOCOL", 0))
+    if protocol is None:
+        return None
+    address = _canonical(attributes.get("IPVS_SVC_ATTR_ADDR", ""))
+    return ServiceKey(protocol, address, attributes.get("IPVS_SVC_ATTR_PORT", 0))
+
+
+def decode_service(attributes: Mapping[str, Any]) -> VirtualService | None:
+    """The service (without real servers) of a dumped service; None if the model cannot hold it."""
+    key = service_key(attributes)
+    if key is None:
+        return None
+    family = key.family
     flags = attributes.get("IPVS_SVC_ATTR_FLAGS", 0)
     persistence = None
     if flags & FLAG_PERSISTENT:
@@ -368,15 +376,21 @@ def decode_traffic(attributes: Mapping[str, Any]) -> Traffic:
     return Traffic(*[counters.get(name, 0) for name in TRAFFIC_COUNTERS])
 
 
-def traffic_record(service: Mapping[str, Any], dests: list[Mapping[str, Any]]) -> TrafficRecord | None:
-    """A service's traffic record from its and its destinations' traffic decodings; None if the model cannot hold
-    the service (another protocol or family: not the agent's)."""
-    decoded = decode_service(service)
-    if decoded is None:
-        return None
-    key = decoded.key
+def traffic_record(key: ServiceKey, service: Mapping[str, Any], dests: Sequence[Mapping[str, Any]]) -> TrafficRecord:
+    """The traffic record of the service ``key`` from its and its destinations' traffic decodings (only what a
+    stats dump needs of a destination: its key and connection counts; WireFormatError for an address that is not
+    of its family)."""
     reals = []
     for attributes in dests:
-        dest = decode_dest(attributes, key=key)
-        reals.append((dest.key, decode_traffic(attributes), dest.connections))
+        address = _canonical(attributes.get("IPVS_DEST_ATTR_ADDR", ""))
+        version = _VERSIONS.get(attributes.get("IPVS_DEST_ATTR_ADDR_FAMILY", 0), key.family)
+        if family_of(address) != version:
+            raise WireFormatError(f"destination {address} is not of address family {version}")
+        counts = ConnectionCounts(
+            attributes.get("IPVS_DEST_ATTR_ACTIVE_CONNS", 0),
+            attributes.get("IPVS_DEST_ATTR_INACT_CONNS", 0) + attributes.get("IPVS_DEST_ATTR_PERSIST_CONNS", 0),
+        )
+        reals.append(
+            (RealServerKey(address, attributes.get("IPVS_DEST_ATTR_PORT", 0)), decode_traffic(attributes), counts)
+        )
     return key, decode_traffic(service), reals

@@ -42,6 +42,7 @@ from ipvsctl.backend.ipvs.codec import (
     record,
     service_dump_request,
     service_get_request,
+    service_key,
     timeouts_get_request,
     traffic_record,
 )
@@ -105,15 +106,12 @@ class Pyroute2Transport:
         records: list[TrafficRecord] = []
         for answer in await self._exchange(service_dump_request(), dump=True):
             service = _attributes(answer.get_attr("IPVS_CMD_ATTR_SERVICE"), traffic=SERVICE_STATS_NESTS)
-            decoded = decode_service(service)
-            if decoded is None:
+            key = service_key(service)
+            if key is None:
                 continue
-            dests = await self._exchange(dest_dump_request(decoded.key), dump=True)
-            found = traffic_record(
-                service, [_attributes(dest.get_attr("IPVS_CMD_ATTR_DEST"), traffic=DEST_STATS_NESTS) for dest in dests]
-            )
-            if found is not None:
-                records.append(found)
+            dests = await self._exchange(dest_dump_request(key), dump=True)
+            decoded = [_attributes(dest.get_attr("IPVS_CMD_ATTR_DEST"), traffic=DEST_STATS_NESTS) for dest in dests]
+            records.append(traffic_record(key, service, decoded))
         return records
 
     async def service_keys(self) -> list[ServiceKey]:

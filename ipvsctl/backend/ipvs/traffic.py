@@ -12,9 +12,9 @@ from typing import Any
 from ipvsctl.backend.ipvs.codec import (
     Request,
     TrafficRecord,
-    decode_service,
     dest_dump_request,
     service_dump_request,
+    service_key,
     traffic_record,
 )
 from ipvsctl.backend.ipvs.wire import decode_dest_traffic_reply, decode_service_traffic_reply, encode_request
@@ -31,14 +31,11 @@ def read_traffic(channel: NetlinkChannel, *, family_id: int) -> list[TrafficReco
         services, _ = channel.dump(_message(channel, service_dump_request(), family_id), one=_service, context=None)
         records: list[TrafficRecord] = []
         for service in services:
-            decoded = decode_service(service)
-            if decoded is None:
+            key = service_key(service)
+            if key is None:
                 continue  # a protocol or family the model cannot hold: not the agent's
-            message = _message(channel, dest_dump_request(decoded.key), family_id)
-            dests, _ = channel.dump(message, one=_dest, context=None)
-            found = traffic_record(service, dests)
-            if found is not None:
-                records.append(found)
+            dests, _ = channel.dump(_message(channel, dest_dump_request(key), family_id), one=_dest, context=None)
+            records.append(traffic_record(key, service, dests))
     except BaseException:
         channel.drain()
         raise

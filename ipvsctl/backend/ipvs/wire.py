@@ -200,12 +200,13 @@ def _address(attributes: dict[str, Any], name: str, data: Buffer) -> None:
     attributes[name] = inet_ntop(family, data[start : start + size])
 
 
-def _nested(payload: Buffer, nest: str) -> dict[str, Any]:
-    """The attributes of a top-level nest of a generic-netlink payload (spans index the payload)."""
+def _nested(payload: Buffer, nest: str, *, fields: Mapping[int, _Field] | None = None) -> dict[str, Any]:
+    """The attributes of a top-level nest of a generic-netlink payload (spans index the payload); only ``fields``
+    when given."""
     span = _read(_TOP_FIELDS, payload, GENL_HEADER.size, len(payload)).get(nest)
     if span is None:
         raise WireFormatError(f"reply without {nest}")
-    return _read(_NEST_FIELDS[nest], payload, *span)
+    return _read(_NEST_FIELDS[nest] if fields is None else fields, payload, *span)
 
 
 _TOP_FIELDS = _fields(COMMAND_ATTRIBUTES)
@@ -241,6 +242,21 @@ def decode_dest_reply(payload: Buffer) -> dict[str, object]:
 _TRAFFIC_FIELDS = {
     name: _fields(NESTS[name], only=frozenset(TRAFFIC_COUNTERS)) for name in (*SERVICE_STATS_NESTS, *DEST_STATS_NESTS)
 }
+# What a stats dump needs of a destination: its key, connection counts and stats (weights and the like are not).
+_DEST_TRAFFIC_FIELDS = _fields(
+    NESTS["IPVS_CMD_ATTR_DEST"],
+    only=frozenset(
+        {
+            "IPVS_DEST_ATTR_ADDR",
+            "IPVS_DEST_ATTR_PORT",
+            "IPVS_DEST_ATTR_ADDR_FAMILY",
+            "IPVS_DEST_ATTR_ACTIVE_CONNS",
+            "IPVS_DEST_ATTR_INACT_CONNS",
+            "IPVS_DEST_ATTR_PERSIST_CONNS",
+            *DEST_STATS_NESTS,
+        }
+    ),
+)
 
 
 def _traffic(attributes: dict[str, Any], payload: Buffer, nests: Sequence[str]) -> None:
@@ -260,8 +276,9 @@ def decode_service_traffic_reply(payload: Buffer) -> dict[str, object]:
 
 
 def decode_dest_traffic_reply(payload: Buffer) -> dict[str, object]:
-    """A destination reply's attributes with its counters and rates under ``TRAFFIC`` (a stats dump)."""
-    attributes = _nested(payload, "IPVS_CMD_ATTR_DEST")
+    """A destination reply's key attributes and connection counts, with its counters and rates under ``TRAFFIC``
+    (a stats dump)."""
+    attributes = _nested(payload, "IPVS_CMD_ATTR_DEST", fields=_DEST_TRAFFIC_FIELDS)
     _traffic(attributes, payload, DEST_STATS_NESTS)
     _address(attributes, "IPVS_DEST_ATTR_ADDR", payload)
     return attributes
