@@ -196,8 +196,12 @@ class ControlPlane:
         feature_gates: str = FEATURE_GATES,
         service_cidrs: str = SERVICE_CIDRS,
         start_timeout: float = 120.0,
+        advertise_address: str = "127.0.0.1",
     ) -> None:
         self.binaries = binaries
+        # Also a subjectAltName of the self-signed serving certificate: the address clients elsewhere use
+        # (the e2e bed's nodes reach the host's apiserver at a LAN address forwarded to 127.0.0.1).
+        self.advertise_address = advertise_address
         self.workdir = workdir
         self.feature_gates = feature_gates
         self.service_cidrs = service_cidrs
@@ -258,6 +262,17 @@ class ControlPlane:
                 daemon.stop()
         self._apiserver = self._etcd = None
         shutil.rmtree(self.workdir / "etcd-data", ignore_errors=True)
+
+    def stop_apiserver(self) -> None:
+        """Stop the apiserver alone (etcd keeps its data): clients see it gone until start_apiserver()."""
+        if self._apiserver is not None:
+            self._apiserver.stop()
+            self._apiserver = None
+
+    def start_apiserver(self) -> None:
+        """Start the apiserver again on the same port and certificate, and wait until it is ready."""
+        if self._apiserver is None:
+            self._start_apiserver()
 
     def restart_apiserver(self) -> None:
         """Stop the apiserver and start it again on the same port and certificate; etcd keeps its data."""
@@ -339,7 +354,7 @@ class ControlPlane:
             str(self.binaries.apiserver),
             f"--etcd-servers={self.etcd_url}",
             "--bind-address=127.0.0.1",
-            "--advertise-address=127.0.0.1",
+            f"--advertise-address={self.advertise_address}",
             f"--secure-port={port}",
             "--insecure-port=0",
             f"--cert-dir={self.workdir / 'certs'}",
@@ -367,16 +382,20 @@ class ControlPlane:
         return status == 200 and body.strip() == "ok"
 
     def _write_kubeconfig(self, user: User) -> None:
+        self.write_kubeconfig(user, server=self.url, path=self.kubeconfig(user))
+
+    def write_kubeconfig(self, user: User, *, server: str, path: Path) -> None:
+        """Write a kubeconfig for `user` that reaches the apiserver at `server` (e.g. through a forward)."""
         ca_data = base64.b64encode(self.ca_file.read_bytes()).decode()
         config = {
             "apiVersion": "v1",
             "kind": "Config",
             "clusters": [
-                {"name": "ipvsctl-test", "cluster": {"server": self.url, "certificate-authority-data": ca_data}}
+                {"name": "ipvsctl-test", "cluster": {"server": server, "certificate-authority-data": ca_data}}
             ],
             "users": [{"name": user.name, "user": {"token": user.token}}],
             "contexts": [{"name": user.name, "context": {"cluster": "ipvsctl-test", "user": user.name}}],
             "current-context": user.name,
         }
         # JSON is YAML: any kubeconfig reader accepts it.
-        self.kubeconfig(user).write_text(json.dumps(config, indent=2) + "\n")
+        path.write_text(json.dumps(config, indent=2) + "\n")
