@@ -36,8 +36,8 @@ helm:
 promtool:
 	bash tools/promtool/install.sh >/dev/null
 
-unit: $(STAMP) helm
-	IPVSCTL_REQUIRE_HELM=1 $(BIN)/pytest -q -m "not kernel and not apiserver"
+unit: $(STAMP) helm promtool
+	IPVSCTL_REQUIRE_HELM=1 IPVSCTL_REQUIRE_PROMTOOL=1 $(BIN)/pytest -q -m "not kernel and not apiserver"
 
 ## Kernel tests in the QEMU lab (real IPVS). 77 = QEMU cannot be installed here: skip; anything else counts.
 kernel: $(STAMP)
