@@ -76,4 +76,4 @@ bench-netfilter: $(STAMP)
 ## Issue 20: cluster-wide affinity across four node namespaces with different histories, 1,000 clients, in one
 ## lab boot (~1 min); the agreement figures land in lab/results/affinity/affinity.json (docs/performance.md).
 bench-affinity: $(STAMP)
-	mkdir -p lab/results/affinity; $(BIN)/python -m compileall -q ipvsctl tests >/dev/null; bash lab/setup.sh && $(PYTHON) lab/run.py --timeout 600 --results lab/results/affinity -- $(BIN)/pytest -q -p no:hypothesispytest -m kernel tests/kernel/test_affinity_scope_nodes.py tests/kernel/test_affinity_mh.py tests/kernel/test_affinity_moves_traffic.py && cat lab/results/affinity/affinity*.json
+	mkdir -p lab/results/affinity; $(BIN)/python -m compileall -q ipvsctl tests >/dev/null; bash lab/setup.sh && $(PYTHON) lab/run.py --timeout 600 --results lab/results/affinity -- $(BIN)/pytest -q -p no:hypothesispytest -m kernel tests/kernel/test_affinity_scope_nodes.py tests/kernel/test_affinity_mh.py tests/kernel/test_affinity_moves_traffic.py tests/kernel/test_affinity_switch_nodes.py && cat lab/results/affinity/affinity*.json

@@ -15,6 +15,7 @@ from ipvsctl.model import DEFAULT_SCHEDULERS, canonical_ip, max_prefix
 from ipvsctl.translate import NodePortAddresses, Policy
 
 __all__ = [
+    "AFFINITY_SWITCH_DELAY",
     "IPVS_TIMEOUT_DEFAULTS",
     "MASQUERADE_BIT_DEFAULT",
     "MAX_IPVS_TIMEOUT",
@@ -148,6 +149,9 @@ class PolicyFlags:
 POLICY_DEFAULTS = PolicyFlags()
 
 MASQUERADE_BIT_DEFAULT = 14  # kube-proxy's --iptables-masquerade-bit
+
+# Seconds after an EndpointSlice's trigger time that cluster-scope tables change (ipvsctl.affinity_switch).
+AFFINITY_SWITCH_DELAY = 3.0
 
 
 @dataclass(frozen=True, slots=True)

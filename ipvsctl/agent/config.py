@@ -17,6 +17,7 @@ from ipvsctl.backend.sysctl import STARTUP_SYSCTLS, startup_settings
 from ipvsctl.errors import UsageError
 from ipvsctl.model import canonical_ip
 from ipvsctl.options import (
+    AFFINITY_SWITCH_DELAY,
     IPVS_TIMEOUT_DEFAULTS,
     NETFILTER_DEFAULTS,
     POLICY_DEFAULTS,
@@ -37,6 +38,7 @@ DEFAULT_HEALTH_BIND = Bind("0.0.0.0", 10256)  # noqa: S104
 # Metrics stay on the node unless asked (kube-proxy's 10249 is 127.0.0.1 too): the chart widens the bind
 # only when its metrics Service or monitor is enabled, so that a scraper can reach it.
 DEFAULT_METRICS_BIND = Bind("127.0.0.1", 10249)
+MAX_AFFINITY_SWITCH_DELAY = 60.0  # a new pod waits at most this long for its cluster-scope clients
 MAX_TRAFFIC_SERIES = 10_000_000  # a bound on --traffic-metrics-max-series (memory of one exposition)
 KERNELS_TIMEOUTS = IpvsTimeouts()  # all 0: the kernel's IPVS timeouts are left as they are
 
@@ -55,6 +57,7 @@ class AgentConfig:
     min_sync_interval: float = 1.0
     resync_interval: float = 30.0
     max_drain_seconds: float = 900.0
+    affinity_switch_delay: float = AFFINITY_SWITCH_DELAY  # ipvsctl.affinity_switch; 0: switch at once
     health_bind: Bind = DEFAULT_HEALTH_BIND
     metrics_bind: Bind = DEFAULT_METRICS_BIND
     health_check_address: str = "0.0.0.0"  # noqa: S104 (cloud load balancers probe from off-host)
@@ -98,6 +101,7 @@ def agent_config(
     min_sync_interval: float = 1.0,
     resync_interval: float = 30.0,
     max_drain_seconds: float = 900.0,
+    affinity_switch_delay: float = AFFINITY_SWITCH_DELAY,
     health_bind: str = "0.0.0.0:10256",
     metrics_bind: str = "127.0.0.1:10249",
     health_check_address: str = "0.0.0.0",  # noqa: S104 (load balancers probe from off-host)
@@ -132,6 +136,11 @@ def agent_config(
     if min_sync > resync:
         raise UsageError(f"{min_sync} is longer than --resync-interval {resync}", flag="--min-sync-interval")
     timeouts = ipvs_timeouts.checked()
+    switch_delay = _seconds(affinity_switch_delay, flag="--affinity-switch-delay")
+    if switch_delay > MAX_AFFINITY_SWITCH_DELAY:
+        raise UsageError(
+            f"{switch_delay} is more than {MAX_AFFINITY_SWITCH_DELAY:g} seconds", flag="--affinity-switch-delay"
+        )
     if traffic_metrics not in set(TrafficMode):
         raise UsageError(f"must be one of {', '.join(TrafficMode)}", flag="--traffic-metrics")
     if not 0 <= traffic_max_series <= MAX_TRAFFIC_SERIES:
@@ -146,6 +155,7 @@ def agent_config(
         min_sync_interval=min_sync,
         resync_interval=resync,
         max_drain_seconds=_seconds(max_drain_seconds, flag="--max-drain-seconds"),
+        affinity_switch_delay=switch_delay,
         health_bind=parse_bind(health_bind, flag="--health-bind"),
         metrics_bind=parse_bind(metrics_bind, flag="--metrics-bind"),
         health_check_address=check_address,

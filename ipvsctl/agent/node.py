@@ -79,6 +79,8 @@ class NodeAgent:
             metrics=self.metrics,
             netfilter=netfilter,
             cluster_families=config.netfilter.cluster_families,
+            switch_delay=config.affinity_switch_delay,
+            wall=lambda: self.clock.wall().timestamp(),
         )
         self.runner = SyncRunner(
             syncer=self.syncer,

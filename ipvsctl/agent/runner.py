@@ -177,6 +177,13 @@ class SyncRunner:
             if self._pending or now >= self._deadline():
                 return
             due = self._deadline()
+            switch = self.syncer.next_switch()
+            if switch is not None:
+                wait = switch - self.clock.wall().timestamp()
+                if wait <= 0:  # a held cluster-scope change is due: translate its Service again
+                    self.mark(self.syncer.take_due_switches())
+                    return
+                due = min(due, now + wait)
             if self._followup_at is not None:
                 if now >= self._followup_at:
                     return

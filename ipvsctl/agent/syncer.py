@@ -9,13 +9,15 @@ until an apply succeeds.
 
 from __future__ import annotations
 
+import time
 from collections import Counter
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 
 import structlog
 
 from ipvsctl.affinity_scope import digest, is_cluster_scope
+from ipvsctl.affinity_switch import due_holds, hold, serving_addresses, switch_time
 from ipvsctl.agent.cache import ClusterCache, Subject
 from ipvsctl.agent.desired import DesiredState
 from ipvsctl.agent.events import EventRecorder, Problem
@@ -101,8 +103,14 @@ class Syncer:
         metrics: AgentMetrics,
         netfilter: NetfilterTable | None = None,
         cluster_families: Collection[int] = (),
+        switch_delay: float = 0.0,
+        wall: Callable[[], float] = time.time,
     ) -> None:
         self._cache = cache
+        self._switch_delay = switch_delay
+        self._wall = wall
+        # Services whose cluster-scope tables hold a change back, and when it is due (wall-clock seconds).
+        self.holds: dict[ObjectRef, float] = {}
         self._backend = backend
         self._policy = policy
         self._drains = drains
@@ -196,7 +204,9 @@ class Syncer:
         touched: set[ObjectRef] = set()
         for ref in refs:
             view = self._cache.services.get(ref)
-            result = None if view is None else self._translate_one(view, node=node)
+            result = None if view is None else self._held(ref, self._translate_one(view, node=node))
+            if result is None:
+                self.holds.pop(ref, None)
             change = self.desired.update(ref, result)
             self.pending_keys |= change.keys
             touched |= change.services
@@ -208,6 +218,34 @@ class Syncer:
                 self._metrics.error("translation")
                 self._log.error("report_failed", service=str(ref), error=repr(error), exc_info=True)
         self._update_gauges()
+
+    def next_switch(self) -> float | None:
+        """When the earliest held cluster-scope change is due (wall-clock seconds); None when none is held."""
+        return min(self.holds.values(), default=None)
+
+    def take_due_switches(self) -> set[ObjectRef]:
+        """The Services whose held changes are due now: to translate again."""
+        return due_holds(self.holds, now=self._wall())
+
+    def _held(self, ref: ObjectRef, result: ServiceResult) -> ServiceResult:
+        """``result`` with its cluster-scope changes held until their moment (``ipvsctl.affinity_switch``)."""
+        if self._switch_delay <= 0:
+            return result
+        slices = self._cache.slices_for(ref)
+        now = self._wall()
+        held = hold(
+            result,
+            old=self.desired.results.get(ref),
+            switch_at=switch_time(slices, delay=self._switch_delay, now=now),
+            now=now,
+            serving=serving_addresses(slices),
+        )
+        if held.until is None:
+            self.holds.pop(ref, None)
+        else:
+            self.holds[ref] = held.until
+            self._log.info("affinity_switch_held", service=str(ref), seconds=round(held.until - now, 3))
+        return held.result
 
     def _translate_one(self, view: ServiceView, *, node: NodeContext) -> ServiceResult:
         """One Service's translation; a failure nobody foresaw (a bug) rejects that Service alone.

@@ -32,7 +32,14 @@ from ipvsctl.cli.common import (
 )
 from ipvsctl.cli.kernel import NoSysctlOpt
 from ipvsctl.errors import IpvsctlError
-from ipvsctl.options import MASQUERADE_BIT_DEFAULT, POLICY_DEFAULTS, IpvsTimeoutFlags, NetfilterFlags, PolicyFlags
+from ipvsctl.options import (
+    AFFINITY_SWITCH_DELAY,
+    MASQUERADE_BIT_DEFAULT,
+    POLICY_DEFAULTS,
+    IpvsTimeoutFlags,
+    NetfilterFlags,
+    PolicyFlags,
+)
 
 if TYPE_CHECKING:
     from ipvsctl.agent.config import AgentConfig
@@ -95,6 +102,15 @@ def agent(
         float,
         typer.Option("--max-drain-seconds", metavar="SECONDS", help="A draining real server is deleted after this."),
     ] = 900.0,
+    affinity_switch_delay: Annotated[
+        float,
+        typer.Option(
+            "--affinity-switch-delay",
+            metavar="SECONDS",
+            help="Cluster-scope affinity: endpoint changes take effect this long after their trigger time, on every "
+            "node at once (0: at once; at most 60).",
+        ),
+    ] = AFFINITY_SWITCH_DELAY,
     health_bind: Annotated[
         str, typer.Option("--health-bind", metavar="HOST:PORT", help="Where /livez, /healthz and /readyz are served.")
     ] = "0.0.0.0:10256",
@@ -176,6 +192,7 @@ def agent(
             min_sync_interval=min_sync_interval,
             resync_interval=resync_interval,
             max_drain_seconds=max_drain_seconds,
+            affinity_switch_delay=affinity_switch_delay,
             health_bind=health_bind,
             metrics_bind=metrics_bind,
             health_check_address=health_check_address,

@@ -278,7 +278,8 @@ def _slice_view(obj: wire.EndpointSlice) -> EndpointSliceView | None:
 def trigger_time(annotations: Mapping[str, object] | None) -> float | None:
     """The annotation ``endpoints.kubernetes.io/last-change-trigger-time`` as POSIX seconds.
 
-    None when absent or not an RFC 3339 time with a zone: it only feeds a metric, so an unreadable one is
+    None when absent or not an RFC 3339 time with a zone: it feeds a metric and the moment cluster-scope
+    tables change (``ipvsctl.affinity_switch``, which falls back to changing at once), so an unreadable one is
     ignored (as kube-proxy does), never a reason to refuse the slice.
     """
     text = annotations.get(TRIGGER_TIME_ANNOTATION) if annotations else None

@@ -20,6 +20,7 @@ from tests.chart.render import CHART, HelmRefusedError, render
 REJECTED = [
     pytest.param({"agent": {"scheduler": "random"}}, "/agent/scheduler", id="unknown-scheduler"),
     pytest.param({"agent": {"affinityScope": "global"}}, "/agent/affinityScope", id="unknown-affinity-scope"),
+    pytest.param({"agent": {"affinitySwitchDelay": 61}}, "/agent/affinitySwitchDelay", id="switch-delay-above-60"),
     pytest.param({"agent": {"persistenceNetmaskV4": 33}}, "/agent/persistenceNetmaskV4", id="netmask-v4-33"),
     pytest.param({"agent": {"persistenceNetmaskV4": 0}}, "/agent/persistenceNetmaskV4", id="netmask-v4-0"),
     pytest.param({"agent": {"persistenceNetmaskV6": 129}}, "/agent/persistenceNetmaskV6", id="netmask-v6-129"),

@@ -200,6 +200,7 @@ metricRelabelings:
   (printf "--persistence-netmask-v4=%d" ($agent.persistenceNetmaskV4 | int))
   (printf "--persistence-netmask-v6=%d" ($agent.persistenceNetmaskV6 | int))
   (printf "--affinity-scope=%s" $agent.affinityScope)
+  (printf "--affinity-switch-delay=%s" (include "ipvsctl.number" $agent.affinitySwitchDelay))
   (printf "--node-port-range=%s" $agent.nodePortRange) }}
 {{- range $agent.externalIPCIDRs }}
 {{- $args = append $args (printf "--external-ip-cidr=%s" .) }}
