@@ -30,7 +30,7 @@ from ipvsctl.cli.common import (
     SchedulerOpt,
     StrictArpOpt,
 )
-from ipvsctl.cli.kernel import NoSysctlOpt
+from ipvsctl.cli.live import NoSysctlOpt
 from ipvsctl.errors import IpvsctlError
 from ipvsctl.options import (
     AFFINITY_SWITCH_DELAY,
