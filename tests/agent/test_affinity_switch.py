@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
+
 from ipvsctl.backend.memory import MemoryBackend
 from ipvsctl.model import Protocol, ServiceKey
 from tests.agent.conftest import StartAgent
@@ -54,45 +56,28 @@ async def test_two_nodes_switch_together_though_one_learns_later(start_agent: St
     assert addresses(one) == addresses(two) == ["10.1.0.1", "10.1.0.2", "10.1.0.3"]
 
 
-async def test_a_change_that_arrives_after_its_moment_applies_at_once(
-    start_agent: StartAgent, clock: FakeClock, backend: MemoryBackend
+@pytest.mark.parametrize(
+    ("agent_flags", "scoped", "ago"),
+    [
+        pytest.param({}, True, 5.0, id="learnt-after-its-moment"),
+        pytest.param({"affinity_switch_delay": 0.0}, True, 0.2, id="delay-0"),
+        pytest.param({}, False, 0.2, id="node-scope-service"),
+    ],
+)
+async def test_a_change_applies_at_once_when_it_is_not_held(
+    start_agent: StartAgent,
+    clock: FakeClock,
+    backend: MemoryBackend,
+    agent_flags: dict[str, float],
+    scoped: bool,
+    ago: float,
 ) -> None:
-    """A node that learns of a change later than trigger + delay is late already: it does not wait."""
-    agent = start_agent()
-    list_everything(
-        agent, services=[scoped_service()], slices=[endpoint_slice("web-1", service="web", endpoints=BEFORE)]
-    )
+    """Late (past trigger + delay), with --affinity-switch-delay 0, or without cluster scope: nothing waits."""
+    agent = start_agent(**agent_flags)
+    web = scoped_service() if scoped else service("web", cluster_ip="10.0.0.10", sessionAffinity="ClientIP")
+    list_everything(agent, services=[web], slices=[endpoint_slice("web-1", service="web", endpoints=BEFORE)])
     await settle()
-    agent.handlers["EndpointSlice"].upsert(triggered(AFTER, clock=clock, ago=5.0))
-    await clock.advance(1.0)
-
-    assert addresses(backend) == ["10.1.0.1", "10.1.0.2", "10.1.0.3"]
-
-
-async def test_with_delay_zero_a_change_applies_at_once(
-    start_agent: StartAgent, clock: FakeClock, backend: MemoryBackend
-) -> None:
-    """--affinity-switch-delay 0 turns the synchronised switch off."""
-    agent = start_agent(affinity_switch_delay=0.0)
-    list_everything(
-        agent, services=[scoped_service()], slices=[endpoint_slice("web-1", service="web", endpoints=BEFORE)]
-    )
-    await settle()
-    agent.handlers["EndpointSlice"].upsert(triggered(AFTER, clock=clock, ago=0.2))
-    await clock.advance(1.0)
-
-    assert addresses(backend) == ["10.1.0.1", "10.1.0.2", "10.1.0.3"]
-
-
-async def test_a_node_scope_service_changes_at_once(
-    start_agent: StartAgent, clock: FakeClock, backend: MemoryBackend
-) -> None:
-    """ClientIP without cluster scope decides per node anyway: nothing is held."""
-    agent = start_agent()
-    plain = service("web", cluster_ip="10.0.0.10", sessionAffinity="ClientIP")
-    list_everything(agent, services=[plain], slices=[endpoint_slice("web-1", service="web", endpoints=BEFORE)])
-    await settle()
-    agent.handlers["EndpointSlice"].upsert(triggered(AFTER, clock=clock, ago=0.2))
+    agent.handlers["EndpointSlice"].upsert(triggered(AFTER, clock=clock, ago=ago))
     await clock.advance(1.0)
 
     assert addresses(backend) == ["10.1.0.1", "10.1.0.2", "10.1.0.3"]
