@@ -164,6 +164,11 @@ class AgentMetrics:
             "externalTrafficPolicy Local Services with external VIPs and no usable endpoint on this node.",
             registry=registry,
         )
+        self.affinity_switches_held = Gauge(
+            "ipvsctl_affinity_switches_held",
+            "Services whose cluster-scope tables hold an endpoint change until its moment (--affinity-switch-delay).",
+            registry=registry,
+        )
         self.drain_queue = Gauge(
             "ipvsctl_drain_queue_size", "Real servers draining (weight 0, waiting for connections).", registry=registry
         )

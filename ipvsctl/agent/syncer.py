@@ -296,6 +296,7 @@ class Syncer:
             return SyncOutcome(ok=False, full=full, error=f"unexpected {type(error).__name__}: {error}")
         finally:
             self._metrics.drain_queue.set(len(self._drains))
+            self._metrics.affinity_switches_held.set(len(self.holds))
         self._count_netfilter(result.netfilter, full=full)
         # Operations on a key that failed may or may not have gone in; count only the certain ones.
         failed = {failure.operation.key for failure in result.failures}

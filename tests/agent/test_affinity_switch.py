@@ -10,8 +10,10 @@ from ipvsctl.backend.memory import MemoryBackend
 from ipvsctl.model import Protocol, ServiceKey
 from tests.agent.conftest import StartAgent
 from tests.agent.fakes import JSON, FakeClock, endpoint_slice, list_everything, service, settle
+from tests.agent.test_metrics import samples
 
 KEY = ServiceKey(Protocol.TCP, "10.0.0.10", 80)
+HELD = "ipvsctl_affinity_switches_held"
 SCOPED = {"ipvsctl.io/affinity-scope": "cluster"}
 BEFORE = [("10.1.0.1", "worker2"), ("10.1.0.2", "worker2")]
 AFTER = [*BEFORE, ("10.1.0.3", "worker3")]
@@ -54,6 +56,21 @@ async def test_two_nodes_switch_together_though_one_learns_later(start_agent: St
 
     assert held == (["10.1.0.1", "10.1.0.2"], ["10.1.0.1", "10.1.0.2"])
     assert addresses(one) == addresses(two) == ["10.1.0.1", "10.1.0.2", "10.1.0.3"]
+
+
+async def test_a_held_change_shows_in_a_gauge(start_agent: StartAgent, clock: FakeClock) -> None:
+    """ipvsctl_affinity_switches_held counts Services holding a change: 1 while held, 0 after the moment."""
+    agent = start_agent()
+    list_everything(
+        agent, services=[scoped_service()], slices=[endpoint_slice("web-1", service="web", endpoints=BEFORE)]
+    )
+    await settle()
+    agent.handlers["EndpointSlice"].upsert(triggered(AFTER, clock=clock, ago=0.2))
+    await clock.advance(1.0)
+    during = samples(agent.metrics.exposition())[(HELD, ())]
+    await clock.advance(3.0)
+
+    assert (during, samples(agent.metrics.exposition())[(HELD, ())]) == (1, 0)
 
 
 @pytest.mark.parametrize(
