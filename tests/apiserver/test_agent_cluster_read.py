@@ -18,7 +18,7 @@ pytestmark = pytest.mark.apiserver
 async def test_cluster_read_once_translates_like_manifests(
     admin_api: ApiClient, admin_kubeconfig: Path, namespace: str
 ) -> None:
-    """Services, v1beta1 slices and only the named Node come back as views that translate to the table."""
+    """Services, slices and only the named Node come back as views that translate to the table."""
     await ensure_node(admin_api)
     ip = await create_service(admin_api, namespace, "web")
     await put_slice(admin_api, namespace, "web-1", service="web", addresses=["10.1.0.1"])

@@ -1,4 +1,4 @@
-"""The agent against a real kube-apiserver v1.20: the table follows Services and v1beta1 EndpointSlices."""
+"""The agent against a real kube-apiserver: the table follows Services and EndpointSlices (v1 or v1beta1)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from kubernetes_asyncio.client.api_client import ApiClient
 from ipvsctl.backend.memory import MemoryBackend
 from ipvsctl.model import DeleteVirtualService, EditVirtualService, Persistence
 from tests.agent.live import (
-    DISCOVERY,
     create_service,
+    discovery,
     ensure_node,
     eventually,
     put_slice,
@@ -39,7 +39,7 @@ async def test_create_update_delete_converge(admin_api: ApiClient, admin_kubecon
         await put_slice(admin_api, namespace, "web-1", service="web", addresses=["10.1.0.3"])
         await eventually(lambda: reals_of(backend, vip(ip)) == {"10.1.0.3"}, what="endpoints replaced")
         await client.CustomObjectsApi(admin_api).delete_namespaced_custom_object(
-            *DISCOVERY, namespace, "endpointslices", "web-1"
+            *await discovery(admin_api), namespace, "endpointslices", "web-1"
         )
         await eventually(lambda: reals_of(backend, vip(ip)) == set(), what="slice deleted")
         await client.CoreV1Api(admin_api).delete_namespaced_service("web", namespace)

@@ -1,4 +1,4 @@
-"""The real kube-apiserver v1.20 harness does what the agent's tests will lean on."""
+"""The real kube-apiserver harness (v1.20 or the binary given) does what the agent's tests will lean on."""
 
 from __future__ import annotations
 
@@ -19,8 +19,6 @@ from tests.apiserver.harness import ControlPlane
 
 pytestmark = pytest.mark.apiserver
 
-DISCOVERY = ("discovery.k8s.io", "v1beta1")
-
 
 def service(name: str, *, type_: str = "ClusterIP", **spec: Any) -> client.V1Service:
     """Return a Service with one TCP port 80 → 8080."""
@@ -32,10 +30,10 @@ def service(name: str, *, type_: str = "ClusterIP", **spec: Any) -> client.V1Ser
     )
 
 
-def endpoint_slice(name: str, *, service_name: str) -> dict[str, Any]:
-    """Return a v1beta1 EndpointSlice with a ready endpoint and a terminating one, each on a node."""
+def endpoint_slice(name: str, *, service_name: str, group_version: tuple[str, str]) -> dict[str, Any]:
+    """Return an EndpointSlice (v1 or v1beta1) with a ready endpoint and a terminating one, each on a node."""
     return {
-        "apiVersion": "discovery.k8s.io/v1beta1",
+        "apiVersion": "/".join(group_version),
         "kind": "EndpointSlice",
         "metadata": {"name": name, "labels": {"kubernetes.io/service-name": service_name}},
         "addressType": "IPv4",
@@ -123,29 +121,39 @@ async def test_dual_stack_service_gets_two_cluster_ips(admin_api: ApiClient, nam
     assert [ipaddress.ip_address(ip).version for ip in created.spec.cluster_ips] == [4, 6]
 
 
-async def test_endpoint_slice_keeps_node_name_and_conditions(admin_api: ApiClient, namespace: str) -> None:
-    """A v1beta1 EndpointSlice keeps nodeName and serving/terminating (their feature gates are on)."""
+async def test_endpoint_slice_keeps_node_name_and_conditions(
+    admin_api: ApiClient, namespace: str, slice_group_version: tuple[str, str]
+) -> None:
+    """An EndpointSlice keeps nodeName and serving/terminating (on v1.20 their feature gates are on)."""
     custom = client.CustomObjectsApi(admin_api)
     await custom.create_namespaced_custom_object(
-        *DISCOVERY, namespace, "endpointslices", endpoint_slice("web-abc", service_name="web")
+        *slice_group_version,
+        namespace,
+        "endpointslices",
+        endpoint_slice("web-abc", service_name="web", group_version=slice_group_version),
     )
-    stored = await custom.get_namespaced_custom_object(*DISCOVERY, namespace, "endpointslices", "web-abc")
+    stored = await custom.get_namespaced_custom_object(*slice_group_version, namespace, "endpointslices", "web-abc")
     assert [(e["nodeName"], e["conditions"]) for e in stored["endpoints"]] == [
         ("worker1", {"ready": True, "serving": True, "terminating": False}),
         ("worker2", {"ready": False, "serving": True, "terminating": True}),
     ]
 
 
-async def test_lists_services_and_slices_as_raw_json(admin_api: ApiClient, namespace: str) -> None:
+async def test_lists_services_and_slices_as_raw_json(
+    admin_api: ApiClient, namespace: str, slice_group_version: tuple[str, str]
+) -> None:
     """Lists read with _preload_content=False are the server's own JSON (camelCase, kind, resourceVersion)."""
     core, custom = client.CoreV1Api(admin_api), client.CustomObjectsApi(admin_api)
     await core.create_namespaced_service(namespace, service("web"))
     await custom.create_namespaced_custom_object(
-        *DISCOVERY, namespace, "endpointslices", endpoint_slice("web-abc", service_name="web")
+        *slice_group_version,
+        namespace,
+        "endpointslices",
+        endpoint_slice("web-abc", service_name="web", group_version=slice_group_version),
     )
     services = await raw_json(core.list_namespaced_service(namespace, _preload_content=False))
     slices = await raw_json(
-        custom.list_namespaced_custom_object(*DISCOVERY, namespace, "endpointslices", _preload_content=False)
+        custom.list_namespaced_custom_object(*slice_group_version, namespace, "endpointslices", _preload_content=False)
     )
     assert (services[0], services[1]["kind"], [s["metadata"]["name"] for s in services[1]["items"]]) == (
         200,
