@@ -30,7 +30,7 @@ from ipvsctl.agent.traffic import TrafficMetrics
 from ipvsctl.agent.watch import Watcher
 from ipvsctl.backend.base import Backend
 from ipvsctl.backend.nft.base import NetfilterTable
-from ipvsctl.kube.client import NODES, SERVICES, Resource, slice_resource
+from ipvsctl.kube.client import NODES, PROXY_LABEL_SELECTOR, SERVICES, Resource, slice_resource
 from ipvsctl.kube.views import ObjectRef
 from ipvsctl.reconcile import DrainTracker
 
@@ -113,6 +113,7 @@ class NodeAgent:
             max_series=config.traffic_max_series,
         )
         self.ports: dict[str, int] = {}  # bound HTTP ports by path, once serving
+        self.watch_loops: list[Watcher] = []  # the running list + watch loops, once running (read-only views)
         self._log = structlog.get_logger("ipvsctl.agent")
 
     def probes(self) -> dict[str, Callable[[], HealthReport]]:
@@ -152,10 +153,11 @@ class NodeAgent:
         async def slices() -> Resource:
             return await slice_resource(api)
 
+        # Services and slices that name another proxy, and headless Services' slices, are dropped by the server.
         plan = [
-            ("services", services, "Service", None),
-            ("endpointslices", slices, "EndpointSlice", None),
-            ("node", nodes, "Node", f"metadata.name={self.config.node_name}"),
+            ("services", services, "Service", None, PROXY_LABEL_SELECTOR),
+            ("endpointslices", slices, "EndpointSlice", None, PROXY_LABEL_SELECTOR),
+            ("node", nodes, "Node", f"metadata.name={self.config.node_name}", None),
         ]
         for name, *_ in plan:
             self.status.connected.setdefault(name, False)
@@ -168,9 +170,10 @@ class NodeAgent:
                 clock=self.clock,
                 metrics=self.metrics,
                 on_connection=self._connection,
-                field_selector=selector,
+                field_selector=fields,
+                label_selector=labels,
             )
-            for name, resource, kind, selector in plan
+            for name, resource, kind, fields, labels in plan
         ]
 
     async def run(self, api: ApiClient, *, stop: asyncio.Event) -> None:
@@ -194,7 +197,8 @@ class NodeAgent:
         ) as ports:
             self.ports = ports
             try:
-                for watcher in self.watchers(api):
+                self.watch_loops = self.watchers(api)
+                for watcher in self.watch_loops:
                     supervisor.spawn(f"watch-{watcher.name}", watcher.run())
                 supervisor.spawn("sync", self.runner.run())
                 supervisor.spawn("events", self.recorder.run())

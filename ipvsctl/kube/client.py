@@ -1,8 +1,9 @@
 """The cluster edge: kubernetes-asyncio calls that return the API's raw JSON, and one-shot cluster reads.
 
 Owns connecting (kubeconfig or in-cluster service account), the resources the proxy reads
-(Services, EndpointSlices in discovery.k8s.io/v1 or else v1beta1, Nodes), paginated lists,
-watch streams, and writing core/v1 Events. Responses are read with ``_preload_content=False``:
+(Services, EndpointSlices in discovery.k8s.io/v1 or else v1beta1 as discovery lists them, Nodes),
+lists (from the apiserver's watch cache, or paginated consistent reads), watch streams, and writing
+core/v1 Events. Responses are read with ``_preload_content=False``:
 the generated models are never built (they are slow at scale). A list page or a watch line is
 decoded by msgspec only as far as its envelope; each object stays its own JSON bytes (``ApiObject``)
 until ``kube/parse.py`` decodes them straight into typed Structs, the same decoder manifests use. No
@@ -33,13 +34,17 @@ from ipvsctl.kube.manifests import ManifestSet
 from ipvsctl.kube.parse import ApiObject, RawObject, parse_endpoint_slice, parse_node, parse_service
 
 __all__ = [
+    "CACHED",
+    "CONSISTENT",
     "NODES",
+    "PROXY_LABEL_SELECTOR",
     "SERVICES",
     "SLICES_V1",
     "SLICES_V1BETA1",
     "ApiError",
     "ConflictError",
     "GoneError",
+    "ListFrom",
     "Listing",
     "NotFoundError",
     "Resource",
@@ -49,7 +54,9 @@ __all__ = [
     "list_all",
     "list_cluster",
     "load_cluster",
+    "not_older_than",
     "patch_event",
+    "served_slice_resource",
     "slice_resource",
     "watch",
 ]
@@ -122,6 +129,45 @@ SERVICES = Resource("Service", "v1", "services")
 NODES = Resource("Node", "v1", "nodes")
 SLICES_V1 = Resource("EndpointSlice", "discovery.k8s.io/v1", "endpointslices")
 SLICES_V1BETA1 = Resource("EndpointSlice", "discovery.k8s.io/v1beta1", "endpointslices")
+
+# What kube-proxy's informers ask for (cmd/kube-proxy/app/server.go): no Service or EndpointSlice that names
+# another proxy, and no EndpointSlice of a headless Service (the EndpointSlice controller labels those).
+PROXY_LABEL_SELECTOR = "!service.kubernetes.io/service-proxy-name,!service.kubernetes.io/headless"
+
+
+@dataclass(frozen=True, slots=True)
+class ListFrom:
+    """How fresh a list must be, which decides who answers it.
+
+    ``resource_version`` "0": any state the apiserver's watch cache holds (it ignores ``limit`` then: one
+    response); a version: from the watch cache once it has caught up with that version (``resourceVersionMatch=
+    NotOlderThan``, sent without ``limit``, which would send it to etcd); "": a consistent read from etcd, paginated.
+    """
+
+    resource_version: str
+
+    @property
+    def paged(self) -> bool:
+        """Only a consistent read is paged: the watch cache cannot continue a list, so a version with a ``limit``
+        goes to etcd (and version "0" ignores the ``limit``)."""
+        return not self.resource_version
+
+    def params(self) -> dict[str, Any]:
+        """The list call's query parameters."""
+        if self.paged:
+            return {"limit": PAGE_SIZE}
+        if self.resource_version == "0":
+            return {"resource_version": "0"}
+        return {"resource_version": self.resource_version, "resource_version_match": "NotOlderThan"}
+
+
+CACHED = ListFrom("0")
+CONSISTENT = ListFrom("")
+
+
+def not_older_than(resource_version: str) -> ListFrom:
+    """A list from the watch cache at ``resource_version`` or later (a relist never goes back in time)."""
+    return ListFrom(resource_version) if resource_version else CACHED
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,16 +296,28 @@ async def _read_page(response: aiohttp.ClientResponse, *, resource: str) -> _Pag
         raise ApiError("list response is not JSON", resource=resource) from None
 
 
-async def list_all(api: ApiClient, resource: Resource, *, field_selector: str | None = None) -> Listing:
-    """Every object of ``resource`` (page by page) and the list's resourceVersion; GoneError if a page expired."""
+async def list_all(
+    api: ApiClient,
+    resource: Resource,
+    *,
+    field_selector: str | None = None,
+    label_selector: str | None = None,
+    source: ListFrom = CONSISTENT,
+) -> Listing:
+    """Every object of ``resource`` and the list's resourceVersion; GoneError if a page (or the version) expired.
+
+    ``source`` decides who answers (``ListFrom``); the selectors are applied by the server.
+    """
     items: list[ApiObject] = []
     token: str | None = None
     while True:
-        params: dict[str, Any] = {"limit": PAGE_SIZE, "_request_timeout": LIST_TIMEOUT}
+        params: dict[str, Any] = {**source.params(), "_request_timeout": LIST_TIMEOUT}
         if token:
             params["_continue"] = token
         if field_selector:
             params["field_selector"] = field_selector
+        if label_selector:
+            params["label_selector"] = label_selector
         page = await _read_page(
             await _request(functools.partial(resource.call, api, **params), resource=str(resource)),
             resource=str(resource),
@@ -273,18 +331,53 @@ async def list_all(api: ApiClient, resource: Resource, *, field_selector: str | 
             return Listing(items=tuple(items), resource_version=version if isinstance(version, str) else "")
 
 
-async def slice_resource(api: ApiClient) -> Resource:
-    """discovery.k8s.io/v1 EndpointSlices when the server serves them, else v1beta1 (Kubernetes < 1.21)."""
+class _GroupVersion(msgspec.Struct, gc=False):
+    version: object = None
+
+
+class _Group(msgspec.Struct, gc=False):
+    versions: list[_GroupVersion] | None = None
+
+
+_GROUP = msgspec.json.Decoder(_Group)
+_SLICE_GROUP = "discovery.k8s.io"
+
+
+def served_slice_resource(versions: Sequence[str]) -> Resource | None:
+    """The EndpointSlice resource to read, given the versions discovery lists: v1, else v1beta1, else None."""
     for candidate in (SLICES_V1, SLICES_V1BETA1):
+        if candidate.group_version[1] in versions:
+            return candidate
+    return None
+
+
+async def slice_resource(api: ApiClient) -> Resource:
+    """discovery.k8s.io/v1 EndpointSlices when discovery lists them, else v1beta1 (Kubernetes < 1.21).
+
+    One GET of /apis/discovery.k8s.io (served from memory, open to every authenticated user): no list.
+    """
+    discovery: Any = k8s.DiscoveryApi(api)
+    try:
+        response = await _request(
+            lambda: discovery.get_api_group(_preload_content=False, _request_timeout=LIST_TIMEOUT),
+            resource=_SLICE_GROUP,
+        )
+    except NotFoundError:
+        raise ApiError("the server serves no discovery.k8s.io API group", resource=_SLICE_GROUP) from None
+    async with response:
         try:
-            response = await _request(
-                functools.partial(candidate.call, api, limit=1, _request_timeout=LIST_TIMEOUT), resource=str(candidate)
-            )
-        except NotFoundError:
-            continue
-        response.release()
-        return candidate
-    raise ApiError("the server serves neither v1 nor v1beta1", resource="endpointslices.discovery.k8s.io")
+            body = await response.read()
+        except _CONNECTION_ERRORS as error:
+            raise ApiError(f"unreachable: {error!r}", resource=_SLICE_GROUP) from None
+    try:
+        group = _GROUP.decode(body)
+    except msgspec.MsgspecError:
+        raise ApiError("discovery answered something that is not an API group", resource=_SLICE_GROUP) from None
+    served = [entry.version for entry in group.versions or () if isinstance(entry.version, str)]
+    found = served_slice_resource(served)
+    if found is None:
+        raise ApiError(f"the server serves neither v1 nor v1beta1 (it lists {served})", resource=_SLICE_GROUP)
+    return found
 
 
 async def watch(
@@ -294,6 +387,7 @@ async def watch(
     resource_version: str,
     timeout_seconds: int,
     field_selector: str | None = None,
+    label_selector: str | None = None,
     on_open: Callable[[], None] = lambda: None,
 ) -> AsyncIterator[WatchEvent]:
     """Watch events after ``resource_version`` until the server ends the stream (after ``timeout_seconds``).
@@ -310,6 +404,8 @@ async def watch(
     }
     if field_selector:
         params["field_selector"] = field_selector
+    if label_selector:
+        params["label_selector"] = label_selector
     name = str(resource)
     response = await _request(lambda: resource.call(api, **params), resource=name)
     on_open()
