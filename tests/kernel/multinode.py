@@ -14,10 +14,11 @@ Every name, address and route is the test's own; the namespaces go with the ``La
 from __future__ import annotations
 
 from dataclasses import dataclass
-from ipaddress import IPv4Network
+from ipaddress import IPv4Network, ip_address
 
-from tests.kernel.netlab import Lab, Netns
+from tests.kernel.netlab import Lab, Netns, delete_netns, run_command
 
+MAX_INTERFACE_NAME = 15  # IFNAMSIZ - 1
 LAN = "192.0.2.0/24"
 LAN6 = "2001:db8:a::/64"
 POD_NETWORK = IPv4Network("198.51.100.0/24")
@@ -75,8 +76,8 @@ class Cluster:
 
 def build_cluster(lab: Lab, *, nodes: int = 2, pods_per_node: int = 2, clients: int = 2) -> Cluster:
     """Create and wire the namespaces (see the module docstring)."""
-    if not 1 <= nodes <= 3 or not 1 <= pods_per_node <= 20 or not 1 <= clients <= 20:
-        raise ValueError("1..3 nodes, 1..20 pods per node, 1..20 clients")
+    if not 1 <= nodes <= 3 or not 0 <= pods_per_node <= 20 or not 1 <= clients <= 20:
+        raise ValueError("1..3 nodes, 0..20 pods per node (add_pod adds more), 1..20 clients")
     lan = lab.netns("lan")
     lan.ip("link", "add", "br0", "type", "bridge")
     lan.ip("link", "set", "br0", "up")
@@ -88,49 +89,78 @@ def build_cluster(lab: Lab, *, nodes: int = 2, pods_per_node: int = 2, clients: 
     members = [(n.netns, n.ip, n.ip6) for n in node_list]
     members += [(c.netns, c.ip, f"2001:db8:a::{99 + c_index}") for c_index, c in enumerate(client_list, start=1)]
     for index, (netns, address, address6) in enumerate(members):
-        port = f"lan{index}"
-        lan.ip("link", "add", port, "type", "veth", "peer", "name", "lan0", "netns", netns.name)
-        lan.ip("link", "set", port, "master", "br0")
-        lan.ip("link", "set", port, "up")
-        netns.ip(
-            "-batch",
-            "-",
-            input=f"addr add {address}/24 dev lan0\naddr add {address6}/64 dev lan0 nodad\nlink set lan0 up\n",
-        )
+        attach_to_lan(lan, netns, port=f"lan{index}", address=address, address6=address6)
     pod_list: list[Pod] = []
     for k, node in enumerate(node_list, start=1):
         node.netns.sysctl("net.ipv4.ip_forward", "1")
         routes = [f"route add {other.pod_cidr} via {other.ip}" for other in node_list if other is not node]
         node.netns.ip("-batch", "-", input="".join(f"{route}\n" for route in routes))
         first = IPv4Network(node.pod_cidr).network_address
-        for j in range(1, pods_per_node + 1):
-            name = f"pod{k}{chr(ord('a') + j - 1)}"
-            ip = str(first + 9 + j)
-            netns = lab.netns(name)
-            veth = f"p-{name}"
-            node.netns.ip(
-                "-batch",
-                "-",
-                input=(
-                    f"link add {veth} type veth peer name eth0 netns {netns.name}\n"
-                    f"addr add {POD_GATEWAY}/32 dev {veth}\n"
-                    f"link set {veth} up\n"
-                    f"route add {ip}/32 dev {veth}\n"
-                ),
-            )
-            netns.ip(
-                "-batch",
-                "-",
-                input=(
-                    f"addr add {ip}/32 dev eth0\n"
-                    "link set eth0 up\n"
-                    f"route add {POD_GATEWAY} dev eth0 scope link\n"
-                    f"route add default via {POD_GATEWAY} dev eth0\n"
-                ),
-            )
-            node.netns.sysctl(f"net.ipv4.conf.{veth}.proxy_arp", "1")  # the pod's gateway answers for every address
-            pod_list.append(Pod(netns, name, ip, node.name))
+        pod_list += [
+            add_pod(lab, node, name=f"pod{k}{chr(ord('a') + j - 1)}", ip=str(first + 9 + j))
+            for j in range(1, pods_per_node + 1)
+        ]
     for client in client_list:
         client.netns.ip("route", "add", VIP_RANGE, "via", node_list[0].ip)
         client.netns.ip("route", "add", str(POD_NETWORK), "via", node_list[0].ip)
     return Cluster(lan=lan, nodes=tuple(node_list), pods=tuple(pod_list), clients=tuple(client_list))
+
+
+def attach_to_lan(lan: Netns, netns: Netns, *, port: str, address: str, address6: str) -> None:
+    """Plug `netns` into the LAN bridge: its `lan0` gets the addresses, the bridge's side is named `port`."""
+    lan.ip("link", "add", port, "type", "veth", "peer", "name", "lan0", "netns", netns.name)
+    lan.ip("link", "set", port, "master", "br0")
+    lan.ip("link", "set", port, "up")
+    netns.ip(
+        "-batch",
+        "-",
+        input=f"addr add {address}/24 dev lan0\naddr add {address6}/64 dev lan0 nodad\nlink set lan0 up\n",
+    )
+
+
+def attach_caller_to_lan(lan: Netns, *, interface: str, address: str) -> None:
+    """Plug the calling process's own namespace (the lab guest's root one) into the LAN as `interface`.
+
+    Deleting the LAN's namespace takes the link away with it.
+    """
+    port = f"{interface[: MAX_INTERFACE_NAME - 2]}-p"
+    run_command(["ip", "link", "add", interface, "type", "veth", "peer", "name", port, "netns", lan.name])
+    lan.ip("link", "set", port, "master", "br0")
+    lan.ip("link", "set", port, "up")
+    run_command(["ip", "-batch", "-"], input=f"addr add {address}/24 dev {interface}\nlink set {interface} up\n")
+
+
+def add_pod(lab: Lab, node: Node, *, name: str, ip: str) -> Pod:
+    """A pod namespace behind `node`, as a simple CNI wires one: a veth, the pod's /32 and its routes."""
+    veth = f"p-{name}"
+    if len(veth) > MAX_INTERFACE_NAME or ip_address(ip) not in IPv4Network(node.pod_cidr):
+        raise ValueError(f"pod {name!r} at {ip}: the name must fit an interface name, the address {node.pod_cidr}")
+    netns = lab.netns(name)
+    node.netns.ip(
+        "-batch",
+        "-",
+        input=(
+            f"link add {veth} type veth peer name eth0 netns {netns.name}\n"
+            f"addr add {POD_GATEWAY}/32 dev {veth}\n"
+            f"link set {veth} up\n"
+            f"route add {ip}/32 dev {veth}\n"
+        ),
+    )
+    netns.ip(
+        "-batch",
+        "-",
+        input=(
+            f"addr add {ip}/32 dev eth0\n"
+            "link set eth0 up\n"
+            f"route add {POD_GATEWAY} dev eth0 scope link\n"
+            f"route add default via {POD_GATEWAY} dev eth0\n"
+        ),
+    )
+    node.netns.sysctl(f"net.ipv4.conf.{veth}.proxy_arp", "1")  # the pod's gateway answers for every address
+    return Pod(netns, name, ip, node.name)
+
+
+def remove_pod(node: Node, pod: Pod) -> None:
+    """Take a pod away: its veth (and route) from the node, then its namespace."""
+    node.netns.ip("link", "delete", f"p-{pod.name}")
+    delete_netns([pod.netns])

@@ -1,0 +1,151 @@
+"""Bounded load: flows of requests from client namespaces, each request on a new connection (or socket).
+
+A flow is one client sending to one address, one request at a time with a pause between requests. `burst`
+runs flows to a fixed count; `Load` runs them in the background until stopped. Both are bounded in count and
+in time: nothing here can run away. Every request becomes an `Outcome` (what answered, the client address it
+saw, how long it took, or why it failed); a failed request is never retried.
+"""
+
+from __future__ import annotations
+
+import http.client
+import socket
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from tests.e2e.report import Outcome
+from tests.kernel.netlab import Netns
+
+REQUEST_TIMEOUT = 5.0
+MAX_COUNT = 2000  # requests per flow
+MAX_SECONDS = 300.0  # per load
+
+
+@dataclass(frozen=True, slots=True)
+class Flow:
+    """One client sending to one address: HTTP GET `path`, or a UDP datagram."""
+
+    name: str
+    client: Netns
+    host: str
+    port: int
+    udp: bool = False
+    source: str | None = None  # a source address of the client's, else the kernel's choice
+    path: str = "/"
+
+
+def _http_once(flow: Flow, *, timeout: float) -> Outcome:
+    started = time.monotonic()
+    source = None if flow.source is None else (flow.source, 0)
+    connection = http.client.HTTPConnection(flow.host, flow.port, timeout=timeout, source_address=source)
+    try:
+        connection.request("GET", flow.path, headers={"Connection": "close"})
+        response = connection.getresponse()
+        body = response.read().decode().strip()
+        seen = response.getheader("X-Client-Address", "")
+    except (OSError, http.client.HTTPException) as error:
+        return Outcome(flow.name, started, time.monotonic() - started, ok=False, error=f"{type(error).__name__}")
+    finally:
+        connection.close()
+    elapsed = time.monotonic() - started
+    if response.status != 200:
+        return Outcome(flow.name, started, elapsed, ok=False, error=f"HTTP {response.status}")
+    return Outcome(flow.name, started, elapsed, ok=True, server=body, seen=seen)
+
+
+def _udp_once(flow: Flow, *, timeout: float, sequence: int) -> Outcome:
+    started = time.monotonic()
+    sent = b"ping %d" % sequence
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.settimeout(timeout)
+            if flow.source is not None:
+                sock.bind((flow.source, 0))
+            sock.connect((flow.host, flow.port))
+            sock.send(sent)
+            server, seen, echoed = sock.recv(65535).split(b" ", 2)
+    except (OSError, ValueError) as error:
+        return Outcome(flow.name, started, time.monotonic() - started, ok=False, error=f"{type(error).__name__}")
+    elapsed = time.monotonic() - started
+    if echoed != sent:
+        return Outcome(flow.name, started, elapsed, ok=False, error="wrong echo")
+    return Outcome(flow.name, started, elapsed, ok=True, server=server.decode(), seen=seen.decode())
+
+
+def request(flow: Flow, *, timeout: float = REQUEST_TIMEOUT, sequence: int = 0) -> Outcome:
+    """One request of `flow`, from the calling thread (which must be in the client's namespace)."""
+    return _udp_once(flow, timeout=timeout, sequence=sequence) if flow.udp else _http_once(flow, timeout=timeout)
+
+
+def _run_flow(
+    flow: Flow, *, count: int, interval: float, deadline: float, stop: threading.Event, into: list[Outcome]
+) -> None:
+    with flow.client.entered():
+        for sequence in range(count):
+            if stop.is_set() or time.monotonic() >= deadline:
+                return
+            into.append(request(flow, sequence=sequence))
+            stop.wait(interval)
+
+
+class Load:
+    """Flows running in background threads, each until `count` requests, `seconds`, or `stop()`."""
+
+    def __init__(
+        self, flows: Sequence[Flow], *, interval: float = 0.1, count: int = MAX_COUNT, seconds: float = MAX_SECONDS
+    ) -> None:
+        if not 1 <= count <= MAX_COUNT or not 0 < seconds <= MAX_SECONDS:
+            raise ValueError(f"count within 1..{MAX_COUNT}, seconds within (0, {MAX_SECONDS}]")
+        self._stop = threading.Event()
+        self._outcomes: list[Outcome] = []  # list.append is atomic: the flows share it
+        deadline = time.monotonic() + seconds
+        self._threads = [
+            threading.Thread(
+                target=_run_flow,
+                args=(flow,),
+                kwargs={
+                    "count": count,
+                    "interval": interval,
+                    "deadline": deadline,
+                    "stop": self._stop,
+                    "into": self._outcomes,
+                },
+                name=f"load-{flow.name}",
+                daemon=True,
+            )
+            for flow in flows
+        ]
+        self._timeout = seconds + REQUEST_TIMEOUT + 5
+
+    def __enter__(self) -> Load:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def outcomes(self) -> list[Outcome]:
+        """The requests done so far."""
+        return list(self._outcomes)
+
+    def wait(self) -> list[Outcome]:
+        """Wait for every flow to reach its count or time; the outcomes."""
+        deadline = time.monotonic() + self._timeout
+        for thread in self._threads:
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
+        return self.outcomes
+
+    def stop(self) -> list[Outcome]:
+        """Stop every flow after its current request; the outcomes."""
+        self._stop.set()
+        return self.wait()
+
+
+def burst(flows: Sequence[Flow], *, count: int, interval: float = 0.0) -> list[Outcome]:
+    """`count` requests from each flow, the flows in parallel; the outcomes once all are done."""
+    with Load(flows, count=count, interval=interval) as load:
+        return load.wait()

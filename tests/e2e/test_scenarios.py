@@ -1,0 +1,534 @@
+"""The nine scenarios of the e2e bed (issue 16), each a row of the report: requests, failed, p50/p99, verdict.
+
+They run in this order on one bed (bed.py) inside the kernel lab: `make e2e`, or `python -m tests.e2e -k NAME`
+for one of them (docs/e2e.md). Every load is bounded in count and time; every address is the bed's own.
+Each scenario leaves the bed with the workload it found (pods it replaced have successors, pods it added are
+gone), so any one of them can run alone.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+
+import pytest
+
+from tests.e2e import control, workload
+from tests.e2e.bed import Bed, cluster_ip_key, http_status
+from tests.e2e.haproxy import CHECK_INTERVAL, FALL, is_up
+from tests.e2e.ipvs_proc import IpvsTable, weights
+from tests.e2e.load import Flow, Load, burst, request
+from tests.e2e.observe import TableWatch
+from tests.e2e.report import Outcome, Report, summarize
+from tests.e2e.workload import (
+    LB_IP,
+    MY_SERVICE,
+    SAMPLE_NODEPORT_LOCAL,
+    SAMPLE_SESSION_AFFINITY,
+    SAMPLE_WEB,
+    UDP_ECHO,
+    PodState,
+)
+
+pytestmark = [pytest.mark.e2e, pytest.mark.kernel]
+
+CLIENTS = range(5)
+PRE_STOP = 1.0  # a pod keeps serving this long after every node stopped sending it new connections
+DRAIN_REQUEST = 6.0  # seconds of the in-flight request that a drain must let finish
+DRAIN_DELETE_LIMIT = 200.0  # IPVS keeps a closed connection in TIME_WAIT for 120 s, then a resync deletes
+HAPROXY_LIMIT = 20.0
+
+
+# --- helpers ------------------------------------------------------------------------------------
+
+
+def flows(bed: Bed, host: str, port: int, *, clients: Sequence[int] = CLIENTS, udp: bool = False) -> list[Flow]:
+    """One flow per client (from 0) to host:port."""
+    return [Flow(f"client{index + 1}", bed.client(index), host, port, udp=udp) for index in clients]
+
+
+def servers_by_flow(outcomes: Sequence[Outcome]) -> dict[str, set[str]]:
+    """Which pods answered each flow."""
+    answered: dict[str, set[str]] = defaultdict(set)
+    for outcome in outcomes:
+        if outcome.ok:
+            answered[outcome.flow].add(outcome.server)
+    return dict(answered)
+
+
+def failures(outcomes: Sequence[Outcome]) -> list[str]:
+    """The failed requests, said briefly (for assertion messages)."""
+    return [f"{outcome.flow}: {outcome.error}" for outcome in outcomes if not outcome.ok][:10]
+
+
+def node_of(bed: Bed, pod: str) -> str:
+    """The node a pod runs on (its name says so: <app>-<node index><letter>)."""
+    return f"node{pod.rsplit('-', 1)[1][0]}"
+
+
+Condition = Callable[[str, IpvsTable], bool]
+
+
+def has_weight(key: tuple[str, str, int], address: str) -> Condition:
+    """A convergence condition: `address` serves `key` (weight above 0)."""
+    return lambda _node, table: weights(table, key).get(address, 0) > 0
+
+
+def serves_not(key: tuple[str, str, int], address: str) -> Condition:
+    """A convergence condition: `address` takes no new connections of `key` (absent, or draining at weight 0)."""
+    return lambda _node, table: weights(table, key).get(address, 0) == 0
+
+
+def replace_pod(bed: Bed, name: str) -> dict[str, float]:
+    """Roll one pod: a successor on the same node becomes ready, then `name` terminates, leaves the slices and
+    stops. The convergence times (API write → every node's table) of each step."""
+    app, node_index = bed.pods[name].info.app, int(node_of(bed, name).removeprefix("node"))
+    key = cluster_ip_key(SAMPLE_WEB if app == "sample" else UDP_ECHO)
+    successor = bed.start_pod(app, node_index)  # written not ready, as a starting pod is
+    bed.set_state(successor, PodState.READY)
+    times = {"ready": bed.wait_tables(has_weight(key, bed.pods[successor].info.ip))}
+    old_ip = bed.pods[name].info.ip
+    bed.set_state(name, PodState.TERMINATING)
+    times["terminating"] = bed.wait_tables(serves_not(key, old_ip))
+    live = bed.forget_pod(name)
+    time.sleep(PRE_STOP)
+    bed.stop_pod(live)
+    return times
+
+
+# --- 1 ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.scenario("1-affinity", "ClientIP affinity through the agent")
+def test_1_client_ip_affinity_pins_each_client_and_without_it_requests_spread(bed: Bed, report: Report) -> None:
+    """5 clients x 30 requests to node1's NodePort: with ClientIP each client lands on one pod; without
+    affinity the requests spread over every pod."""
+    node1 = bed.node("node1").ip
+    affine = burst(flows(bed, node1, SAMPLE_SESSION_AFFINITY.node_port), count=30)
+    spread = burst(flows(bed, node1, SAMPLE_WEB.node_port), count=30)
+    pods = {pod.name for pod in bed.pods_of("sample")}
+    pinned = servers_by_flow(affine)
+    spread_by_flow = servers_by_flow(spread)
+    reached = {server for servers in spread_by_flow.values() for server in servers}
+    report.record(
+        "1-affinity",
+        "ClientIP affinity through the agent",
+        summarize(affine + spread),
+        pods_per_affine_client=sorted(len(servers) for servers in pinned.values()),
+        pods_per_client_without_affinity=sorted(len(servers) for servers in spread_by_flow.values()),
+    )
+    assert not failures(affine + spread), failures(affine + spread)
+    assert all(len(servers) == 1 for servers in pinned.values()), pinned
+    assert reached == pods, spread_by_flow
+    assert all(len(servers) >= 2 for servers in spread_by_flow.values()), spread_by_flow
+
+
+# --- 2 ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.scenario("2-cluster", "externalTrafficPolicy Cluster: every node's pods, masqueraded")
+def test_2_cluster_policy_reaches_pods_on_every_node_and_they_see_the_entry_node(bed: Bed, report: Report) -> None:
+    """NodePort of a Cluster Service via node1 and via node3 (no pod of its own): pods on node1 and node2
+    answer, each sees the entry node's address; the UDP Service via node2 the same."""
+    client = bed.client(0)
+    outcomes: list[Outcome] = []
+    entries: dict[str, set[tuple[str, str]]] = {}
+    for entry in ("node1", "node3"):
+        done = burst([Flow(entry, client, bed.node(entry).ip, SAMPLE_WEB.node_port)], count=30)
+        outcomes += done
+        entries[entry] = {(node_of(bed, o.server), o.seen) for o in done if o.ok}
+    datagrams = burst([Flow("node2-udp", client, bed.node("node2").ip, UDP_ECHO.node_port, udp=True)], count=20)
+    outcomes += datagrams
+    udp_seen = {(node_of(bed, o.server), o.seen) for o in datagrams if o.ok}
+    report.record(
+        "2-cluster",
+        "externalTrafficPolicy Cluster: every node's pods, masqueraded",
+        summarize(outcomes),
+        pod_nodes_via_node1=sorted({node for node, _ in entries["node1"]}),
+        pod_nodes_via_node3=sorted({node for node, _ in entries["node3"]}),
+        udp_pod_nodes_via_node2=sorted({node for node, _ in udp_seen}),
+    )
+    assert not failures(outcomes), failures(outcomes)
+    sample_nodes = {pod.node for pod in bed.pods_of("sample")}
+    udp_nodes = {pod.node for pod in bed.pods_of("udp-echo")}
+    for entry, seen in entries.items():
+        assert {node for node, _ in seen} == sample_nodes, (entry, seen)
+        assert {address for _, address in seen} == {bed.node(entry).ip}, (entry, seen)
+    assert {node for node, _ in udp_seen} == udp_nodes, udp_seen
+    assert {address for _, address in udp_seen} == {bed.node("node2").ip}, udp_seen
+
+
+# --- 3 ------------------------------------------------------------------------------------------
+
+
+def wait_haproxy(bed: Bed, section: str, node: str, *, up: bool, timeout: float = HAPROXY_LIMIT) -> float:
+    """Wait until haproxy has `node` up (or down) in `section`; the seconds it took."""
+    started = time.monotonic()
+    while is_up(bed.haproxy.servers().get((section, node), "")) != up:
+        if time.monotonic() - started > timeout:
+            raise AssertionError(f"haproxy: {section}/{node} not {'up' if up else 'down'} within {timeout:.0f} s")
+        time.sleep(0.1)
+    return time.monotonic() - started
+
+
+def health_check(bed: Bed, node: str) -> int:
+    """The status of my-service's healthCheckNodePort on a node (asked from the guest, on the LAN)."""
+    assert MY_SERVICE.health_check_node_port is not None
+    return http_status(bed.node(node).ip, MY_SERVICE.health_check_node_port, "/")[0]
+
+
+@pytest.mark.scenario("3-local", "externalTrafficPolicy Local, behind haproxy")
+def test_3_local_policy_keeps_the_client_address_and_haproxy_avoids_nodes_without_a_pod(
+    bed: Bed, report: Report
+) -> None:
+    """Local: via a node with a pod the pod sees the client; via node3 (none) the connection fails, node3's
+    healthCheckNodePort answers 503 and haproxy keeps it out; when node1 loses its pod, haproxy takes node1 out
+    too, with no failed request once it has."""
+    client, client_ip = bed.client(0), bed.cluster.clients[0].ip
+    direct = []
+    for entry in ("node1", "node2"):
+        direct += burst([Flow(entry, client, bed.node(entry).ip, SAMPLE_NODEPORT_LOCAL.node_port)], count=10)
+    with client.entered():
+        refused = request(Flow("node3", client, bed.node("node3").ip, SAMPLE_NODEPORT_LOCAL.node_port), timeout=3.0)
+    checks = {node: health_check(bed, node) for node in bed.nodes}
+    wait_haproxy(bed, "my-service", "node3", up=False)
+    steady = burst(flows(bed, LB_IP, 80), count=20, interval=0.05)
+
+    # node1 loses its only pod (its successor comes up on node2) while the clients go through haproxy.
+    leaving = next(pod.name for pod in bed.pods_of("sample") if pod.node == "node1")
+    successor = bed.start_pod("sample", 2, state=PodState.READY)
+    bed.wait_tables(has_weight(cluster_ip_key(SAMPLE_WEB), bed.pods[successor].info.ip))
+    with Load(flows(bed, LB_IP, 80), interval=0.05, seconds=90) as load:
+        time.sleep(1.0)
+        lost_at = time.monotonic()
+        bed.set_state(leaving, PodState.TERMINATING)
+        # The pod still serves through its grace period: long enough for haproxy to take node1 out if node1's
+        # health check stops counting a terminating pod (KEP-1669: only ready endpoints count).
+        time.sleep(CHECK_INTERVAL * (FALL + 1) + 1.0)
+        check_while_terminating = health_check(bed, "node1")
+        live = bed.forget_pod(leaving)
+        bed.wait_tables(serves_not(cluster_ip_key(SAMPLE_WEB), live.info.ip))
+        wait_haproxy(bed, "my-service", "node1", up=False, timeout=30)
+        down_after = time.monotonic() - lost_at
+        time.sleep(PRE_STOP)
+        bed.stop_pod(live)
+        time.sleep(2.0)
+    during = load.outcomes
+    down_at = lost_at + down_after
+    after_down = [o for o in during if o.started > down_at]
+    replacement = bed.start_pod("sample", 1, state=PodState.READY)  # node1 gets a pod again: haproxy brings it back
+    up_after = wait_haproxy(bed, "my-service", "node1", up=True, timeout=30)
+    retire = bed.forget_pod(successor)
+    bed.wait_tables(serves_not(cluster_ip_key(SAMPLE_WEB), retire.info.ip))
+    time.sleep(PRE_STOP)
+    bed.stop_pod(retire)
+
+    outcomes = direct + steady + during
+    report.record(
+        "3-local",
+        "externalTrafficPolicy Local, behind haproxy",
+        summarize(outcomes),
+        health_checks=dict(sorted(checks.items())),
+        node1_check_while_its_pod_terminates=check_while_terminating,
+        node3_direct=refused.error or "answered",
+        haproxy_out_after_s=round(down_after, 2),
+        failed_before_out=sum(not o.ok for o in during if o.started <= down_at),
+        failed_after_out=sum(not o.ok for o in after_down),
+        haproxy_back_after_s=round(up_after, 2),
+        replacement=replacement,
+    )
+    assert all(o.ok and o.seen == client_ip for o in direct), failures(direct)
+    assert {node_of(bed, o.server) for o in direct if o.server} == {"node1", "node2"}
+    assert not refused.ok
+    assert checks == {"node1": 200, "node2": 200, "node3": 503}
+    assert not failures(steady), failures(steady)
+    assert {node_of(bed, o.server) for o in steady} <= {"node1", "node2"}
+    assert after_down, "no request after haproxy took node1 out"
+    assert not failures(after_down), failures(after_down)
+
+
+# --- 4 ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.scenario("4-stickiness", "haproxy stick on src + ClientIP")
+def test_4_two_layers_of_stickiness_keep_every_client_on_its_pod(bed: Bed, report: Report) -> None:
+    """Through haproxy (stick on src) to a Cluster + ClientIP Service: each of 5 clients x 30 requests keeps
+    one entry node and one pod for its whole run."""
+    for node in bed.nodes:
+        wait_haproxy(bed, "sample-session-affinity", node, up=True)
+    outcomes = burst(flows(bed, LB_IP, 8080), count=30, interval=0.05)
+    pods = servers_by_flow(outcomes)
+    entry_nodes: dict[str, set[str]] = defaultdict(set)
+    for outcome in outcomes:
+        if outcome.ok:
+            entry_nodes[outcome.flow].add(outcome.seen)  # Cluster: the pod sees the entry node's address
+    report.record(
+        "4-stickiness",
+        "haproxy stick on src + ClientIP",
+        summarize(outcomes),
+        pods_used=len({pod for servers in pods.values() for pod in servers}),
+        entry_nodes_used=len({node for nodes in entry_nodes.values() for node in nodes}),
+    )
+    assert not failures(outcomes), failures(outcomes)
+    assert all(len(servers) == 1 for servers in pods.values()), pods
+    assert all(len(nodes) == 1 for nodes in entry_nodes.values()), entry_nodes
+
+
+# --- 5 ------------------------------------------------------------------------------------------
+
+
+def moves(outcomes: Sequence[Outcome]) -> list[tuple[str, float, str, str]]:
+    """Each time a flow's pod changed: (flow, when, from, to)."""
+    last: dict[str, str] = {}
+    changes = []
+    for outcome in sorted(outcomes, key=lambda o: o.started):
+        if not outcome.ok:
+            continue
+        before = last.get(outcome.flow)
+        if before is not None and before != outcome.server:
+            changes.append((outcome.flow, outcome.started, before, outcome.server))
+        last[outcome.flow] = outcome.server
+    return changes
+
+
+@pytest.mark.scenario("5-rolling", "rolling update under load")
+def test_5_rolling_update_fails_no_request_and_moves_affine_clients_only_off_leaving_pods(
+    bed: Bed, report: Report
+) -> None:
+    """Every sample pod replaced one at a time (successor ready, then terminating, gone) under load through
+    node1 and node2: no request fails; an affine client changes pod only after its pod started terminating."""
+    old = [pod.name for pod in bed.pods_of("sample")]
+    web = flows(bed, bed.node("node1").ip, SAMPLE_WEB.node_port, clients=(0, 1, 2))
+    web += flows(bed, bed.node("node2").ip, SAMPLE_WEB.node_port, clients=(3, 4))
+    affine = flows(bed, bed.node("node1").ip, SAMPLE_SESSION_AFFINITY.node_port)
+    affine = [Flow(f"affine-{f.name}", f.client, f.host, f.port) for f in affine]
+    terminating_at: dict[str, float] = {}
+    steps = []
+    with Load(web, interval=0.05, seconds=240) as web_load, Load(affine, interval=0.1, seconds=240) as affine_load:
+        time.sleep(1.0)
+        for name in old:
+            terminating_at[name] = time.monotonic()  # a little early: set just before the write
+            steps.append(replace_pod(bed, name))
+        time.sleep(1.0)
+    web_outcomes, affine_outcomes = web_load.outcomes, affine_load.outcomes
+    wrong_moves = [
+        (flow, source, target)
+        for flow, at, source, target in moves(affine_outcomes)
+        if source not in terminating_at or at < terminating_at[source]
+    ]
+    report.record(
+        "5-rolling",
+        "rolling update under load",
+        summarize(web_outcomes + affine_outcomes),
+        pods_replaced=len(old),
+        converged_ready_s=max(step["ready"] for step in steps),
+        converged_terminating_s=max(step["terminating"] for step in steps),
+        affine_failed=sum(not o.ok for o in affine_outcomes),
+        affine_moves=len(moves(affine_outcomes)),
+    )
+    assert not failures(web_outcomes), failures(web_outcomes)
+    assert not failures(affine_outcomes), failures(affine_outcomes)
+    assert not wrong_moves, wrong_moves
+
+
+# --- 6 ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.scenario("6-restart", "agent restart under load (SIGTERM, SIGKILL)")
+def test_6_agent_restarts_fail_no_request_and_never_flush_the_table(bed: Bed, report: Report) -> None:
+    """node1's agent stopped by SIGTERM, started, killed by SIGKILL, started, under TCP and UDP load through
+    node1: no request fails, node1's IPVS table never shrinks and its nftables table never disappears."""
+    node1 = bed.node("node1")
+    load_flows = flows(bed, node1.ip, SAMPLE_WEB.node_port, clients=(0, 1, 2))
+    load_flows += flows(bed, node1.ip, SAMPLE_SESSION_AFFINITY.node_port, clients=(3,))
+    load_flows += flows(bed, node1.ip, UDP_ECHO.node_port, clients=(4,), udp=True)
+    before = bed.table("node1")
+    agent = bed.agents["node1"]
+    restarts = {}
+    with TableWatch([("node1", node1.netns)]) as watch, Load(load_flows, interval=0.05, seconds=240) as load:
+        time.sleep(1.0)
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            stopped = agent.stop(sig)
+            agent.start()
+            restarts[sig.name] = (stopped, round(agent.wait_ready(), 1))
+            time.sleep(2.0)
+    after = bed.table("node1")
+    seen = watch.nodes["node1"]
+    report.record(
+        "6-restart",
+        "agent restart under load (SIGTERM, SIGKILL)",
+        summarize(load.outcomes),
+        exit_and_ready_s=restarts,
+        table_samples=seen.samples,
+        fewest_virtual_services=seen.fewest_services,
+        virtual_services=len(before),
+        nft_missing=f"{seen.nft_missing}/{seen.nft_checks}",
+    )
+    assert not failures(load.outcomes), failures(load.outcomes)
+    assert restarts["SIGTERM"][0] == 0
+    assert seen.fewest_services == len(before)
+    assert seen.fewest_reals == sum(len(reals) for reals in before.values())
+    assert seen.nft_missing == 0
+    assert set(after) == set(before)
+
+
+# --- 7 ------------------------------------------------------------------------------------------
+
+
+def agents_ready(bed: Bed) -> dict[str, bool]:
+    """Each agent's /readyz."""
+    return {name: agent.ready() for name, agent in bed.agents.items()}
+
+
+@pytest.mark.scenario("7-apiserver", "kube-apiserver stopped 30 s under load")
+def test_7_apiserver_stopped_for_30_s_fails_no_request_and_a_later_change_converges(bed: Bed, report: Report) -> None:
+    """The apiserver stopped for 30 s under load through node1 and node2: no request fails, no table shrinks,
+    the agents say not ready; once it is back, a new pod converges on every node."""
+    settings = bed.settings
+    load_flows = flows(bed, bed.node("node1").ip, SAMPLE_WEB.node_port, clients=(0, 1))
+    load_flows += flows(bed, bed.node("node2").ip, SAMPLE_SESSION_AFFINITY.node_port, clients=(2, 3))
+    load_flows += flows(bed, bed.node("node2").ip, UDP_ECHO.node_port, clients=(4,), udp=True)
+    nodes = [(node.name, node.netns) for node in bed.cluster.nodes]
+    figures: dict[str, object] = {}
+    with TableWatch(nodes) as watch, Load(load_flows, interval=0.1, seconds=240) as load:
+        time.sleep(1.0)
+        before = {name: bed.table(name) for name in bed.nodes}
+        stopped_at = time.monotonic()
+        control.ask(host=settings.forward_address, port=settings.control_port, action="stop")
+        while any(agents_ready(bed).values()) and time.monotonic() - stopped_at < 30:
+            time.sleep(0.5)
+        figures["agents_unready_after_s"] = round(time.monotonic() - stopped_at, 1)
+        unready = agents_ready(bed)
+        time.sleep(max(0.0, 30 - (time.monotonic() - stopped_at)))
+        figures["apiserver_restart_s"] = control.ask(
+            host=settings.forward_address, port=settings.control_port, action="start"
+        )
+        changed_at = time.monotonic()
+        added = bed.start_pod("sample", 3, state=PodState.READY)
+        key = cluster_ip_key(SAMPLE_WEB)
+        figures["change_converged_s"] = round(bed.wait_tables(has_weight(key, bed.pods[added].info.ip)), 2)
+        while not all(agents_ready(bed).values()) and time.monotonic() - changed_at < 60:
+            time.sleep(0.5)
+        figures["agents_ready_again_s"] = round(time.monotonic() - changed_at, 1)
+        time.sleep(1.0)
+    live = bed.forget_pod(added)
+    bed.wait_tables(serves_not(key, live.info.ip))
+    time.sleep(PRE_STOP)
+    bed.stop_pod(live)
+    shrunk = {
+        name: (watch.nodes[name].fewest_services, len(before[name]))
+        for name in bed.nodes
+        if (watch.nodes[name].fewest_services or 0) < len(before[name])
+    }
+    report.record("7-apiserver", "kube-apiserver stopped 30 s under load", summarize(load.outcomes), **figures)
+    assert not failures(load.outcomes), failures(load.outcomes)
+    assert not shrunk, shrunk
+    assert not any(unready.values()), unready
+    assert all(agents_ready(bed).values())
+
+
+# --- 8 ------------------------------------------------------------------------------------------
+
+CROSS_NODE_CLIENTS = 40
+
+
+@pytest.mark.scenario("8-cross-node", "one client through node1, node2 and node3")
+def test_8_a_client_entering_through_each_node_gets_a_pod_per_node(bed: Bed, report: Report) -> None:
+    """40 client addresses each connect once through node1, node2 and node3 to the ClientIP Service: every
+    request answered; the share of clients given the same pod through all nodes is recorded (the baseline
+    for cluster-wide affinity; per-node persistence promises nothing across nodes)."""
+    client = bed.cluster.clients[0]
+    sources = [f"192.0.2.{150 + index}" for index in range(CROSS_NODE_CLIENTS)]
+    client.netns.ip("-batch", "-", input="".join(f"addr add {source}/32 dev lan0\n" for source in sources))
+    outcomes: list[Outcome] = []
+    pods: dict[str, dict[str, str]] = defaultdict(dict)
+    try:
+        for node in bed.cluster.nodes:
+            done = burst(
+                [
+                    Flow(source, client.netns, node.ip, SAMPLE_SESSION_AFFINITY.node_port, source=source)
+                    for source in sources
+                ],
+                count=1,
+            )
+            outcomes += done
+            for outcome in done:
+                pods[outcome.flow][node.name] = outcome.server
+    finally:
+        client.netns.ip("-batch", "-", input="".join(f"addr del {source}/32 dev lan0\n" for source in sources))
+    same_all = sum(1 for by_node in pods.values() if len(set(by_node.values())) == 1)
+    same_12 = sum(1 for by_node in pods.values() if by_node.get("node1") == by_node.get("node2"))
+    report.record(
+        "8-cross-node",
+        "one client through node1, node2 and node3",
+        summarize(outcomes),
+        clients=len(sources),
+        same_pod_node1_node2=f"{same_12}/{len(sources)}",
+        same_pod_all_nodes=f"{same_all}/{len(sources)}",
+    )
+    assert not failures(outcomes), failures(outcomes)
+    assert len(pods) == len(sources)
+
+
+# --- 9 ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.scenario("9-drain", "a removed pod's long request finishes, then its real server goes")
+def test_9_a_removed_pods_long_request_completes_then_its_real_server_is_deleted(bed: Bed, report: Report) -> None:
+    """A 6 s request in flight to a pod that is then removed (a successor ready first) completes; meanwhile
+    node1 keeps the pod at weight 0 (draining) and sends it nothing new; once the connection is gone a resync
+    deletes it. Other clients keep going through node1 without a failure."""
+    node1 = bed.node("node1")
+    key = ("TCP", node1.ip, SAMPLE_WEB.node_port)
+    long_flow = Flow("long", bed.client(0), node1.ip, SAMPLE_WEB.node_port, path=f"/sleep?seconds={DRAIN_REQUEST}")
+    counts = {name: live.servers.long_requests for name, live in bed.pods.items()}
+    result: list[Outcome] = []
+
+    def long_request() -> None:
+        with long_flow.client.entered():
+            result.append(request(long_flow, timeout=DRAIN_REQUEST + 15))
+
+    with Load(flows(bed, node1.ip, SAMPLE_WEB.node_port, clients=(1, 2, 3, 4)), interval=0.1, seconds=60) as load:
+        holder = threading.Thread(target=long_request, name="long-request", daemon=True)
+        holder.start()
+        deadline = time.monotonic() + 5
+        target = None
+        while target is None and time.monotonic() < deadline:
+            target = next((n for n, live in bed.pods.items() if live.servers.long_requests > counts.get(n, 0)), None)
+            time.sleep(0.05)
+        assert target is not None, "the long request reached no pod"
+        successor = bed.start_pod("sample", int(node_of(bed, target)[-1]), state=PodState.READY)
+        bed.wait_tables(has_weight(cluster_ip_key(SAMPLE_WEB), bed.pods[successor].info.ip))
+        address = bed.pods[target].info.ip
+        bed.set_state(target, PodState.TERMINATING)
+        live = bed.forget_pod(target)
+        removed_at = time.monotonic()
+        bed.wait_tables(serves_not(key, address))
+        draining: IpvsTable = bed.table("node1")
+        holder.join(timeout=DRAIN_REQUEST + 20)
+        done_at = time.monotonic()
+    (long,) = result
+    deleted_after = None
+    if long.ok:
+        bed.wait_tables(lambda _node, table: address not in weights(table, key), timeout=DRAIN_DELETE_LIMIT)
+        deleted_after = round(time.monotonic() - done_at, 1)
+    bed.stop_pod(live)
+    state = draining.get(key, {}).get((address, workload.HTTP_PORT))
+    report.record(
+        "9-drain",
+        "a removed pod's long request finishes, then its real server goes",
+        summarize([*load.outcomes, long]),
+        long_request_s=round(long.seconds, 1),
+        in_flight_when_removed_s=round(done_at - removed_at, 1),
+        draining_on_node1=None if state is None else f"weight {state.weight} active {state.active}",
+        deleted_after_completion_s=deleted_after,
+    )
+    assert not failures(load.outcomes), failures(load.outcomes)
+    assert long.ok, long
+    assert (long.server, long.seconds >= DRAIN_REQUEST) == (target, True), long
+    assert state is not None, f"{address} was not on node1 while its request was in flight"
+    assert (state.weight, state.active >= 1) == (0, True), state
+    assert deleted_after is not None
