@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit kernel apiserver-test venv clean docs helm bench bench-host bench-kernel bench-netfilter bench-affinity promtool
+.PHONY: run test lint typecheck unit kernel apiserver-test venv clean docs helm bench bench-host bench-kernel bench-netfilter bench-affinity promtool e2e
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,12 @@ kernel: $(STAMP)
 ## Tests against a real kube-apiserver v1.20 + etcd on loopback (first run builds kube-apiserver, ~5 min, then cached).
 apiserver-test: $(STAMP)
 	IPVSCTL_REQUIRE_APISERVER=1 $(BIN)/pytest -q -m apiserver tests/apiserver
+
+## The e2e bed (docs/e2e.md): a 3-node cluster in the kernel lab behind haproxy, its agents watching a real
+## kube-apiserver on the host; prints the report (also in lab/results/e2e). 77 = QEMU unavailable: skip.
+e2e: $(STAMP)
+	$(BIN)/python -m compileall -q ipvsctl tests >/dev/null; bash lab/setup.sh && $(BIN)/python -m tests.e2e --results lab/results/e2e; \
+	  rc=$$?; if [ $$rc -eq 77 ]; then echo "e2e bed: QEMU unavailable, skipped"; exit 0; fi; exit $$rc
 
 # unit runs before kernel: the host run writes the bytecode caches the read-only guest reuses.
 test: lint typecheck unit kernel apiserver-test
