@@ -26,6 +26,8 @@ from tests.e2e.report import Outcome, Report, summarize
 from tests.e2e.workload import (
     LB_IP,
     MY_SERVICE,
+    SAMPLE_AFFINITY_CLUSTER,
+    SAMPLE_AFFINITY_NODE,
     SAMPLE_NODEPORT_LOCAL,
     SAMPLE_SESSION_AFFINITY,
     SAMPLE_WEB,
@@ -532,3 +534,51 @@ def test_9_a_removed_pods_long_request_completes_then_its_real_server_is_deleted
     assert state is not None, f"{address} was not on node1 while its request was in flight"
     assert (state.weight, state.active >= 1) == (0, True), state
     assert deleted_after is not None
+
+
+# --- 10 -----------------------------------------------------------------------------------------
+
+# 1,000 distinct IPv4 sources do not fit in the documentation ranges beside the bed's own addresses (the LAN is
+# 192.0.2.0/24; pods, ClusterIPs and ingress IPs hold the other two /24s): every free LAN address is a client.
+AGREEMENT_SOURCES = tuple(f"192.0.2.{last}" for last in range(110, 250))
+
+
+def agreement_through_nodes(bed: Bed, node_port: int, sources: Sequence[str]) -> tuple[list[Outcome], int]:
+    """Every source connects once through each node to `node_port`; the outcomes and how many sources got
+    one pod through all nodes."""
+    client = bed.cluster.clients[0]
+    outcomes: list[Outcome] = []
+    pods: dict[str, set[str]] = defaultdict(set)
+    for node in bed.cluster.nodes:
+        for start in range(0, len(sources), 50):  # 50 connections at a time: bounded threads in the guest
+            batch = [Flow(s, client.netns, node.ip, node_port, source=s) for s in sources[start : start + 50]]
+            for outcome in burst(batch, count=1):
+                outcomes.append(outcome)
+                pods[outcome.flow].add(outcome.server if outcome.ok else f"failed:{node.name}")
+    return outcomes, sum(1 for answered in pods.values() if len(answered) == 1)
+
+
+@pytest.mark.scenario("10-cluster-affinity", "affinity-scope cluster vs per-node rr persistence, across nodes")
+def test_10_cluster_affinity_scope_gives_a_client_one_pod_through_every_node(bed: Bed, report: Report) -> None:
+    """140 client addresses each connect once through node1, node2 and node3 to two ClientIP Services over
+    the same pods, in one run: with `ipvsctl.io/affinity-scope: cluster` every client reaches the same pod
+    through all nodes (issue 20's target: 100 % when the nodes hold the same endpoints); the rr baseline's
+    agreement is recorded next to it."""
+    client = bed.cluster.clients[0]
+    sources = AGREEMENT_SOURCES
+    client.netns.ip("-batch", "-", input="".join(f"addr add {source}/32 dev lan0\n" for source in sources))
+    try:
+        baseline, baseline_same = agreement_through_nodes(bed, SAMPLE_AFFINITY_NODE.node_port, sources)
+        cluster, cluster_same = agreement_through_nodes(bed, SAMPLE_AFFINITY_CLUSTER.node_port, sources)
+    finally:
+        client.netns.ip("-batch", "-", input="".join(f"addr del {source}/32 dev lan0\n" for source in sources))
+    report.record(
+        "10-cluster-affinity",
+        "affinity-scope cluster vs per-node rr persistence, across nodes",
+        summarize(baseline + cluster),
+        clients=len(sources),
+        agreement_rr_persistence=f"{baseline_same}/{len(sources)}",
+        agreement_cluster_scope=f"{cluster_same}/{len(sources)}",
+    )
+    assert not failures(baseline + cluster), failures(baseline + cluster)
+    assert cluster_same == len(sources)

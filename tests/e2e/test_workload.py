@@ -111,6 +111,13 @@ def test_a_client_ip_service_with_a_timeout_says_it() -> None:
     }
 
 
+def test_the_cluster_affinity_service_carries_the_scope_annotation() -> None:
+    """sample-affinity-cluster: the ipvsctl.io/affinity-scope annotation; its rr twin has no annotations."""
+    cluster = workload.service_manifest(workload.SAMPLE_AFFINITY_CLUSTER)["metadata"]
+    node = workload.service_manifest(workload.SAMPLE_AFFINITY_NODE)["metadata"]
+    assert (cluster["annotations"], "annotations" in node) == ({"ipvsctl.io/affinity-scope": "cluster"}, False)
+
+
 def test_a_udp_service_maps_its_port_to_the_pods_port() -> None:
     """udp-echo: UDP 53 on the VIPs, 5353 in the pods; no load-balancer status."""
     port = workload.service_manifest(UDP_ECHO)["spec"]["ports"][0]

@@ -90,6 +90,7 @@ class ServiceSpec:
     affinity_timeout: int | None = None  # None with affinity: the API's default (10800 s)
     health_check_node_port: int | None = None
     ingress_ip: str | None = None
+    annotations: tuple[tuple[str, str], ...] = ()
 
 
 SAMPLE_SESSION_AFFINITY = ServiceSpec(
@@ -139,7 +140,35 @@ UDP_ECHO = ServiceSpec(
     protocol="UDP",
     port_name="dns",
 )
-SERVICES = (SAMPLE_SESSION_AFFINITY, SAMPLE_NODEPORT_LOCAL, MY_SERVICE, SAMPLE_WEB, UDP_ECHO)
+# Issue 20's comparison, in one run: ClientIP with per-node persistence (rr) next to cluster-wide affinity.
+SAMPLE_AFFINITY_NODE = ServiceSpec(
+    name="sample-affinity-node",
+    app="sample",
+    cluster_ip="203.0.113.14",
+    port=80,
+    target_port=HTTP_PORT,
+    node_port=30082,
+    client_ip_affinity=True,
+)
+SAMPLE_AFFINITY_CLUSTER = ServiceSpec(
+    name="sample-affinity-cluster",
+    app="sample",
+    cluster_ip="203.0.113.15",
+    port=80,
+    target_port=HTTP_PORT,
+    node_port=30083,
+    client_ip_affinity=True,
+    annotations=(("ipvsctl.io/affinity-scope", "cluster"),),
+)
+SERVICES = (
+    SAMPLE_SESSION_AFFINITY,
+    SAMPLE_NODEPORT_LOCAL,
+    MY_SERVICE,
+    SAMPLE_WEB,
+    UDP_ECHO,
+    SAMPLE_AFFINITY_NODE,
+    SAMPLE_AFFINITY_CLUSTER,
+)
 
 ZONES = ("zone-a", "zone-b", "zone-c")
 # (app, node index from 1) of the pods the bed starts with, named <app>-<node><letter>.
@@ -191,12 +220,10 @@ def service_manifest(spec: ServiceSpec) -> Manifest:
         body["sessionAffinityConfig"] = {"clientIP": {"timeoutSeconds": spec.affinity_timeout}}
     if spec.health_check_node_port is not None:
         body["healthCheckNodePort"] = spec.health_check_node_port
-    return {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": {"name": spec.name, "namespace": NAMESPACE},
-        "spec": body,
-    }
+    metadata: dict[str, Any] = {"name": spec.name, "namespace": NAMESPACE}
+    if spec.annotations:
+        metadata["annotations"] = dict(spec.annotations)
+    return {"apiVersion": "v1", "kind": "Service", "metadata": metadata, "spec": body}
 
 
 def ingress_status(spec: ServiceSpec) -> Manifest | None:
