@@ -26,7 +26,8 @@ class NodeWatch:
 
     samples: int = 0
     fewest_services: int | None = None
-    fewest_reals: int | None = None
+    fewest_serving: int | None = None  # real servers with weight > 0 (draining ones may go: a resync deletes
+    # a weight-0 real server once its connections are gone, which is not a flush)
     nft_checks: int = 0
     nft_missing: int = 0
     services_seen: set[tuple[str, str, int]] = field(default_factory=set)
@@ -58,13 +59,13 @@ class TableWatch:
             for name, netns in self._nodes:
                 watch = self.nodes[name]
                 table = parse_ip_vs(netns.proc_net("ip_vs"))
-                reals = sum(len(reals) for reals in table.values())
+                serving = sum(1 for reals in table.values() for state in reals.values() if state.weight > 0)
                 watch.samples += 1
                 services = len(table)
                 watch.fewest_services = (
                     services if watch.fewest_services is None else min(services, watch.fewest_services)
                 )
-                watch.fewest_reals = reals if watch.fewest_reals is None else min(reals, watch.fewest_reals)
+                watch.fewest_serving = serving if watch.fewest_serving is None else min(serving, watch.fewest_serving)
                 watch.services_seen |= set(table)
                 if check_nft:
                     watch.nft_checks += 1
