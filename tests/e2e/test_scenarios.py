@@ -380,6 +380,8 @@ def test_6_agent_restarts_fail_no_request_and_never_flush_the_table(bed: Bed, re
         table_samples=seen.samples,
         fewest_virtual_services=seen.fewest_services,
         virtual_services=len(before),
+        fewest_serving_reals=seen.fewest_serving,
+        serving_reals=serving_reals(before),
         nft_missing=f"{seen.nft_missing}/{seen.nft_checks}",
     )
     assert not failures(load.outcomes), failures(load.outcomes)
