@@ -8,7 +8,9 @@ of N requests costs one ``sendmsg`` and one ``recv``, plus one per failure or re
 
 ``NETLINK_CAP_ACK`` keeps error messages to their headers and the receive buffer is raised so the
 answers of a whole batch always fit (a full buffer drops messages: ENOBUFS). The socket is blocking (the
-kernel answers within the calls), with a timeout against the unexpected; callers run large work in a
+kernel answers within the calls), with a timeout against the unexpected, kept by the kernel
+(``SO_RCVTIMEO``/``SO_SNDTIMEO``: a Python socket timeout would ``poll`` before every call, doubling
+the system calls of a read); callers run large work in a
 worker thread (``blocking``). Socket failures are BackendErrors; bytes that are not netlink messages raise
 ``WireFormatError`` and a refused request or broken-off dump ``KernelRefusalError``, for the backend to
 name. Not safe for concurrent use.
@@ -21,6 +23,7 @@ import contextlib
 import errno
 import os
 import socket
+import struct
 from collections.abc import Callable, Iterator, Sequence
 from typing import TypeVar
 
@@ -81,7 +84,7 @@ class NetlinkChannel:
         self._next_sequence = 1
         self._buffer = bytearray(1 << 17)  # a dump's message is at most 32 KiB
         try:
-            self._socket.settimeout(TIMEOUT_SECONDS)
+            _set_timeouts(self._socket)
             self._socket.bind((0, 0))
             _raise_buffer(self._socket, socket.SO_RCVBUF, _SO_RCVBUFFORCE, RECEIVE_BUFFER)
             _raise_buffer(self._socket, socket.SO_SNDBUF, _SO_SNDBUFFORCE, SEND_BUFFER)
@@ -243,7 +246,7 @@ class NetlinkChannel:
         except OSError as error:
             raise self._error(error, "drain") from error
         finally:
-            sock.settimeout(TIMEOUT_SECONDS)
+            sock.setblocking(True)  # blocking again; the kernel's timeouts stay set
 
     def _receive(self) -> int:
         """Receive one buffer into ``self._buffer``; its size."""
@@ -262,10 +265,19 @@ class NetlinkChannel:
             )
 
     def _error(self, error: OSError, what: str) -> BackendError:
-        if isinstance(error, TimeoutError):
+        if isinstance(error, (TimeoutError, BlockingIOError)):  # EAGAIN of a blocking socket: SO_*TIMEO ran out
             return BackendError(f"no answer within {TIMEOUT_SECONDS:g} s ({what})", target=self._target)
         code = error.errno or 0
         return BackendError(f"{what}: {os.strerror(code) if code else error}", target=self._target, errno=code)
+
+
+def _set_timeouts(sock: socket.socket) -> None:
+    """A blocking socket whose calls give up after ``TIMEOUT_SECONDS`` (EAGAIN), with no ``poll`` before each."""
+    sock.setblocking(True)
+    seconds = int(TIMEOUT_SECONDS)
+    timeval = struct.pack("@ll", seconds, int((TIMEOUT_SECONDS - seconds) * 1_000_000))
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, timeval)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, timeval)
 
 
 def _raise_buffer(sock: socket.socket, option: int, forced: int, size: int) -> None:
