@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Installs what the kernel lab needs, idempotently: QEMU, busybox, kmod, ipvsadm, haproxy (the e2e bed's load
-# balancer, run by the bed with its own configuration; Debian's default one listens nowhere), and Debian's
+# balancer, run by the bed with its own configuration; Debian's default one listens nowhere), iptables and ipset
+# (kube-proxy --proxy-mode=ipvs needs both in the guest: bench/peer.py, issue 18), and Debian's
 # generic amd64 kernel unpacked into a per-user cache (keyed by kernel version) so later runs skip the download.
 # Exit codes: 0 ready; 77 QEMU cannot be installed here (a caller may turn that into a skip); other: failure.
 set -euo pipefail
 
 readonly EXIT_NO_QEMU=77
-readonly PACKAGES=(qemu-system-x86 busybox-static kmod cpio ipvsadm iproute2 nftables conntrack iptables haproxy)
+readonly PACKAGES=(qemu-system-x86 busybox-static kmod cpio ipvsadm iproute2 nftables conntrack iptables haproxy ipset)
 # One command per package above, proving it is installed (busybox-static ships the static /bin/busybox).
-readonly PROBES=(qemu-system-x86_64 /bin/busybox depmod cpio ipvsadm ip nft conntrack iptables-nft haproxy)
+readonly PROBES=(qemu-system-x86_64 /bin/busybox depmod cpio ipvsadm ip nft conntrack iptables-nft haproxy ipset)
 readonly APT_WAIT=(-o DPkg::Lock::Timeout=300)  # another apt run must not look like a refusal
 readonly CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/ipvsctl/lab"
 
