@@ -32,7 +32,8 @@ from ipvsctl.agent.rbac import cluster_role
 from tests.e2e import workload
 from tests.e2e.api import Api, collection
 from tests.e2e.haproxy import Backend, Haproxy, config
-from tests.e2e.ipvs_proc import IpvsTable, parse_ip_vs
+from tests.e2e.ipvs_proc import IpvsTable
+from tests.e2e.ipvs_read import TableReader
 from tests.e2e.pods import PodServers
 from tests.e2e.workload import GATEWAY_IP, LB_IP, NodeInfo, PodInfo, PodState, ServiceSpec
 from tests.kernel.multinode import (
@@ -139,7 +140,7 @@ class AgentProcess:
             *("--health-check-address", self.node.ip),
             *("--load-balancer-ip-cidr", workload.LOAD_BALANCER_CIDR),
             *("--cluster-cidr", "198.51.100.0/24", "--resync-interval", str(RESYNC_INTERVAL)),
-            *("--log-format", "json"),
+            *("--log-format", "json", "--log-level", "debug"),  # debug: every operation applied, to tell why
         ]
 
     def start(self) -> None:
@@ -183,6 +184,23 @@ class AgentProcess:
             return self._process.wait(timeout=timeout)
 
 
+def open_gateway(lan: Netns, *, forward_address: str, apiserver_port: int, cleanup: contextlib.ExitStack) -> None:
+    """Put the guest's root namespace on the LAN at GATEWAY_IP and forward GATEWAY_IP:6443 to the host's
+    apiserver (forwarded to `forward_address`:`apiserver_port` by the lab); undone by `cleanup`."""
+    attach_caller_to_lan(lan, interface=GATEWAY_INTERFACE, address=GATEWAY_IP)
+    target = f"{forward_address}:{apiserver_port}"
+    match = f"ip daddr {GATEWAY_IP} tcp dport {workload.APISERVER_PORT}"
+    rules = f"""table ip {GATEWAY_TABLE} {{
+    chain prerouting {{ type nat hook prerouting priority dstnat; {match} dnat to {target}; }}
+    chain output {{ type nat hook output priority -100; {match} dnat to {target}; }}
+    chain postrouting {{ type nat hook postrouting priority srcnat; oifname "eth0" masquerade; }}
+}}
+"""
+    run_command(["nft", "-f", "-"], input=rules)
+    cleanup.callback(run_command, ["nft", "delete", "table", "ip", GATEWAY_TABLE], check=False)
+    Path("/proc/sys/net/ipv4/ip_forward").write_text("1")
+
+
 @dataclass(slots=True)
 class LivePod:
     """A pod of the bed: what the API says of it, its namespace, and what runs in it."""
@@ -210,6 +228,7 @@ class Bed:
         self._next_ip: dict[str, int] = {}
         self._names: dict[tuple[str, int], int] = {}
         self.timings: dict[str, float] = {}
+        self._tables = cleanup.enter_context(TableReader())  # the scenarios' thread's; TableWatch has its own
 
     # --- building -------------------------------------------------------------------------------
 
@@ -251,18 +270,12 @@ class Bed:
 
     def _open_gateway(self) -> None:
         """Put the guest's root namespace on the LAN and forward GATEWAY_IP:6443 to the host's apiserver."""
-        attach_caller_to_lan(self.cluster.lan, interface=GATEWAY_INTERFACE, address=GATEWAY_IP)
-        target = f"{self.settings.forward_address}:{self.settings.apiserver_port}"
-        match = f"ip daddr {GATEWAY_IP} tcp dport {workload.APISERVER_PORT}"
-        rules = f"""table ip {GATEWAY_TABLE} {{
-    chain prerouting {{ type nat hook prerouting priority dstnat; {match} dnat to {target}; }}
-    chain output {{ type nat hook output priority -100; {match} dnat to {target}; }}
-    chain postrouting {{ type nat hook postrouting priority srcnat; oifname "eth0" masquerade; }}
-}}
-"""
-        run_command(["nft", "-f", "-"], input=rules)
-        self._cleanup.callback(run_command, ["nft", "delete", "table", "ip", GATEWAY_TABLE], check=False)
-        Path("/proc/sys/net/ipv4/ip_forward").write_text("1")
+        open_gateway(
+            self.cluster.lan,
+            forward_address=self.settings.forward_address,
+            apiserver_port=self.settings.apiserver_port,
+            cleanup=self._cleanup,
+        )
 
     def _write_cluster_objects(self) -> None:
         """RBAC for the agents' user, the Nodes, the Services and their load-balancer status."""
@@ -375,7 +388,7 @@ class Bed:
 
     def table(self, node: str) -> IpvsTable:
         """A node's IPVS table now."""
-        return parse_ip_vs(self.node(node).netns.proc_net("ip_vs"))
+        return self._tables.read(self.node(node).netns.name)
 
     def pods_of(self, app: str, *, state: PodState | None = PodState.READY) -> list[PodInfo]:
         """The pods of an app (in one state, or all)."""

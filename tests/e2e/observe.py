@@ -1,8 +1,8 @@
 """Watching nodes while a scenario runs: was a table ever flushed, was the nftables table ever missing?
 
-`TableWatch` samples nodes' IPVS tables (every 100 ms, from /proc/net/ip_vs) and the presence of ipvsctl's
-nftables table (every second, through `nft`) in a background thread, bounded in time, and keeps the smallest
-table each node showed.
+`TableWatch` samples nodes' IPVS tables (every 100 ms, through netlink: ipvs_read.py says why not
+/proc/net/ip_vs) and the presence of ipvsctl's nftables table (every second, through `nft`) in a background
+thread, bounded in time, and keeps the smallest table each node showed.
 """
 
 from __future__ import annotations
@@ -12,12 +12,13 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from tests.e2e.ipvs_proc import parse_ip_vs
+from tests.e2e.ipvs_read import TableReader
 from tests.kernel.netlab import Netns
 
 TABLE_PERIOD = 0.1
 NFT_PERIOD = 1.0
 MAX_SECONDS = 300.0
+MAX_GAPS = 20
 
 
 @dataclass(slots=True)
@@ -31,6 +32,9 @@ class NodeWatch:
     nft_checks: int = 0
     nft_missing: int = 0
     services_seen: set[tuple[str, str, int]] = field(default_factory=set)
+    # Samples that lacked virtual services an earlier sample had: (seconds since the watch began, the keys
+    # missing), the first MAX_GAPS of them: which service went, and when, when a table shrinks.
+    gaps: list[tuple[float, tuple[tuple[str, str, int], ...]]] = field(default_factory=list)
 
 
 class TableWatch:
@@ -52,13 +56,18 @@ class TableWatch:
         self._thread.join(timeout=self._seconds + 10)
 
     def _run(self) -> None:
-        deadline = time.monotonic() + self._seconds
+        with TableReader() as tables:
+            self._sample(tables)
+
+    def _sample(self, tables: TableReader) -> None:
+        started = time.monotonic()
+        deadline = started + self._seconds
         next_nft = 0.0
         while not self._stop.is_set() and time.monotonic() < deadline:
             check_nft = time.monotonic() >= next_nft
             for name, netns in self._nodes:
                 watch = self.nodes[name]
-                table = parse_ip_vs(netns.proc_net("ip_vs"))
+                table = tables.read(netns.name)
                 serving = sum(1 for reals in table.values() for state in reals.values() if state.weight > 0)
                 watch.samples += 1
                 services = len(table)
@@ -66,6 +75,9 @@ class TableWatch:
                     services if watch.fewest_services is None else min(services, watch.fewest_services)
                 )
                 watch.fewest_serving = serving if watch.fewest_serving is None else min(serving, watch.fewest_serving)
+                missing = watch.services_seen - set(table)
+                if missing and len(watch.gaps) < MAX_GAPS:
+                    watch.gaps.append((round(time.monotonic() - started, 2), tuple(sorted(missing))))
                 watch.services_seen |= set(table)
                 if check_nft:
                     watch.nft_checks += 1

@@ -436,7 +436,7 @@ def test_7_apiserver_stopped_for_30_s_fails_no_request_and_a_later_change_conver
     time.sleep(PRE_STOP)
     bed.stop_pod(live)
     shrunk = {
-        name: (watch.nodes[name].fewest_services, len(before[name]))
+        name: (watch.nodes[name].fewest_services, len(before[name]), watch.nodes[name].gaps)
         for name in bed.nodes
         if (watch.nodes[name].fewest_services or 0) < len(before[name])
     }
