@@ -559,14 +559,17 @@ AGREEMENT_SOURCES = tuple(f"192.0.2.{last}" for last in range(110, 250))
 
 
 def agreement_through_nodes(bed: Bed, node_port: int, sources: Sequence[str]) -> tuple[list[Outcome], int]:
-    """Every source connects once through each node to `node_port`; the outcomes and how many sources got
-    one pod through all nodes."""
+    """Every source connects once through each node to `node_port`, each node seeing the sources in its own
+    order (as behind a load balancer, which hands a node its clients as they come): the outcomes and how many
+    sources got one pod through all nodes."""
     client = bed.cluster.clients[0]
     outcomes: list[Outcome] = []
     pods: dict[str, set[str]] = defaultdict(set)
-    for node in bed.cluster.nodes:
-        for start in range(0, len(sources), 50):  # 50 connections at a time: bounded threads in the guest
-            batch = [Flow(s, client.netns, node.ip, node_port, source=s) for s in sources[start : start + 50]]
+    for index, node in enumerate(bed.cluster.nodes):
+        shift = index * len(sources) // len(bed.cluster.nodes)
+        ordered = [*sources[shift:], *sources[:shift]]
+        for start in range(0, len(ordered), 50):  # 50 connections at a time: bounded threads in the guest
+            batch = [Flow(s, client.netns, node.ip, node_port, source=s) for s in ordered[start : start + 50]]
             for outcome in burst(batch, count=1):
                 outcomes.append(outcome)
                 pods[outcome.flow].add(outcome.server if outcome.ok else f"failed:{node.name}")
@@ -575,10 +578,10 @@ def agreement_through_nodes(bed: Bed, node_port: int, sources: Sequence[str]) ->
 
 @pytest.mark.scenario("10-cluster-affinity", "affinity-scope cluster vs per-node rr persistence, across nodes")
 def test_10_cluster_affinity_scope_gives_a_client_one_pod_through_every_node(bed: Bed, report: Report) -> None:
-    """140 client addresses each connect once through node1, node2 and node3 to two ClientIP Services over
-    the same pods, in one run: with `ipvsctl.io/affinity-scope: cluster` every client reaches the same pod
-    through all nodes (issue 20's target: 100 % when the nodes hold the same endpoints); the rr baseline's
-    agreement is recorded next to it."""
+    """140 client addresses each connect once through node1, node2 and node3 (each node seeing them in its
+    own order) to two ClientIP Services over the same pods, in one run: with `ipvsctl.io/affinity-scope:
+    cluster` every client reaches the same pod through all nodes (issue 20's target: 100 % when the nodes
+    hold the same endpoints); the rr baseline's agreement is recorded next to it."""
     client = bed.cluster.clients[0]
     sources = AGREEMENT_SOURCES
     client.netns.ip("-batch", "-", input="".join(f"addr add {source}/32 dev lan0\n" for source in sources))
