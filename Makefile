@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit kernel apiserver-test venv clean docs helm bench bench-host bench-kernel bench-netfilter bench-affinity promtool e2e
+.PHONY: run test lint typecheck unit kernel apiserver-test venv clean docs helm bench bench-host bench-kernel bench-netfilter bench-affinity promtool e2e bench-peer
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -84,3 +84,9 @@ bench-netfilter: $(STAMP)
 ## lab boot (~1 min); the agreement figures land in lab/results/affinity/affinity.json (docs/performance.md).
 bench-affinity: $(STAMP)
 	mkdir -p lab/results/affinity; $(BIN)/python -m compileall -q ipvsctl tests >/dev/null; bash lab/setup.sh && $(PYTHON) lab/run.py --timeout 600 --results lab/results/affinity -- $(BIN)/pytest -q -p no:hypothesispytest -m kernel tests/kernel/test_affinity_scope_nodes.py tests/kernel/test_affinity_mh.py tests/kernel/test_affinity_moves_traffic.py tests/kernel/test_affinity_switch_nodes.py && cat lab/results/affinity/affinity*.json
+
+## Issue 18: ipvsctl's agent side by side with kube-proxy --proxy-mode=ipvs (built by tools/kube-proxy/build.sh),
+## each in its own namespace of one lab boot per size (S = 1,000, then 10,000), against the host's apiserver;
+## JSON in lab/results/peer/peer-S.json (docs/performance.md). Not part of make test.
+bench-peer: $(STAMP)
+	mkdir -p lab/results/peer; $(BIN)/python -m compileall -q ipvsctl bench tests >/dev/null; bash lab/setup.sh && $(BIN)/python -m bench.peer --results lab/results/peer
