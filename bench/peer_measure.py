@@ -54,11 +54,6 @@ def poll_delay(waited: float) -> float:
     return min(POLL_MAX, max(POLL_FIRST, waited * POLL_SHARE))
 
 
-def real_lines(proc_ip_vs: str) -> int:
-    """How many real servers a /proc/net/ip_vs text lists (its header has one `->` line of its own)."""
-    return max(0, proc_ip_vs.count("\n  -> ") - 1)
-
-
 def missing(
     table: Mapping[VirtualKey, Mapping[Endpoint, object]], expected: Mapping[VirtualKey, frozenset[Endpoint]]
 ) -> int:

@@ -25,7 +25,6 @@ from bench.peer_measure import (
     memory,
     missing,
     poll_delay,
-    real_lines,
     summary,
     tally,
 )
@@ -37,14 +36,6 @@ STAT = (
     "18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0"
 )
 STATUS = "Name:\tkube-proxy\nVmPeak:\t  900000 kB\nVmHWM:\t   61440 kB\nVmRSS:\t   51200 kB\nThreads:\t12\n"
-PROC_IP_VS = """IP Virtual Server version 1.2.1 (size=4096)
-Prot LocalAddress:Port Scheduler Flags
-  -> RemoteAddress:Port Forward Weight ActiveConn InActConn
-TCP  0A000101:0050 rr
-  -> C633640D:1F90      Masq    1      0          0
-  -> C633640E:1F90      Masq    1      0          0
-UDP  0A000105:0050 rr
-"""
 
 
 def service(address: str, *reals: str, persistence: Persistence | None = None) -> VirtualService:
@@ -79,11 +70,6 @@ def test_memory_without_rss_is_an_error() -> None:
 def test_poll_delay_stays_within_two_percent_of_the_wait(waited: float, delay: float) -> None:
     """Polls start at 5 ms, then sleep 2 % of the time waited, at most 0.5 s."""
     assert poll_delay(waited) == pytest.approx(delay)
-
-
-def test_real_lines_leave_out_the_header() -> None:
-    """The header's `->` line is not a real server."""
-    assert real_lines(PROC_IP_VS) == 2
 
 
 def test_missing_counts_absent_and_different_services() -> None:
