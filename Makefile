@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit kernel apiserver-test venv clean docs helm bench bench-host bench-kernel bench-netfilter bench-affinity promtool e2e bench-peer
+.PHONY: run test lint typecheck unit kernel apiserver-test venv clean docs helm bench bench-host bench-kernel bench-netfilter bench-affinity promtool e2e bench-peer bench-fleet
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -90,3 +90,8 @@ bench-affinity: $(STAMP)
 ## JSON in lab/results/peer/peer-S.json (docs/performance.md). Not part of make test.
 bench-peer: $(STAMP)
 	mkdir -p lab/results/peer; $(BIN)/python -m compileall -q ipvsctl bench tests >/dev/null; bash lab/setup.sh && $(BIN)/python -m bench.peer --results lab/results/peer
+
+## Issue 18: N agents (memory backend, one process, a client each) on the tests' real kube-apiserver + etcd;
+## start storm, fan-out, steady window, apiserver restart, RSS (docs/performance.md). JSON in bench/results/.
+bench-fleet: $(STAMP)
+	flock /work/notes/lab.lock $(BIN)/python -m bench.fleet --agents 100 --small 10 --services 1000

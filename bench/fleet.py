@@ -1,0 +1,341 @@
+"""A fleet of agents on one kube-apiserver (issue 18): what N agents ask of the apiserver and etcd.
+
+Starts the tests' real kube-apiserver + etcd (tests/apiserver/harness.py), writes S ClusterIP Services with one
+EndpointSlice of E endpoints each (spread over N Node objects), then runs N agents (memory backend) in this one
+process, each with its own HTTP client (its own connection pool), its own watches and its own cache: the
+apiserver sees N independent clients. Measured from the apiserver's /metrics: the start storm, the fan-out of
+one EndpointSlice change, a steady window, an apiserver restart, and RSS per agent. JSON to bench/results/.
+
+    python -m bench.fleet --agents 100 --services 1000
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import resource
+import tempfile
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import structlog
+from kubernetes_asyncio import client
+from kubernetes_asyncio.client.api_client import ApiClient
+
+from bench.fleet_stats import buckets, latency_summary, metric_sum, per_hour
+from ipvsctl.agent.events import ApiEventSink
+from ipvsctl.agent.node import NodeAgent
+from ipvsctl.backend.memory import MemoryBackend
+from ipvsctl.kube.client import connect
+from ipvsctl.model import DeleteRealServer, DeleteVirtualService, Protocol, ServiceKey
+from tests.agent.fakes import config
+from tests.apiserver.harness import ControlPlane, etcd_lists, find_binaries
+
+RESULTS = Path(__file__).resolve().parent / "results"
+BATCH = 25  # concurrent writes while populating
+KINDS = ("Service", "EndpointSlice")
+# The harness's /24 holds 254 ClusterIPs; 10,000 Services need a /16.
+SERVICE_CIDRS = "10.96.0.0/16,fd00:10:96::/112"
+
+
+@dataclass(slots=True)
+class Member:
+    """One agent of the fleet: its agent, its backend, and the task that runs it."""
+
+    agent: NodeAgent
+    backend: MemoryBackend
+    task: asyncio.Task[None]
+
+
+def rss_mb() -> float:
+    """This process's resident set (MB), from /proc."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) / 1024
+
+
+def snapshot(plane: ControlPlane) -> dict[str, float]:
+    """The apiserver's counters that the phases difference: requests by verb, CPU, RSS, etcd lists."""
+    text = plane.metrics()
+    values: dict[str, float] = {
+        "cpu_seconds": metric_sum(text, name="process_cpu_seconds_total"),
+        "rss_mb": metric_sum(text, name="process_resident_memory_bytes") / 2**20,
+        "watch_events": metric_sum(text, name="apiserver_watch_events_total"),
+    }
+    for resource_name in ("services", "endpointslices", "nodes", "events"):
+        for verb in ("LIST", "WATCH", "GET", "POST", "PATCH"):
+            values[f"{verb.lower()}_{resource_name}"] = metric_sum(
+                text, name="apiserver_request_total", labels={"verb": verb, "resource": resource_name}
+            )
+    for kind in KINDS:
+        values[f"etcd_list_{kind}"] = float(etcd_lists(text, kind=kind))
+    return values
+
+
+def delta(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    """after - before for every counter (RSS is a gauge: the after value)."""
+    return {key: (after[key] if key == "rss_mb" else after[key] - before.get(key, 0.0)) for key in after}
+
+
+async def until(condition: Callable[[], bool], *, within: float, what: str) -> float:
+    """Poll every 5 ms until `condition` holds; the seconds it took (TimeoutError after `within`)."""
+    start = time.monotonic()
+    while not condition():
+        if time.monotonic() - start > within:
+            raise TimeoutError(f"{what} not reached within {within} s")
+        await asyncio.sleep(0.005)
+    return time.monotonic() - start
+
+
+def slice_body(*, name: str, version: str, addresses: list[str], nodes: int, index: int) -> dict[str, Any]:
+    """An EndpointSlice of ready endpoints on port 8080, spread over the node names."""
+    return {
+        "apiVersion": version,
+        "kind": "EndpointSlice",
+        "metadata": {"name": name, "labels": {"kubernetes.io/service-name": name}},
+        "addressType": "IPv4",
+        "ports": [{"name": "", "port": 8080, "protocol": "TCP"}],
+        "endpoints": [
+            {"addresses": [address], "nodeName": f"node-{(index + k) % nodes}", "conditions": {"ready": True}}
+            for k, address in enumerate(addresses)
+        ],
+    }
+
+
+def endpoint(index: int, k: int) -> str:
+    """The k-th endpoint address of Service `index` (10.0.0.0/8 pod addresses, unique)."""
+    number = index * 16 + k
+    return f"10.{64 + number // 65536}.{number // 256 % 256}.{number % 256}"
+
+
+async def populate(api: ApiClient, *, plane: ControlPlane, nodes: int, services: int, endpoints: int) -> list[str]:
+    """Create the Node objects, the Services and their slices in namespace `fleet`; the ClusterIPs in order."""
+    core: Any = client.CoreV1Api(api)
+    custom: Any = client.CustomObjectsApi(api)
+    group, _, version = plane.slice_api_version.rpartition("/")
+    await core.create_namespace({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "fleet"}})
+    for start in range(0, nodes, BATCH):
+        await asyncio.gather(
+            *(
+                core.create_node({"apiVersion": "v1", "kind": "Node", "metadata": {"name": f"node-{i}"}})
+                for i in range(start, min(nodes, start + BATCH))
+            )
+        )
+    ips: list[str] = []
+
+    async def one(index: int) -> str:
+        name = f"s{index}"
+        body = {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": name},
+            "spec": {"ports": [{"port": 80, "targetPort": 8080, "protocol": "TCP"}]},
+        }
+        created = await core.create_namespaced_service("fleet", body)
+        addresses = [endpoint(index, k) for k in range(endpoints)]
+        slice_ = slice_body(name=name, version=plane.slice_api_version, addresses=addresses, nodes=nodes, index=index)
+        await custom.create_namespaced_custom_object(group, version, "fleet", "endpointslices", slice_)
+        return str(created.spec.cluster_ip)
+
+    for start in range(0, services, BATCH):
+        ips.extend(await asyncio.gather(*(one(i) for i in range(start, min(services, start + BATCH)))))
+    return ips
+
+
+@contextlib.asynccontextmanager
+async def fleet(kubeconfig: Path, *, count: int, stop: asyncio.Event) -> AsyncIterator[list[Member]]:
+    """`count` agents started at once, each with its own client; stopped when the block ends."""
+    async with contextlib.AsyncExitStack() as stack:
+        members: list[Member] = []
+        for index in range(count):
+            api = await stack.enter_async_context(connect(str(kubeconfig)))
+            backend = MemoryBackend()
+            agent = NodeAgent(config=config(node_name=f"node-{index}"), backend=backend, event_sink=ApiEventSink(api))
+            members.append(
+                Member(agent, backend, asyncio.create_task(agent.run(api, stop=stop), name=f"agent-{index}"))
+            )
+        try:
+            yield members
+        finally:
+            stop.set()
+            await asyncio.gather(*(member.task for member in members), return_exceptions=True)
+
+
+def holds_all(member: Member, *, ips: list[str]) -> bool:
+    """Whether this agent's table has a virtual service for every ClusterIP."""
+    table = member.backend.table
+    return all(table.get(ServiceKey(Protocol.TCP, ip, 80)) is not None for ip in ips)
+
+
+def has_real(member: Member, *, key: ServiceKey, address: str) -> bool:
+    """Whether this agent's table has `address` under `key`."""
+    found = member.backend.table.get(key)
+    return found is not None and any(real.address == address for real in found.reals)
+
+
+def everyone_has(members: list[Member], *, key: ServiceKey, address: str) -> bool:
+    """Whether every agent's table has `address` under `key`."""
+    return all(has_real(member, key=key, address=address) for member in members)
+
+
+async def fan_out(
+    api: ApiClient,
+    *,
+    plane: ControlPlane,
+    members: list[Member],
+    ips: list[str],
+    changes: int,
+    nodes: int,
+    within: float,
+) -> list[float]:
+    """Seconds from each EndpointSlice write to every agent holding the new endpoint, `changes` times."""
+    custom: Any = client.CustomObjectsApi(api)
+    group, _, version = plane.slice_api_version.rpartition("/")
+    latencies: list[float] = []
+    for change in range(changes):
+        index = change % len(ips)
+        address = endpoint(index, 15)
+        body = slice_body(
+            name=f"s{index}",
+            version=plane.slice_api_version,
+            addresses=[endpoint(index, 0), address],
+            nodes=nodes,
+            index=index,
+        )
+        key = ServiceKey(Protocol.TCP, ips[index], 80)
+        start = time.monotonic()
+        await custom.patch_namespaced_custom_object(
+            group,
+            version,
+            "fleet",
+            "endpointslices",
+            f"s{index}",
+            {"endpoints": body["endpoints"]},
+            _content_type="application/merge-patch+json",
+        )
+        await until(partial(everyone_has, members, key=key, address=address), within=within, what="fan-out")
+        latencies.append(time.monotonic() - start)
+    return latencies
+
+
+async def restart(plane: ControlPlane, *, members: list[Member], ips: list[str], within: float) -> dict[str, Any]:
+    """Restart the apiserver; when each watcher relisted (seconds from the restart), deletions, tables after."""
+    seen = {(i, w.name): len(w.lists) for i, m in enumerate(members) for w in m.agent.watch_loops}
+    marks = [len(m.backend.operations_applied) for m in members]
+    tables = [m.backend.table for m in members]
+    start = time.monotonic()
+    await asyncio.to_thread(plane.restart_apiserver)
+    restarted = time.monotonic() - start
+    relisted: dict[tuple[int, str], float] = {}
+    deadline = start + within
+    while len(relisted) < len(seen) and time.monotonic() < deadline:
+        for i, member in enumerate(members):
+            for watcher in member.agent.watch_loops:
+                if (i, watcher.name) not in relisted and len(watcher.lists) > seen[(i, watcher.name)]:
+                    relisted[(i, watcher.name)] = time.monotonic() - start
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(2.0)
+    deletions = sum(
+        isinstance(op, DeleteVirtualService | DeleteRealServer)
+        for member, mark in zip(members, marks, strict=True)
+        for op in member.backend.operations_applied[mark:]
+    )
+    return {
+        "restart_seconds": restarted,
+        "watchers": len(seen),
+        "relisted": len(relisted),
+        "relist_offsets_bucket_1s": buckets(sorted(relisted.values()), width=1.0),
+        "deletions": deletions,
+        "tables_unchanged": all(m.backend.table == t for m, t in zip(members, tables, strict=True)),
+        "tables_complete": all(holds_all(m, ips=ips) for m in members),
+        "expected_services": len(ips),
+    }
+
+
+async def measure(
+    plane: ControlPlane, *, agents: int, small: int, services: int, endpoints: int, changes: int, steady: float
+) -> dict[str, Any]:
+    """Every phase at one (agents, services); the results as one JSON-able dict."""
+    kubeconfig = plane.kubeconfig(plane.admin)
+    result: dict[str, Any] = {"agents": agents, "services": services, "endpoints": endpoints}
+    async with connect(str(kubeconfig)) as api:
+        begin = time.monotonic()
+        ips = await populate(api, plane=plane, nodes=agents, services=services, endpoints=endpoints)
+        result["populate_seconds"] = time.monotonic() - begin
+        for count, label in ((small, "small"), (agents, "fleet")):
+            rss_before = rss_mb()
+            before = snapshot(plane)
+            stop = asyncio.Event()
+            start = time.monotonic()
+            async with fleet(kubeconfig, count=count, stop=stop) as members:
+                ready = await until(
+                    lambda: all(m.agent.status.ready and holds_all(m, ips=ips) for m in members),
+                    within=600.0,
+                    what="every agent ready with the full table",
+                )
+                after = snapshot(plane)
+                phase: dict[str, Any] = {"agents": count, "ready_seconds": ready}
+                phase["storm"] = delta(before, after)
+                phase["storm_per_agent"] = {k: v / count for k, v in phase["storm"].items() if k != "rss_mb"}
+                phase["agent_rss_mb"] = (rss_mb() - rss_before) / count
+                latencies = await fan_out(
+                    api, plane=plane, members=members, ips=ips, changes=changes, nodes=agents, within=30.0
+                )
+                phase["fan_out"] = latency_summary(latencies)
+                if label == "fleet":
+                    quiet = snapshot(plane)
+                    await asyncio.sleep(steady)
+                    calm = delta(quiet, snapshot(plane))
+                    phase["steady"] = {"window_seconds": steady, **calm}
+                    phase["steady_per_agent_per_hour"] = {
+                        k: per_hour(v / count, seconds=steady) for k, v in calm.items() if k != "rss_mb"
+                    }
+                    phase["restart"] = await restart(plane, members=members, ips=ips, within=120.0)
+                del start
+            result[label] = phase
+            print(json.dumps({label: phase}, indent=1), flush=True)
+    return result
+
+
+def main() -> None:
+    """Run the fleet bench; write bench/results/fleet-N-S.json."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--agents", type=int, default=100)
+    parser.add_argument("--small", type=int, default=10, help="the small fleet measured first in the same run")
+    parser.add_argument("--services", type=int, default=1000)
+    parser.add_argument("--endpoints", type=int, default=10)
+    parser.add_argument("--changes", type=int, default=50)
+    parser.add_argument("--steady", type=float, default=60.0, help="seconds of the steady window")
+    args = parser.parse_args()
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+    with (
+        tempfile.TemporaryDirectory(prefix="fleet-") as workdir,
+        ControlPlane(binaries=find_binaries(), workdir=Path(workdir), service_cidrs=SERVICE_CIDRS) as plane,
+    ):
+        result = asyncio.run(
+            measure(
+                plane,
+                agents=args.agents,
+                small=args.small,
+                services=args.services,
+                endpoints=args.endpoints,
+                changes=args.changes,
+                steady=args.steady,
+            )
+        )
+    RESULTS.mkdir(exist_ok=True)
+    out = RESULTS / f"fleet-{args.agents}-{args.services}.json"
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()

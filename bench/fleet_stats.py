@@ -1,0 +1,65 @@
+"""Pure arithmetic of bench/fleet.py: Prometheus text sums, percentiles, relist buckets, the extrapolation."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping, Sequence
+
+SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{([^}]*)\})?\s+(\S+)$", re.MULTILINE)
+LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
+
+
+def metric_sum(text: str, *, name: str, labels: Mapping[str, str] | None = None) -> float:
+    """The sum of every sample of `name` in Prometheus text whose labels include `labels`."""
+    wanted = dict(labels or {})
+    total = 0.0
+    for metric, raw_labels, value in SAMPLE.findall(text):
+        if metric != name:
+            continue
+        found = dict(LABEL.findall(raw_labels or ""))
+        if all(found.get(key) == expected for key, expected in wanted.items()):
+            total += float(value)
+    return total
+
+
+def percentile(values: Sequence[float], *, fraction: float) -> float:
+    """The nearest-rank percentile (fraction in (0, 1]) of a non-empty sequence."""
+    ordered = sorted(values)
+    rank = max(1, math.ceil(fraction * len(ordered)))
+    return ordered[rank - 1]
+
+
+def latency_summary(values: Sequence[float]) -> dict[str, float]:
+    """p50, p99 and max (seconds) of a non-empty sequence, with its count."""
+    return {
+        "count": float(len(values)),
+        "p50": percentile(values, fraction=0.5),
+        "p99": percentile(values, fraction=0.99),
+        "max": max(values),
+    }
+
+
+def buckets(offsets: Sequence[float], *, width: float) -> list[int]:
+    """Counts of offsets (seconds from a start, ≥ 0) per bucket of `width` seconds, from 0 to the last one."""
+    if not offsets:
+        return []
+    counts = [0] * (int(max(offsets) // width) + 1)
+    for offset in offsets:
+        counts[int(offset // width)] += 1
+    return counts
+
+
+def per_hour(count: float, *, seconds: float) -> float:
+    """A count observed over `seconds`, scaled to one hour."""
+    return count * 3600.0 / seconds
+
+
+def rollout_requests_per_second(*, nodes: int, requests_per_agent: float, rollout_seconds: float) -> float:
+    """Apiserver requests/s while `nodes` agents restart evenly over `rollout_seconds`."""
+    return nodes * requests_per_agent / rollout_seconds
+
+
+def watch_events_per_change(*, nodes: int, watches_per_agent: int = 1) -> int:
+    """Watch events the apiserver sends for one object change: one per agent watching that resource."""
+    return nodes * watches_per_agent
