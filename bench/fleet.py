@@ -195,6 +195,7 @@ async def fan_out(
     changes: int,
     nodes: int,
     within: float,
+    slot: int,
 ) -> list[float]:
     """Seconds from each EndpointSlice write to every agent holding the new endpoint, `changes` times."""
     custom: Any = client.CustomObjectsApi(api)
@@ -202,7 +203,7 @@ async def fan_out(
     latencies: list[float] = []
     for change in range(changes):
         index = change % len(ips)
-        address = endpoint(index, 15)
+        address = endpoint(index, slot)  # a new address per phase: a repeated patch would change nothing
         body = slice_body(
             name=f"s{index}",
             version=plane.slice_api_version,
@@ -287,7 +288,14 @@ async def measure(
                 phase["storm_per_agent"] = {k: v / count for k, v in phase["storm"].items() if k != "rss_mb"}
                 phase["agent_rss_mb"] = (rss_mb() - rss_before) / count
                 latencies = await fan_out(
-                    api, plane=plane, members=members, ips=ips, changes=changes, nodes=agents, within=30.0
+                    api,
+                    plane=plane,
+                    members=members,
+                    ips=ips,
+                    changes=changes,
+                    nodes=agents,
+                    within=30.0,
+                    slot=14 if label == "small" else 15,
                 )
                 phase["fan_out"] = latency_summary(latencies)
                 if label == "fleet":
