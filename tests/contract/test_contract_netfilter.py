@@ -104,6 +104,14 @@ async def test_a_change_adds_and_deletes_in_one_go(subject: Subject) -> None:
     assert (await subject.table.read()).elements == (EVERY_KIND - {SERVICE}) | {added}
 
 
+async def test_a_table_changed_by_the_agent_is_still_as_defined(subject: Subject) -> None:
+    """Element changes bump the ruleset's generation, not the definition: a resync must not rewrite the table."""
+    await subject.table.replace({SERVICE})
+    await subject.table.change(add=[("vips4", ("203.0.113.10",))], delete=[])
+    await subject.table.change(add=[], delete=[SERVICE])
+    assert (await subject.table.read()).defined is True
+
+
 async def test_a_change_deleting_a_missing_element_changes_nothing(subject: Subject) -> None:
     """All or nothing: one refused deletion and the additions of the same change do not go in either."""
     await subject.table.replace({SERVICE})

@@ -98,3 +98,28 @@ async def test_agent_keeps_its_nftables_table_and_repairs_a_flush(lab: Lab) -> N
     assert ("vips4", ("203.0.113.1",)) in written
     assert after_flush == written == after_delete
     assert after_change - written == {("hairpin4", ("198.51.100.200", "tcp", 8080, "198.51.100.200"))}
+
+
+async def test_agent_resyncs_its_nftables_table_without_rewriting_it(lab: Lab) -> None:
+    """Endpoint changes between periodic resyncs leave the table as defined: the resync diffs, it never rewrites."""
+    from ipvsctl.backend.nft.kernel import KernelNetfilter  # noqa: PLC0415 (kernel tests only)
+
+    netns = lab.netns("agent-nft-resync")
+    nft = KernelNetfilter(netns=netns.name, masquerade_bit=14)
+    async with NetlinkBackend(netns=netns.name) as backend:
+        agent = NodeAgent(
+            config=config(), backend=backend, netfilter=nft, event_sink=RecordingSink(), clock=FakeClock()
+        )
+        agent.handlers["Service"].replace([service(f"web{i}", cluster_ip=cluster_ip(i)) for i in range(3)])
+        agent.handlers["EndpointSlice"].replace([web_slice(i, f"198.51.100.{i + 1}") for i in range(3)])
+        agent.handlers["Node"].replace([node()])
+        try:
+            assert (await agent.runner.run_once(full=True)).ok
+            for extra in range(200, 203):
+                agent.handlers["EndpointSlice"].upsert(web_slice(1, "198.51.100.2", f"198.51.100.{extra}"))
+                assert (await agent.runner.run_once(full=False)).ok
+                assert (await agent.runner.run_once(full=True)).ok
+        finally:
+            await agent.health_checks.close()
+            await nft.close()
+    assert agent.metrics.registry.get_sample_value("ipvsctl_netfilter_table_rewrites_total") == 1

@@ -33,6 +33,7 @@ from ipvsctl.backend.netlink.netns import netlink_descriptor
 from ipvsctl.backend.nft.base import NetfilterState
 from ipvsctl.backend.nft.wire import (
     NETLINK_NETFILTER,
+    NFGENMSG_SIZE,
     batch_begin,
     batch_end,
     chunks,
@@ -162,7 +163,7 @@ class KernelNetfilter:
         for rules in (False, True):
             request = definition_dump_request(table=TABLE, rules=rules, seq=channel.sequences(1))
             try:
-                replies, _ = channel.dump(request, one=_copy, context=None)
+                replies, _ = channel.dump(request, one=_definition_part, context=None)
             except KernelRefusalError as refusal:
                 if refusal.errno in _DRIFT:
                     return None
@@ -241,8 +242,10 @@ class KernelNetfilter:
             raise BackendError(f"nft could not {what}: {complaint or f'exit {process.returncode}'}", target=TARGET)
 
 
-def _copy(payload: Buffer, _context: None) -> bytes:
-    return bytes(payload)
+def _definition_part(payload: Buffer, _context: None) -> bytes:
+    """A chain or rule as dumped, less its nfgenmsg header: that carries the ruleset's generation (res_id),
+    which every element change bumps, and is no part of the definition."""
+    return bytes(payload[NFGENMSG_SIZE:])
 
 
 def _changes(elements: Collection[Element], *, delete: bool) -> list[tuple[str, list[bytes], bool]]:

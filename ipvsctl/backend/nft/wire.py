@@ -34,6 +34,7 @@ from ipvsctl.netfilter.elements import Kind, Value
 __all__ = [
     "ELEMENTS_PER_MESSAGE",
     "NETLINK_NETFILTER",
+    "NFGENMSG_SIZE",
     "NFPROTO_INET",
     "batch_begin",
     "batch_end",
@@ -57,6 +58,7 @@ NFT_MSG_DELSETELEM: Final = 14
 ELEMENTS_PER_MESSAGE: Final = 256  # each message well under a page per 256 elements of the longest key
 
 _NFGENMSG = struct.Struct("!BBH")  # family, version (NFNETLINK_V0), resource id (big-endian)
+NFGENMSG_SIZE: Final = _NFGENMSG.size  # the header before a reply's attributes
 _NESTED = 0x8000  # NLA_F_NESTED
 _LIST_TABLE, _LIST_SET, _LIST_ELEMENTS = 1, 2, 3  # NFTA_SET_ELEM_LIST_*
 _LIST_ELEM = 1  # NFTA_LIST_ELEM
