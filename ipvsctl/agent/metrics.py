@@ -262,12 +262,6 @@ class AgentMetrics:
         self.kube_proxy.no_local_endpoints.labels(traffic_policy="internal").set(internal)
         self.kube_proxy.no_local_endpoints.labels(traffic_policy="external").set(external)
 
-    def set_affinity_digests(self, digests: Iterable[tuple[str, str, str, str]]) -> None:
-        """Replace the digest series: (namespace, service, virtual service, digest) each."""
-        self.affinity_digests.clear()
-        for namespace, service, virtual_service, digest in digests:
-            self.affinity_digests.labels(namespace, service, virtual_service, digest).set(1)
-
     def count_operations(self, operations: Iterable[Operation]) -> None:
         """Count applied operations by their stable kind name."""
         for operation in operations:

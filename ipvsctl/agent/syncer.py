@@ -48,6 +48,8 @@ from ipvsctl.translate import (
 
 __all__ = ["SyncOutcome", "Syncer"]
 
+DigestLabels = tuple[str, str, str, str]  # namespace, Service, virtual service, digest of the mh table's inputs
+
 TRANSLATION = "translation"  # the Event topic of rejections and notices
 VIP_TAKEN = "IpvsctlVIPTaken"  # the Event reason of a VIP whose address carries a foreign virtual service
 DRAIN_TIMED_OUT = "IpvsctlDrainTimedOut"  # the Event reason of a drain ended by its time limit
@@ -127,6 +129,7 @@ class Syncer:
         self._no_local: set[ObjectRef] = set()  # externalTrafficPolicy Local, external VIPs, no local endpoint
         self._no_local_internal: set[ObjectRef] = set()  # internalTrafficPolicy Local, no local endpoint
         self._synced_node_ips: frozenset[str] = frozenset()
+        self._digests: dict[ServiceKey, DigestLabels] = {}  # the digest series exported, by VIP
         self._netfilter = (
             None
             if netfilter is None
@@ -327,7 +330,7 @@ class Syncer:
             self._synced_node_ips = node_ips
             self._metrics.virtual_services.set(len(self.desired.services))
             self._metrics.real_servers.set(self.desired.real_servers)
-            self._metrics.set_affinity_digests(self._affinity_digests())
+            self._export_digests(only)
         # The drain clock starts when a sync sees weight 0: plan these keys again soon.
         self.pending_keys |= drained
         await self._note_refusals(result.refused, only=only)
@@ -415,14 +418,30 @@ class Syncer:
             ref, port=health_check_port(view) if served else None, local_endpoints=result.local_endpoints
         )
 
-    def _affinity_digests(self) -> list[tuple[str, str, str, str]]:
-        """(namespace, Service, virtual service, digest of the mh table's inputs) of each cluster-scope VIP."""
-        owners = self.desired.owners
-        return [
-            (owner.namespace, owner.name, str(key), digest(virtual))
-            for key, virtual in self.desired.services.items()
-            if is_cluster_scope(virtual) and (owner := owners.get(key)) is not None
-        ]
+    def _export_digests(self, only: Collection[ServiceKey] | None) -> None:
+        """Bring the digest series of the keys in scope (every key when None) in step with the desired table.
+
+        Only the synced keys are looked at: walking every VIP on each sync cost 2 ms per change at 10,000
+        Services (two thirds of an incremental sync), and a full sync catches up with everything.
+        """
+        scope = self._digests.keys() | self.desired.services.keys() if only is None else only
+        for key in scope:
+            virtual = self.desired.services.get(key)
+            owner = self.desired.owners.get(key)
+            labels = (
+                (owner.namespace, owner.name, str(key), digest(virtual))
+                if virtual is not None and owner is not None and is_cluster_scope(virtual)
+                else None
+            )
+            old = self._digests.get(key)
+            if labels == old:
+                continue
+            if old is not None:
+                del self._digests[key]
+                self._metrics.affinity_digests.remove(*old)
+            if labels is not None:
+                self._digests[key] = labels
+                self._metrics.affinity_digests.labels(*labels).set(1)
 
     def _problems(self, ref: ObjectRef, result: ServiceResult) -> list[Problem]:
         problems = [("IpvsctlRejected", f"{r.field}: {r.message}") for r in self.desired.rejections(ref)]

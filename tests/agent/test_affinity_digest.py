@@ -55,6 +55,43 @@ async def test_the_digest_follows_the_endpoints(
     assert before != after
 
 
+async def test_a_deleted_service_takes_only_its_own_series(
+    start_agent: StartAgent, clock: FakeClock, backend: MemoryBackend
+) -> None:
+    """An incremental sync of one Service's deletion drops its series and leaves another Service's as it was."""
+    agent = start_agent()
+    web = service("web", cluster_ip="10.0.0.10", sessionAffinity="ClientIP", annotations=SCOPED)
+    api = service("api", cluster_ip="10.0.0.20", sessionAffinity="ClientIP", annotations=SCOPED)
+    slices = [
+        endpoint_slice("web-1", service="web", endpoints=[("10.1.0.1", "worker2")]),
+        endpoint_slice("api-1", service="api", endpoints=[("10.1.0.3", "worker2")]),
+    ]
+    list_everything(agent, services=[web, api], slices=slices)
+    await settle()
+    before = set(digests(agent.metrics.exposition()))
+    agent.handlers["Service"].delete(web)
+    await clock.advance(2.0)
+    after = set(digests(agent.metrics.exposition()))
+
+    assert after == {labels for labels in before if dict(labels)["service"] == "api"}
+    assert len(before) == 2
+
+
+async def test_a_service_leaving_cluster_scope_loses_its_series(
+    start_agent: StartAgent, clock: FakeClock, backend: MemoryBackend
+) -> None:
+    """Without the annotation the VIP is of node scope again: no digest series."""
+    agent = start_agent()
+    scoped = service("web", cluster_ip="10.0.0.10", sessionAffinity="ClientIP", annotations=SCOPED)
+    slices = [endpoint_slice("web-1", service="web", endpoints=[("10.1.0.1", "worker2")])]
+    list_everything(agent, services=[scoped], slices=slices)
+    await settle()
+    agent.handlers["Service"].upsert(service("web", cluster_ip="10.0.0.10", sessionAffinity="ClientIP"))
+    await clock.advance(2.0)
+
+    assert digests(agent.metrics.exposition()) == {}
+
+
 async def test_a_cluster_scope_drain_starts_its_clock_at_once(
     start_agent: StartAgent, clock: FakeClock, backend: MemoryBackend
 ) -> None:
