@@ -56,6 +56,7 @@ from ipvsctl.backend.limits import (
     valid_interface_name,
 )
 from ipvsctl.backend.netlink.channel import blocking
+from ipvsctl.backend.netlink.collector import collector_paused
 from ipvsctl.backend.netlink.message import KernelRefusalError, WireFormatError
 from ipvsctl.backend.netlink.netns import NETLINK_GENERIC, NETLINK_ROUTE, netlink_descriptor
 from ipvsctl.backend.rtnl.interface import Interface
@@ -116,14 +117,15 @@ class NetlinkBackend:
     async def read(self, *, only: Collection[ServiceKey] | None = None) -> KernelState:
         """The table (or the ``only`` keys of it) with counts, stats and the bound addresses."""
         keys = None if only is None else list(dict.fromkeys(only))
-        async with self._ipvs_lock, kernel_answers(_IPVS):
-            records = await (await self._transport()).read(keys)
-        services = {service.key: service for service, _ in records}
-        if keys is None:
-            bound = await self._bound_addresses()
-        else:
-            known = self._bound if self._bound is not None else await self._bound_addresses()
-            bound = frozenset(key.address for key in keys if key.address in known)
+        with collector_paused():  # what a read makes lives on: collections in the middle would only walk it
+            async with self._ipvs_lock, kernel_answers(_IPVS):
+                records = await (await self._transport()).read(keys)
+            services = {service.key: service for service, _ in records}
+            if keys is None:
+                bound = await self._bound_addresses()
+            else:
+                known = self._bound if self._bound is not None else await self._bound_addresses()
+                bound = frozenset(key.address for key in keys if key.address in known)
         return KernelState(
             table=Table(services),
             connections=LazyConnections(records),

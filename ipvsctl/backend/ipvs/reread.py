@@ -36,8 +36,9 @@ from ipvsctl.backend.ipvs.codec import (
     service_get_request,
 )
 from ipvsctl.backend.ipvs.layout import dest_decoder, service_decoder
-from ipvsctl.backend.ipvs.wire import batch_encoder, encode_request
+from ipvsctl.backend.ipvs.wire import KeyedRequests, batch_encoder, encode_request
 from ipvsctl.backend.netlink.channel import BATCH, NetlinkChannel
+from ipvsctl.backend.netlink.collector import collector_paused
 from ipvsctl.backend.netlink.message import NLM_F_DUMP, NLM_F_REQUEST, Buffer, KernelRefusalError
 from ipvsctl.model import ServiceKey, VirtualService
 
@@ -133,6 +134,7 @@ class TableReader:
         self._pages_seen: Memo[bytes, list[_KeyedService]] = Memo()
         self._service_dump: bytes | None = None
         self._dumps: dict[ServiceKey, DestDump] = {}
+        self._dest_dumps = KeyedRequests(dest_dump_request, family_id=family_id, flags=NLM_F_REQUEST | NLM_F_DUMP)
 
     def read_all(self) -> list[ServiceRecord]:
         """Every service and its destinations; what is remembered of services gone from the table is dropped."""
@@ -148,7 +150,8 @@ class TableReader:
 
     def _guarded(self, read: Callable[[], _R]) -> _R:
         try:
-            return read()
+            with collector_paused():  # the records live on: collections during the read only walk them again
+                return read()
         except BaseException:
             self._channel.drain()  # an exchange broke off: its leftovers must not answer a later one
             raise
@@ -177,6 +180,8 @@ class TableReader:
         """
         dumps = self._dumps
         exchange = self._channel.exchange
+        sequences = self._channel.sequences
+        dest_dump = self._dest_dumps.message
         records: list[ServiceRecord] = []
         for fields, service in answers:
             if service is None:
@@ -184,7 +189,7 @@ class TableReader:
             key = service.key
             entry = known.get(key)
             if entry is None:
-                entry = DestDump(key, self._message(dest_dump_request(key), dump=True))
+                entry = DestDump(key, dest_dump(key, seq=sequences(1)))
             dumps[key] = entry
             received = exchange(entry.message, entry.answer)
             last = entry.record

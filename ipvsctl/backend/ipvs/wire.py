@@ -47,13 +47,16 @@ from ipvsctl.backend.netlink.message import (
     GENL_HEADER,
     HEADER,
     NLM_F_REQUEST,
+    SEQUENCE_OFFSET,
     Buffer,
     WireFormatError,
     aligned,
 )
+from ipvsctl.model import ServiceKey
 
 __all__ = [
     "NUMBER_FORMATS",
+    "KeyedRequests",
     "batch_encoder",
     "decode_dest_reply",
     "decode_dest_traffic_reply",
@@ -141,6 +144,64 @@ def encode_request(request: Request, *, family_id: int, flags: int, seq: int, po
     return (
         HEADER.pack(length, family_id, flags, seq, port_id) + GENL_HEADER.pack(request.command, GENL_VERSION, 0) + body
     )
+
+
+_SEQUENCE = struct.Struct("=I")
+_BE16 = struct.Struct(">H")
+_Template = tuple[bytearray, int, int] | None  # message, where the address starts, its size; None: encode in full
+
+
+class KeyedRequests:
+    """The messages of one request kind that differs from service key to service key only in the key (a
+    destination dump, a GET): each key shape (family, protocol) encoded in full once, then each message a
+    copy of that one with the address, port (or mark) and sequence number written in place.
+
+    A read sends one per service, and encoding the attribute lists afresh cost a fresh read of 10,000
+    services 0.9 s of 7.4 in the lab. A template is kept only if it patches back into the very bytes the
+    full encoding gives for the key it was made from (else that shape is always encoded in full);
+    ``tests/contract/test_ipvs_wire.py`` checks any key against the full encoding.
+    """
+
+    __slots__ = ("_build", "_family_id", "_flags", "_templates")
+
+    def __init__(self, build: Callable[[ServiceKey], Request], *, family_id: int, flags: int) -> None:
+        self._build = build
+        self._family_id = family_id
+        self._flags = flags
+        self._templates: dict[tuple[str, bool], _Template] = {}
+
+    def message(self, key: ServiceKey, *, seq: int) -> bytes:
+        """The request for ``key`` with the sequence number ``seq``."""
+        shape = (key.protocol, ":" in key.address)
+        if shape not in self._templates:
+            return self._learn(shape, key, seq=seq)
+        template = self._templates[shape]
+        if template is None:
+            return self._full(key, seq=seq)
+        message, start, size = template
+        copy = message[:]
+        try:
+            _SEQUENCE.pack_into(copy, SEQUENCE_OFFSET, seq)
+            if size:
+                copy[start : start + size] = inet_pton(AF_INET6 if size == 16 else AF_INET, key.address)
+                _BE16.pack_into(copy, len(copy) - 4, key.port)
+            else:  # a firewall mark: the last attribute, a u32
+                _SEQUENCE.pack_into(copy, len(copy) - 4, key.port)
+        except (OSError, struct.error):  # what the full encoding refuses, it refuses with its own words
+            return self._full(key, seq=seq)
+        return bytes(copy)
+
+    def _full(self, key: ServiceKey, *, seq: int) -> bytes:
+        return encode_request(self._build(key), family_id=self._family_id, flags=self._flags, seq=seq)
+
+    def _learn(self, shape: tuple[str, bool], key: ServiceKey, *, seq: int) -> bytes:
+        encoded = self._full(key, seq=seq)
+        size = 0 if key.is_fwmark else 16 if shape[1] else 4
+        # The key's attributes come last: the address, then the port (4 bytes with its padding), or the mark.
+        self._templates[shape] = (bytearray(encoded), len(encoded) - 8 - size, size)
+        if self.message(key, seq=seq) != encoded:
+            self._templates[shape] = None
+        return encoded
 
 
 # --- decoding -----------------------------------------------------------------------------------------
