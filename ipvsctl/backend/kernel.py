@@ -45,7 +45,7 @@ from ipvsctl.backend.base import (
     canonical_addresses,
     check_timeouts,
 )
-from ipvsctl.backend.ipvs.codec import DecodedDest, ServiceRecord, request_for, timeouts_set_request
+from ipvsctl.backend.ipvs.codec import DecodedDest, ServiceRecord, timeouts_set_request
 from ipvsctl.backend.ipvs.lean import LeanTransport
 from ipvsctl.backend.ipvs.transport import IpvsTransport
 from ipvsctl.backend.limits import (
@@ -167,7 +167,7 @@ class NetlinkBackend:
         if sendable:
             async with kernel_answers(_IPVS):
                 transport = await self._transport()
-                codes = await transport.execute([request_for(operations[index]) for index in sendable])
+                codes = await transport.perform([operations[index] for index in sendable])
             for index, code in zip(sendable, codes, strict=True):
                 if code:
                     outcomes[index] = OperationFailure(operations[index], code, os.strerror(code))

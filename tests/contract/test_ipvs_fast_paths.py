@@ -11,11 +11,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ipvsctl.backend.ipvs.codec import dest_dump_request, service_get_request
-from ipvsctl.backend.ipvs.wire import KeyedRequests, encode_request
+from ipvsctl.backend.ipvs.codec import dest_dump_request, request_for, service_get_request
+from ipvsctl.backend.ipvs.wire import KeyedRequests, OperationMessages, encode_request
 from ipvsctl.backend.netlink.collector import collector_paused
-from ipvsctl.backend.netlink.message import NLM_F_DUMP, NLM_F_REQUEST
-from ipvsctl.model import Protocol, ServiceKey
+from ipvsctl.backend.netlink.message import NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST, WireFormatError
+from ipvsctl.model import AddRealServer, Operation, Protocol, RealServer, ServiceKey
+from tests.contract.test_ipvs_wire import operations
 from tests.strategies import service_keys
 
 FAMILY_ID = 0x25
@@ -84,6 +85,27 @@ def test_a_template_that_does_not_patch_back_is_not_used() -> None:
     requests.message(key, seq=2)
 
     assert calls == [key]
+
+
+@given(ops=st.lists(operations(), min_size=1, max_size=6), seq=SEQUENCES, ack=st.booleans())
+def test_an_operation_message_is_the_full_encoding(ops: list[Operation], seq: int, ack: bool) -> None:
+    """Operations of any kind, in any order on one encoder, give the full encoding of their requests."""
+    flags = NLM_F_REQUEST | (NLM_F_ACK if ack else 0)
+    messages = OperationMessages(family_id=FAMILY_ID)
+
+    encoded = [messages.message(operation, flags=flags, seq=seq) for operation in ops]
+
+    assert encoded == [encode_request(request_for(op), family_id=FAMILY_ID, flags=flags, seq=seq) for op in ops]
+
+
+def test_an_operation_that_cannot_be_encoded_is_refused_as_the_full_encoding_refuses_it() -> None:
+    """A value out of its attribute's range is a WireFormatError, as from the full encoding."""
+    operation = AddRealServer(ServiceKey(Protocol.TCP, "192.0.2.1", 80), RealServer("198.51.100.1", 80, weight=2**32))
+    messages = OperationMessages(family_id=FAMILY_ID)
+    messages.message(AddRealServer(operation.service, RealServer("198.51.100.2", 80)), flags=NLM_F_REQUEST, seq=1)
+
+    with pytest.raises(WireFormatError, match="cannot encode IPVS attributes"):
+        messages.message(operation, flags=NLM_F_REQUEST, seq=2)
 
 
 @pytest.fixture

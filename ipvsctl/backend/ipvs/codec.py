@@ -70,6 +70,10 @@ from ipvsctl.model import (
 
 __all__ = [
     "DEST_FIELDS",
+    "DEST_KEY_SENT",
+    "DEST_SENT",
+    "FWMARK_KEY_SENT",
+    "SERVICE_KEY_SENT",
     "Attributes",
     "DecodedDest",
     "DestValues",
@@ -82,11 +86,13 @@ __all__ = [
     "decode_traffic",
     "dest_dump_request",
     "dest_from_fields",
+    "dest_values",
     "record",
     "request_for",
     "service_dump_request",
     "service_get_request",
     "service_key",
+    "service_key_values",
     "timeouts_get_request",
     "timeouts_set_request",
     "traffic_record",
@@ -159,16 +165,51 @@ def _netmask_attr(prefix: int, *, family: int) -> str:
     return str(ipaddress.IPv4Address((UINT_MAX << (32 - prefix)) & UINT_MAX))
 
 
-def _service_key_attrs(key: ServiceKey) -> Attributes:
+SERVICE_KEY_SENT: tuple[str, ...] = (
+    "IPVS_SVC_ATTR_AF",
+    "IPVS_SVC_ATTR_PROTOCOL",
+    "IPVS_SVC_ATTR_ADDR",
+    "IPVS_SVC_ATTR_PORT",
+)
+"""The attributes that name a service of a protocol, in the order they are sent (``service_key_values``)."""
+FWMARK_KEY_SENT: tuple[str, ...] = ("IPVS_SVC_ATTR_AF", "IPVS_SVC_ATTR_FWMARK")
+"""The attributes that name a firewall-mark service, in the order they are sent."""
+DEST_KEY_SENT: tuple[str, ...] = ("IPVS_DEST_ATTR_ADDR_FAMILY", "IPVS_DEST_ATTR_ADDR", "IPVS_DEST_ATTR_PORT")
+"""The attributes that name a destination, in the order they are sent (``dest_values``)."""
+DEST_SENT: tuple[str, ...] = (
+    *DEST_KEY_SENT,
+    "IPVS_DEST_ATTR_FWD_METHOD",
+    "IPVS_DEST_ATTR_WEIGHT",
+    "IPVS_DEST_ATTR_U_THRESH",
+    "IPVS_DEST_ATTR_L_THRESH",
+    "IPVS_DEST_ATTR_TUN_TYPE",
+    "IPVS_DEST_ATTR_TUN_PORT",
+    "IPVS_DEST_ATTR_TUN_FLAGS",
+)
+"""Every attribute of a destination an add or edit sends (a ``SET`` resets what it is not given), in order."""
+
+
+def service_key_values(key: ServiceKey) -> tuple[Any, ...]:
+    """The values of ``FWMARK_KEY_SENT`` (a firewall-mark key) or ``SERVICE_KEY_SENT`` (any other) for ``key``."""
     family = _FAMILIES[key.family]
     if key.is_fwmark:
-        return [("IPVS_SVC_ATTR_AF", family), ("IPVS_SVC_ATTR_FWMARK", key.port)]
-    return [
-        ("IPVS_SVC_ATTR_AF", family),
-        ("IPVS_SVC_ATTR_PROTOCOL", _PROTOCOL_NUMBERS[key.protocol]),
-        ("IPVS_SVC_ATTR_ADDR", key.address),
-        ("IPVS_SVC_ATTR_PORT", key.port),
-    ]
+        return (family, key.port)
+    return (family, _PROTOCOL_NUMBERS[key.protocol], key.address, key.port)
+
+
+def dest_values(real: RealServer, *, full: bool) -> tuple[Any, ...]:
+    """The values of ``DEST_SENT`` (``full``: an add or edit) or ``DEST_KEY_SENT`` (a delete) for ``real``."""
+    key = (_FAMILIES[family_of(real.address)], real.address, real.port)
+    if not full:
+        return key
+    forwarding = _FORWARDING_CODES[real.forwarding]
+    # The tunnel: ipip (0), the only one the model knows, with no port and no flags.
+    return (*key, forwarding, real.weight, real.upper_threshold, real.lower_threshold, 0, 0, 0)
+
+
+def _service_key_attrs(key: ServiceKey) -> Attributes:
+    names = FWMARK_KEY_SENT if key.is_fwmark else SERVICE_KEY_SENT
+    return list(zip(names, service_key_values(key), strict=True))
 
 
 def _service_attrs(service: VirtualService) -> Attributes:
@@ -194,24 +235,11 @@ def _service_attrs(service: VirtualService) -> Attributes:
 
 
 def _dest_key_attrs(real: RealServer) -> Attributes:
-    return [
-        ("IPVS_DEST_ATTR_ADDR_FAMILY", _FAMILIES[family_of(real.address)]),
-        ("IPVS_DEST_ATTR_ADDR", real.address),
-        ("IPVS_DEST_ATTR_PORT", real.port),
-    ]
+    return list(zip(DEST_KEY_SENT, dest_values(real, full=False), strict=True))
 
 
 def _dest_attrs(real: RealServer) -> Attributes:
-    return [
-        *_dest_key_attrs(real),
-        ("IPVS_DEST_ATTR_FWD_METHOD", _FORWARDING_CODES[real.forwarding]),
-        ("IPVS_DEST_ATTR_WEIGHT", real.weight),
-        ("IPVS_DEST_ATTR_U_THRESH", real.upper_threshold),
-        ("IPVS_DEST_ATTR_L_THRESH", real.lower_threshold),
-        ("IPVS_DEST_ATTR_TUN_TYPE", 0),  # ipip, the only tunnel the model knows
-        ("IPVS_DEST_ATTR_TUN_PORT", 0),
-        ("IPVS_DEST_ATTR_TUN_FLAGS", 0),
-    ]
+    return list(zip(DEST_SENT, dest_values(real, full=True), strict=True))
 
 
 def _nested(name: str, attributes: Attributes) -> tuple[str, object]:

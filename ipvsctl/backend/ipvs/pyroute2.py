@@ -40,6 +40,7 @@ from ipvsctl.backend.ipvs.codec import (
     decode_timeouts,
     dest_dump_request,
     record,
+    request_for,
     service_dump_request,
     service_get_request,
     service_key,
@@ -49,7 +50,7 @@ from ipvsctl.backend.ipvs.codec import (
 from ipvsctl.backend.ipvs.transport import NO_IPVS
 from ipvsctl.backend.netlink.message import KernelRefusalError, WireFormatError
 from ipvsctl.errors import BackendError
-from ipvsctl.model import ServiceKey
+from ipvsctl.model import Operation, ServiceKey
 
 __all__ = ["Pyroute2Transport", "open_pyroute2"]
 
@@ -131,6 +132,10 @@ class Pyroute2Transport:
             else:
                 results.append(0)
         return results
+
+    async def perform(self, operations: Sequence[Operation]) -> list[int]:
+        """``execute`` of the operations' requests."""
+        return await self.execute([request_for(operation) for operation in operations])
 
     async def timeouts(self) -> IpvsTimeouts:
         """One GET_CONFIG."""

@@ -21,7 +21,7 @@ from typing import Protocol
 
 from ipvsctl.backend.base import IpvsTimeouts
 from ipvsctl.backend.ipvs.codec import Request, ServiceRecord, TrafficRecord
-from ipvsctl.model import ServiceKey
+from ipvsctl.model import Operation, ServiceKey
 
 __all__ = ["NO_IPVS", "IpvsTransport"]
 
@@ -46,6 +46,10 @@ class IpvsTransport(Protocol):
 
     async def execute(self, requests: Sequence[Request]) -> list[int]:
         """Perform independent requests (any order is correct); the errno of each, 0 when it succeeded."""
+        ...
+
+    async def perform(self, operations: Sequence[Operation]) -> list[int]:
+        """Perform independent operations (check ``encoding_problem`` first): ``execute`` of their requests."""
         ...
 
     async def timeouts(self) -> IpvsTimeouts:
