@@ -128,6 +128,8 @@ DEST_FIELDS: tuple[str, ...] = (
 """The attributes a destination's model values are made of, in ``dest_from_fields``'s order."""
 _DEST_DEFAULTS: tuple[object, ...] = ("", *(0,) * (len(DEST_FIELDS) - 1))  # when the kernel leaves one out
 _STATS = DEST_STATS_NESTS[-1]
+_NO_SCHED_FLAGS: frozenset[str] = frozenset()
+_SCHED_FLAG_BITS = 0b111 << SCHED_FLAG_SHIFT  # IP_VS_SVC_F_SCHED1..3
 
 Attributes = list[tuple[str, object]]
 """Attributes of one nested netlink attribute, in order: (IPVS_*_ATTR_ name, value) pairs."""
@@ -343,15 +345,18 @@ def decode_service(attributes: Mapping[str, Any]) -> VirtualService | None:
         netmask = _prefix_of(attributes.get("IPVS_SVC_ATTR_NETMASK", ""), family=family)
         persistence = Persistence(timeout=attributes.get("IPVS_SVC_ATTR_TIMEOUT", 0), netmask=netmask)
     scheduler = attributes.get("IPVS_SVC_ATTR_SCHED_NAME", "")
-    names = sched_flag_names(scheduler)
-    sched_flags = frozenset(name for bit, name in enumerate(names) if flags & (1 << (SCHED_FLAG_SHIFT + bit)))
+    sched_flags = _NO_SCHED_FLAGS
+    if flags & _SCHED_FLAG_BITS:
+        names = sched_flag_names(scheduler)
+        sched_flags = frozenset(name for bit, name in enumerate(names) if flags & (1 << (SCHED_FLAG_SHIFT + bit)))
+    # Positionally (VirtualService's field order): keywords cost a read of 10,000 services measurably.
     return VirtualService(
         key,
-        scheduler=scheduler,
-        persistence=persistence,
-        sched_flags=sched_flags,
-        one_packet=bool(flags & FLAG_ONEPACKET),
-        pe_name=attributes.get("IPVS_SVC_ATTR_PE_NAME", ""),
+        scheduler,
+        persistence,
+        sched_flags,
+        bool(flags & FLAG_ONEPACKET),
+        attributes.get("IPVS_SVC_ATTR_PE_NAME", ""),
     )
 
 
@@ -364,15 +369,11 @@ def dest_from_fields(fields: tuple[Any, ...], *, key: ServiceKey) -> DestValues:
     address = _canonical(address)
     if family_of(address) != version:
         raise WireFormatError(f"destination {address} is not of address family {version}")
-    real = RealServer(
-        address,
-        port,
-        weight=weight,
-        forwarding=_FORWARDINGS.get(forwarding & FORWARDING_MASK, Forwarding.ROUTE),
-        upper_threshold=upper,
-        lower_threshold=lower,
-    )
-    return real, real.key, ConnectionCounts(active, inactive + persistent)  # templates count as inactive
+    # Positionally (RealServer's field order: address, port, weight, forwarding, thresholds): a read makes 30,000.
+    method = _FORWARDINGS.get(forwarding & FORWARDING_MASK, Forwarding.ROUTE)
+    real = RealServer(address, port, weight, method, upper, lower)
+    # Templates count as inactive.
+    return real, RealServerKey(address, port), ConnectionCounts(active, inactive + persistent)
 
 
 def decode_dest(attributes: Mapping[str, Any], *, key: ServiceKey) -> DecodedDest:
