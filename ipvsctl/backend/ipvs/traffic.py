@@ -10,15 +10,20 @@ from collections.abc import Mapping
 from typing import Any
 
 from ipvsctl.backend.ipvs.codec import (
-    Request,
     TrafficRecord,
     dest_dump_request,
     service_dump_request,
     service_key,
     traffic_record,
 )
-from ipvsctl.backend.ipvs.wire import decode_dest_traffic_reply, decode_service_traffic_reply, encode_request
+from ipvsctl.backend.ipvs.wire import (
+    KeyedRequests,
+    decode_dest_traffic_reply,
+    decode_service_traffic_reply,
+    encode_request,
+)
 from ipvsctl.backend.netlink.channel import NetlinkChannel
+from ipvsctl.backend.netlink.collector import collector_paused
 from ipvsctl.backend.netlink.message import NLM_F_DUMP, NLM_F_REQUEST, Buffer
 
 __all__ = ["read_traffic"]
@@ -27,15 +32,21 @@ __all__ = ["read_traffic"]
 def read_traffic(channel: NetlinkChannel, *, family_id: int) -> list[TrafficRecord]:
     """One service dump and one destination dump per service the model can hold; a read that breaks off
     drains the socket (its leftovers must not answer a later exchange)."""
+    dest_dumps = KeyedRequests(dest_dump_request, family_id=family_id, flags=NLM_F_REQUEST | NLM_F_DUMP)
     try:
-        services, _ = channel.dump(_message(channel, service_dump_request(), family_id), one=_service, context=None)
-        records: list[TrafficRecord] = []
-        for service in services:
-            key = service_key(service)
-            if key is None:
-                continue  # a protocol or family the model cannot hold: not the agent's
-            dests, _ = channel.dump(_message(channel, dest_dump_request(key), family_id), one=_dest, context=None)
-            records.append(traffic_record(key, service, dests))
+        with collector_paused():  # tens of thousands of objects, none in a cycle (``netlink.collector``)
+            message = encode_request(
+                service_dump_request(), family_id=family_id, flags=NLM_F_REQUEST | NLM_F_DUMP, seq=channel.sequences(1)
+            )
+            services, _ = channel.dump(message, one=_service, context=None)
+            records: list[TrafficRecord] = []
+            for service in services:
+                key = service_key(service)
+                if key is None:
+                    continue  # a protocol or family the model cannot hold: not the agent's
+                message = dest_dumps.message(key, seq=channel.sequences(1))
+                dests, _ = channel.dump(message, one=_dest, context=None)
+                records.append(traffic_record(key, service, dests))
     except BaseException:
         channel.drain()
         raise
@@ -48,7 +59,3 @@ def _service(payload: Buffer, _context: None) -> Mapping[str, Any]:
 
 def _dest(payload: Buffer, _context: None) -> Mapping[str, Any]:
     return decode_dest_traffic_reply(payload)
-
-
-def _message(channel: NetlinkChannel, request: Request, family_id: int) -> bytes:
-    return encode_request(request, family_id=family_id, flags=NLM_F_REQUEST | NLM_F_DUMP, seq=channel.sequences(1))
