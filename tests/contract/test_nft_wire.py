@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ipvsctl.backend.netlink.message import WireFormatError, attribute
-from ipvsctl.backend.nft.wire import decode_elements, encode_element, set_layout
+from ipvsctl.backend.nft.wire import decode_elements, encode_element, plain_elements, set_layout, walk_elements
 from ipvsctl.netfilter.elements import Kind, Value, set_name
 from tests.strategies import addresses
 
@@ -80,6 +80,93 @@ def test_values_that_do_not_fit_their_set_are_refused(name: str, value: Value) -
         encode_element(name, value)
 
 
+def test_a_range_that_ends_before_it_starts_is_refused() -> None:
+    """A source range whose key end is below its key is a WireFormatError, not a ValueError of ipaddress."""
+    encoded = bytearray(encode_element("allowed4", ("203.0.113.1", "tcp", 80, "198.51.100.0/24")))
+    encoded[-4:] = bytes([198, 51, 99, 255])  # the key end's last address, now below the start
+    with pytest.raises(WireFormatError, match="ends"):
+        decode_elements(reply_of(bytes(encoded)), "allowed4")
+
+
 def test_set_layout_names_kind_family_and_fields() -> None:
     """hairpin6 is the hairpin kind, IPv6, address . protocol . port . address."""
     assert set_layout("hairpin6") == (Kind.HAIRPIN, 6, ("addr", "proto", "port", "addr"))
+
+
+KERNEL_FLAGS = st.sampled_from([0, 0x8000, 0x4000, 0xC000])  # NLA_F_NESTED, NLA_F_NET_BYTEORDER on a header
+
+
+@st.composite
+def dumped(draw: st.DrawFn, name: str, values: list[Value]) -> bytes:
+    """``values`` of set ``name`` as a dump reply might hold them: each element's three headers with any flags
+    (the kernel sets none, our encoder NLA_F_NESTED), and now and then another attribute in an element."""
+    encoded = []
+    for value in values:
+        plain = encode_element(name, value)
+        body = plain[4:]
+        if draw(st.booleans()):  # re-head the element, its key (and key end) nest and its value
+            parts, offset = [], 0
+            while offset < len(body):
+                nest_length, nest_type = struct.unpack_from("=HH", body, offset)
+                inner_length, inner_type = struct.unpack_from("=HH", body, offset + 4)
+                data = body[offset + 8 : offset + nest_length]
+                inner = struct.pack("=HH", inner_length, (inner_type & 0x3FFF) | draw(KERNEL_FLAGS)) + data
+                parts.append(struct.pack("=HH", nest_length, (nest_type & 0x3FFF) | draw(KERNEL_FLAGS)) + inner)
+                offset += nest_length
+            body = b"".join(parts)
+        if draw(st.integers(min_value=0, max_value=9)) == 0:  # NFTA_SET_ELEM_FLAGS, as with a range's end
+            body += attribute(3, struct.pack("!I", draw(st.integers(min_value=0, max_value=3))))
+        encoded.append(attribute(1 | draw(KERNEL_FLAGS), body))
+    return reply_of(*encoded)
+
+
+@st.composite
+def replies(draw: st.DrawFn) -> tuple[str, bytes]:
+    """A set of ipvsctl's table and a dump reply of several of its elements."""
+    name, first = draw(elements())
+    others = draw(st.lists(elements().filter(lambda element: element[0] == name), max_size=6))
+    return name, draw(dumped(name, [first, *(value for _, value in others)]))
+
+
+@given(replies())
+def test_the_fast_decode_equals_the_walk(reply: tuple[str, bytes]) -> None:
+    """decode_elements reads every reply of every set exactly as walking its attributes does."""
+    name, payload = reply
+    assert decode_elements(payload, name) == walk_elements(payload, name)
+
+
+@given(replies(), st.data())
+def test_the_fast_decode_equals_the_walk_on_damaged_bytes(reply: tuple[str, bytes], data: st.DataObject) -> None:
+    """A reply with one byte changed gives what the walk gives: the same values or a WireFormatError."""
+    name, payload = reply
+    where = data.draw(st.integers(min_value=0, max_value=len(payload) - 1))
+    damaged = payload[:where] + bytes([data.draw(st.integers(0, 255))]) + payload[where + 1 :]
+    try:
+        walked = walk_elements(damaged, name)
+    except WireFormatError:
+        with pytest.raises(WireFormatError):
+            decode_elements(damaged, name)
+    else:
+        assert decode_elements(damaged, name) == walked
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        pytest.param("vips4", ("203.0.113.1",), id="address"),
+        pytest.param("services6", ("2001:db8::1", "sctp", 443), id="address-protocol-port"),
+        pytest.param("hairpin6", ("2001:db8::2", "udp", 53, "2001:db8::3"), id="two-addresses"),
+    ],
+)
+def test_elements_as_the_kernel_dumps_them_are_read_by_the_struct(name: str, value: Value) -> None:
+    """Plain elements (no header flags, nothing but the key) are read without walking their attributes."""
+    key = encode_element(name, value)[12:]  # after the element's, the key nest's and the value's headers
+    run = b"".join(attribute(1, attribute(1, attribute(1, key))) for _ in range(3))
+    assert plain_elements(run, name) == [value] * 3
+
+
+def test_a_run_with_anything_else_is_left_to_the_walk() -> None:
+    """An element that also carries NFTA_SET_ELEM_FLAGS is not plain: the struct declines the whole run."""
+    key = encode_element("vips4", ("203.0.113.1",))[12:]
+    flagged = attribute(1, attribute(1, attribute(1, key)) + attribute(3, b"\0\0\0\1"))
+    assert plain_elements(attribute(1, attribute(1, attribute(1, key))) + flagged, "vips4") is None

@@ -18,6 +18,7 @@ import errno
 import shutil
 from collections.abc import Collection, Sequence
 from functools import partial
+from itertools import chain, repeat
 from typing import Final
 
 from ipvsctl.backend.netlink.channel import NetlinkChannel, blocking
@@ -105,7 +106,7 @@ class KernelNetfilter:
                             defined=False, elements=frozenset(elements), present=definition is not None
                         )
                     raise self._kernel_error(refusal, f"read set {name}") from refusal
-                elements.update((name, value) for value in values)
+                elements.update(zip(repeat(name), values))
             self._last_count = len(elements)
         defined = definition is not None and definition == self._written
         return NetfilterState(defined=defined, elements=frozenset(elements), present=definition is not None)
@@ -177,7 +178,7 @@ class KernelNetfilter:
             pages, _ = channel.dump(request, one=decode_elements, context=name)
         except WireFormatError as error:
             raise BackendError(f"unreadable elements of set {name}: {error}", target=TARGET) from error
-        return [value for page in pages for value in page]
+        return list(chain.from_iterable(pages))
 
     def _transaction(self, channel: NetlinkChannel, messages: list[tuple[str, list[bytes], bool]]) -> None:
         """Begin, the element messages, end, in one sendmsg (the kernel needs the whole batch at once).

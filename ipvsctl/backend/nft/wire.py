@@ -15,11 +15,14 @@ from __future__ import annotations
 
 import ipaddress
 import struct
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from functools import cache
+from itertools import product
 from socket import AF_INET, AF_INET6, inet_ntop, inet_pton
 from typing import Final
 
 from ipvsctl.backend.netlink.message import (
+    ATTRIBUTE,
     NLM_F_CREATE,
     NLM_F_DUMP,
     NLM_F_REQUEST,
@@ -44,7 +47,9 @@ __all__ = [
     "dump_request",
     "element_message",
     "encode_element",
+    "plain_elements",
     "set_layout",
+    "walk_elements",
 ]
 
 NETLINK_NETFILTER: Final = 12
@@ -177,19 +182,112 @@ def dump_request(*, table: str, name: str, seq: int) -> bytes:
 
 
 def decode_elements(payload: Buffer, name: str) -> list[Value]:
-    """The values of the elements in one dump reply of set ``name`` (after its nlmsghdr)."""
-    kind, family, fields = set_layout(name)
+    """The values of the elements in one dump reply of set ``name`` (after its nlmsghdr).
+
+    Every element of a set has the same shape, so a run of them is read by one precompiled struct
+    (``_rows_of``): 10x fewer Python steps than walking each element's attributes, which was the whole
+    cost of reading the table (50,000 elements at 10,000 Services: 5 s of a lab ``diff``). A run with
+    anything else in it (another attribute, a key of another length) is walked (``walk_elements``), so the
+    answer is always the walk's.
+    """
     data = memoryview(payload)
     values: list[Value] = []
     for number, start, stop in iter_attributes(data, _NFGENMSG.size, len(data)):
-        if number != _LIST_ELEMENTS:
-            continue
-        for element, element_start, element_stop in iter_attributes(data, start, stop):
-            if element == _LIST_ELEM:
-                values.append(
-                    _element_value(data, element_start, element_stop, kind=kind, family=family, fields=fields)
-                )
+        if number == _LIST_ELEMENTS:
+            run = plain_elements(data[start:stop], name)
+            values.extend(run if run is not None else _walk_run(data, start, stop, name))
     return values
+
+
+def plain_elements(run: Buffer, name: str) -> list[Value] | None:
+    """The values of a run of elements of set ``name`` that hold nothing but their key, as the kernel dumps
+    them (``nf_tables_fill_setelem``: NFTA_LIST_ELEM { NFTA_SET_ELEM_KEY { NFTA_DATA_VALUE: key } }), read
+    by one precompiled struct; None when the run holds anything else, or the set holds ranges."""
+    rows = _rows_of(name)
+    return None if rows is None else rows(memoryview(run))
+
+
+def walk_elements(payload: Buffer, name: str) -> list[Value]:
+    """``decode_elements`` by walking every attribute of every element: what the fast path must equal."""
+    data = memoryview(payload)
+    values: list[Value] = []
+    for number, start, stop in iter_attributes(data, _NFGENMSG.size, len(data)):
+        if number == _LIST_ELEMENTS:
+            values.extend(_walk_run(data, start, stop, name))
+    return values
+
+
+def _walk_run(data: memoryview, start: int, stop: int, name: str) -> list[Value]:
+    kind, family, fields = set_layout(name)
+    return [
+        _element_value(data, element_start, element_stop, kind=kind, family=family, fields=fields)
+        for element, element_start, element_stop in iter_attributes(data, start, stop)
+        if element == _LIST_ELEM
+    ]
+
+
+_TYPE_FLAGS: Final = (0, 0x8000, 0x4000, 0xC000)  # NLA_F_NESTED, NLA_F_NET_BYTEORDER: a walk ignores both
+_PROTOCOL_OF: Final = tuple(_PROTOCOL_NAMES.get(number, str(number)) for number in range(256))
+_Rows = Callable[[memoryview], list[Value] | None]
+
+
+@cache
+def _rows_of(name: str) -> _Rows | None:
+    """``plain_elements`` of set ``name``: a plain element is three headers (12 bytes, their lengths fixed by
+    the key's, any of their flag bits) and the key's padded fields. None for a set of ranges: its elements
+    carry a key end too, and there are few of them."""
+    kind, family, fields = set_layout(name)
+    if kind.interval:
+        return None
+    field_formats = {"addr": "16s" if family == 6 else "4s", "proto": "B3x", "port": "H2x"}
+    row = struct.Struct(">12s" + "".join(field_formats[field] for field in fields))
+    key = row.size - 12
+    headers = frozenset(
+        ATTRIBUTE.pack(key + 12, _LIST_ELEM | outer)
+        + ATTRIBUTE.pack(key + 8, _ELEM_KEY | middle)
+        + ATTRIBUTE.pack(key + 4, _DATA_VALUE | inner)
+        for outer, middle, inner in product(_TYPE_FLAGS, repeat=3)
+    )
+    af, protocol_of = _family(family), _PROTOCOL_OF
+
+    def addresses(run: memoryview) -> list[Value] | None:
+        values: list[Value] = []
+        for header, address in row.iter_unpack(run):
+            if header not in headers:
+                return None
+            values.append((inet_ntop(af, address),))
+        return values
+
+    def services(run: memoryview) -> list[Value] | None:
+        values: list[Value] = []
+        for header, address, protocol, port in row.iter_unpack(run):
+            if header not in headers:
+                return None
+            values.append((inet_ntop(af, address), protocol_of[protocol], port))
+        return values
+
+    def hairpins(run: memoryview) -> list[Value] | None:
+        values: list[Value] = []
+        for header, address, protocol, port, other in row.iter_unpack(run):
+            if header not in headers:
+                return None
+            text = inet_ntop(af, address)  # a pod's two addresses are one: inet_ntop once (half the time)
+            values.append((text, protocol_of[protocol], port, text if other == address else inet_ntop(af, other)))
+        return values
+
+    shapes: dict[tuple[Field, ...], Callable[[memoryview], list[Value] | None]] = {
+        ("addr",): addresses,
+        ("addr", "proto", "port"): services,
+        ("addr", "proto", "port", "addr"): hairpins,
+    }
+    decode = shapes.get(fields)
+    if decode is None:
+        return None
+
+    def rows(run: memoryview) -> list[Value] | None:
+        return None if len(run) % row.size else decode(run)
+
+    return rows
 
 
 def _element_value(
@@ -240,6 +338,8 @@ def _parts(key: bytes, fields: Sequence[Field], family: int) -> list[str | int]:
 def _cidr(first: str, last: str) -> str:
     """``192.0.2.0/24`` for the range it spans; ``first-last`` when it is no single prefix."""
     start, end = ipaddress.ip_address(first), ipaddress.ip_address(last)
+    if int(end) < int(start):  # one family: both come from the set's own key layout
+        raise WireFormatError(f"a range that ends ({last}) before it starts ({first})")
     networks = list(ipaddress.summarize_address_range(start, end))
     return str(networks[0]) if len(networks) == 1 else f"{first}-{last}"
 
