@@ -22,11 +22,11 @@ are the agent's configuration and never change while it runs.
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Collection, Iterator, KeysView, Mapping
 from enum import StrEnum
+from typing import Final, NamedTuple
 
-from ipvsctl.model import Forwarding, ServiceKey, VirtualService, family_of
+from ipvsctl.model import Forwarding, Protocol, ServiceKey, VirtualService, family_of
 from ipvsctl.translate import VipKind, VipRole
 
 __all__ = [
@@ -69,6 +69,22 @@ def set_name(kind: Kind, family: int) -> str:
     return f"{kind.value}{family}"
 
 
+class _SetNames(NamedTuple):
+    """The sets of one family, by kind (looked up for every desired virtual service)."""
+
+    vips: str
+    services: str
+    masquerade: str
+    cluster: str
+    hairpin: str
+    ranged: str
+    allowed: str
+
+
+_NAMES: Final = {family: _SetNames(**{kind.name.lower(): set_name(kind, family) for kind in Kind}) for family in (4, 6)}
+_PROTOCOL_TEXT: Final = {protocol: protocol.value for protocol in Protocol}
+
+
 def vip_element(address: str) -> Element:
     """The element that puts an address under the VIP filter."""
     return set_name(Kind.VIPS, family_of(address)), (address,)
@@ -82,27 +98,31 @@ def key_elements(service: VirtualService, role: VipRole, *, filtered: bool, clus
     traffic from outside them is masqueraded (as kube-proxy does with ``--cluster-cidr``).
     """
     key = service.key
-    if key.is_fwmark:
+    protocol = key.protocol
+    if protocol is Protocol.FWMARK:
         return []
-    family, protocol = key.family, key.protocol.value
-    value: Value = (key.address, protocol, key.port)
+    names = _NAMES[family_of(key.address)]
+    text = _PROTOCOL_TEXT[protocol]  # the names are read once per family and protocol: Enum.value is a Python call
+    value: Value = (key.address, text, key.port)
     elements: list[Element] = []
     if filtered:
-        elements.append((set_name(Kind.SERVICES, family), value))
-    if role.external and not role.local:
-        elements.append((set_name(Kind.MASQUERADE, family), value))
-    if role.kind is VipKind.CLUSTER_IP and cluster_masquerade:
-        elements.append((set_name(Kind.CLUSTER, family), value))
-    if role.kind is VipKind.LOAD_BALANCER and role.source_ranges is not None:
-        elements.append((set_name(Kind.RANGED, family), value))
-        allowed = set_name(Kind.ALLOWED, family)
-        elements.extend((allowed, (*value, cidr)) for cidr in role.source_ranges if _family_of_cidr(cidr) == family)
-    hairpin = set_name(Kind.HAIRPIN, family)
-    elements.extend(
-        (hairpin, (real.address, protocol, real.port, real.address))
-        for real in service.reals
-        if real.forwarding is Forwarding.MASQ
-    )
+        elements.append((names.services, value))
+    kind = role.kind
+    if kind is not VipKind.CLUSTER_IP and not role.local:
+        elements.append((names.masquerade, value))
+    if kind is VipKind.CLUSTER_IP and cluster_masquerade:
+        elements.append((names.cluster, value))
+    if kind is VipKind.LOAD_BALANCER and role.source_ranges is not None:
+        elements.append((names.ranged, value))
+        family = family_of(key.address)
+        elements.extend(
+            (names.allowed, (*value, cidr)) for cidr in role.source_ranges if _family_of_cidr(cidr) == family
+        )
+    hairpin = names.hairpin
+    for real in service.reals:
+        if real.forwarding is Forwarding.MASQ:
+            address = real.address
+            elements.append((hairpin, (address, text, real.port, address)))
     return elements
 
 
@@ -120,7 +140,7 @@ class ElementCounts:
     __slots__ = ("_counts",)
 
     def __init__(self) -> None:
-        self._counts: Counter[Element] = Counter()
+        self._counts: dict[Element, int] = {}  # a plain dict: Counter's __missing__ is a Python call per new element
 
     def __contains__(self, element: object) -> bool:
         return element in self._counts
@@ -131,20 +151,27 @@ class ElementCounts:
     def __len__(self) -> int:
         return len(self._counts)
 
+    def view(self) -> KeysView[Element]:
+        """The elements, as a live set-like view (its lookups and set operations are C, not a method call each)."""
+        return self._counts.keys()
+
     def replace(self, old: Collection[Element], new: Collection[Element]) -> tuple[set[Element], set[Element]]:
         """Drop ``old`` and count ``new``; the elements now wanted that were not, and those no longer wanted."""
         counts = self._counts
         appeared: set[Element] = set()
         vanished: set[Element] = set()
         for element in new:
-            counts[element] += 1
-            if counts[element] == 1:
+            count = counts.get(element, 0) + 1
+            counts[element] = count
+            if count == 1:
                 appeared.add(element)
         for element in old:
-            counts[element] -= 1
-            if counts[element] == 0:
+            count = counts.get(element, 0) - 1
+            if count == 0:
                 del counts[element]
                 vanished.add(element)
+            else:
+                counts[element] = count
         return appeared - vanished, vanished - appeared
 
 
@@ -197,17 +224,21 @@ class DesiredElements:
     def __contains__(self, element: object) -> bool:
         return element in self._counts
 
+    def view(self) -> KeysView[Element]:
+        """Every element wanted now, as a live set-like view."""
+        return self._counts.view()
+
     def update(
         self, key: ServiceKey, service: VirtualService | None, role: VipRole | None, *, filtered: bool
     ) -> tuple[set[Element], set[Element]]:
         """The key now wants ``service`` (None: nothing); the elements that appeared and that vanished."""
         new: list[Element] = []
         if service is not None and role is not None:
-            new = key_elements(
-                service, role, filtered=filtered, cluster_masquerade=key.family in self._cluster_families
-            )
-            if filtered and not key.is_fwmark:
-                new.append(vip_element(key.address))
+            address = key.address
+            family = family_of(address)
+            new = key_elements(service, role, filtered=filtered, cluster_masquerade=family in self._cluster_families)
+            if filtered and key.protocol is not Protocol.FWMARK:
+                new.append((_NAMES[family].vips, (address,)))  # vip_element's
         old = self._of_key.pop(key, [])
         if new:
             self._of_key[key] = new
@@ -216,7 +247,5 @@ class DesiredElements:
 
 def element_changes(wanted: Collection[Element], current: Collection[Element]) -> tuple[set[Element], set[Element]]:
     """What to add to ``current`` and what to delete from it to hold exactly ``wanted``."""
-    return (
-        {element for element in wanted if element not in current},
-        {element for element in current if element not in wanted},
-    )
+    wanted_set = set(wanted)  # set operations in C, not a __contains__ call of ``wanted`` per element
+    return wanted_set.difference(current), set(current).difference(wanted_set)

@@ -42,23 +42,29 @@ class NetfilterPlan:
         self, keys: Iterable[ServiceKey] | None, *, refused: Collection[ServiceKey] = ()
     ) -> tuple[set[Element], set[Element]]:
         """Recompute the elements of ``keys`` (None: every key, gone ones included): (appeared, vanished)."""
-        scope = set(self._services) | self._keys if keys is None else keys
+        services = self._services
+        # each key once, with its service; a key's hash is a Python call (a dataclass): as few lookups as can be
+        if keys is None:
+            scope = [*services.items(), *((key, None) for key in self._keys.difference(services))]
+        else:
+            scope = [(key, services.get(key)) for key in keys]
         node_addresses = self._node_addresses()
+        update, role_of, contributing = self._elements.update, self._role_of, self._keys
         before: dict[Element, bool] = {}  # each element touched: was it wanted before this refresh?
-        for key in scope:
-            service = None if key in refused else self._services.get(key)
-            role = None if service is None else self._role_of(key)
+        for key, found in scope:
+            service = None if refused and key in refused else found
+            role = None if service is None else role_of(key)
             if role is None:
-                self._keys.discard(key)
+                contributing.discard(key)
             else:
-                self._keys.add(key)
+                contributing.add(key)
             filtered = key.address not in node_addresses
-            added, removed = self._elements.update(key, service if role is not None else None, role, filtered=filtered)
+            added, removed = update(key, service if role is not None else None, role, filtered=filtered)
             for element in added:
                 before.setdefault(element, False)
             for element in removed:
                 before.setdefault(element, True)
-        wanted = self._elements
+        wanted = self._elements.view()
         appeared = {element for element, was in before.items() if not was and element in wanted}
         vanished = {element for element, was in before.items() if was and element not in wanted}
         return appeared, vanished
