@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Mapping
 
@@ -43,6 +42,7 @@ from ipvsctl.cli.common import (
     max_input_bytes,
     netfilter_plan,
     refusal_problems,
+    run_async,
 )
 from ipvsctl.cli.live import TARGET, Format, NoSysctlOpt, OutputOpt
 from ipvsctl.errors import IpvsctlError
@@ -117,7 +117,7 @@ def apply(
         netfilter = NetfilterFlags(
             enabled=not no_netfilter, cluster_cidrs=cluster_cidr or [], masquerade_bit=masquerade_bit
         ).checked()
-        result = asyncio.run(
+        result = run_async(
             _apply(
                 desired,
                 ownership=ownership,

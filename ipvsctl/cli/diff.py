@@ -6,7 +6,6 @@ object the agent would reject — the plan for everything else is still printed)
 
 from __future__ import annotations
 
-import asyncio
 import json
 from enum import StrEnum
 from typing import Annotated
@@ -41,6 +40,7 @@ from ipvsctl.cli.common import (
     max_input_bytes,
     netfilter_plan,
     refusal_problems,
+    run_async,
 )
 from ipvsctl.cli.saved import SavedElements, read_nftables, read_save
 from ipvsctl.errors import IpvsctlError, UsageError
@@ -147,7 +147,7 @@ def diff(
                 )
             if current_nftables is not None:
                 raise UsageError("only with --current-save: the live table is read", flag="--current-nftables")
-            current, ownership, elements = asyncio.run(
+            current, ownership, elements = run_async(
                 _read_live(interface=interface, ownership=ownership, netfilter=netfilter)
             )
         else:
