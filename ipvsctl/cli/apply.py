@@ -41,6 +41,7 @@ from ipvsctl.cli.common import (
     desired_and_ownership,
     max_input_bytes,
     netfilter_plan,
+    one_shot,
     refusal_problems,
     run_async,
 )
@@ -61,6 +62,7 @@ __all__ = ["apply"]
 
 
 @app.command()
+@one_shot
 def apply(
     *,
     manifests: ManifestsOpt = None,

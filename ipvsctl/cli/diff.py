@@ -39,6 +39,7 @@ from ipvsctl.cli.common import (
     desired_and_ownership,
     max_input_bytes,
     netfilter_plan,
+    one_shot,
     refusal_problems,
     run_async,
 )
@@ -65,6 +66,7 @@ class DiffFormat(StrEnum):
 
 
 @app.command()
+@one_shot
 def diff(
     *,
     manifests: ManifestsOpt = None,
