@@ -100,3 +100,14 @@ def test_changes_applied_to_a_copy_keep_it_equal_to_what_is_wanted(
         if not full:
             continue  # refused keys that did not change stay as the last refresh left them
         assert kernel == desired_elements(wanted, roles, filtered_addresses=filtered, cluster_families={4})
+
+
+@given(tables(), st.frozensets(st.sampled_from(KEYS)))
+def test_the_first_full_refresh_answers_what_a_refresh_by_keys_does(
+    table: tuple[dict[ServiceKey, VirtualService], dict[ServiceKey, VipRole]], refused: frozenset[ServiceKey]
+) -> None:
+    """A fresh plan refreshed whole (its shortcut: all it wants appeared) answers as one refreshed key by key."""
+    services, roles = table
+    whole, by_keys = make(services, roles), make(services, roles)
+    assert whole.refresh(None, refused=refused) == by_keys.refresh(list(services), refused=refused)
+    assert set(whole.elements()) == set(by_keys.elements())

@@ -165,6 +165,8 @@ class ElementCounts:
             counts[element] = count
             if count == 1:
                 appeared.add(element)
+        if not old:  # a key's first elements
+            return appeared, vanished
         for element in old:
             count = counts.get(element, 0) - 1
             if count == 0:

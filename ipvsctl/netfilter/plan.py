@@ -50,6 +50,7 @@ class NetfilterPlan:
             scope = [(key, services.get(key)) for key in keys]
         node_addresses = self._node_addresses()
         update, role_of, contributing = self._elements.update, self._role_of, self._keys
+        first = keys is None and not contributing  # nothing was wanted: all that is wanted now appeared
         before: dict[Element, bool] = {}  # each element touched: was it wanted before this refresh?
         for key, found in scope:
             service = None if refused and key in refused else found
@@ -60,11 +61,14 @@ class NetfilterPlan:
                 contributing.add(key)
             filtered = key.address not in node_addresses
             added, removed = update(key, service if role is not None else None, role, filtered=filtered)
-            for element in added:
-                before.setdefault(element, False)
-            for element in removed:
-                before.setdefault(element, True)
+            if not first:
+                for element in added:
+                    before.setdefault(element, False)
+                for element in removed:
+                    before.setdefault(element, True)
         wanted = self._elements.view()
+        if first:
+            return set(wanted), set()
         appeared = {element for element, was in before.items() if not was and element in wanted}
         vanished = {element for element, was in before.items() if was and element not in wanted}
         return appeared, vanished
