@@ -15,7 +15,10 @@ first in each round; medians are reported. ``ipvsctl`` runs with ``python -X imp
 
 Run (about 10 minutes at 10,000 under emulation):
 ``python3 lab/run.py --timeout 2400 -- .venv/bin/python -m bench.commands [--services 10000] [--rounds 2]``.
-Writes ``$LAB_RESULTS/bench-commands.json``. ``--profile`` instead runs one diff and one apply under cProfile
+Writes ``$LAB_RESULTS/bench-commands.json``. ``--baseline TREE`` also runs, in the same rounds, ``ipvsctl
+apply`` and ``diff`` from another checkout's ``ipvsctl`` package (``git archive REV ipvsctl | tar -x -C TREE``;
+``python -m compileall TREE`` first: the guest cannot write), so a change is measured before and after in one
+boot. ``--profile`` instead runs one diff and one apply under cProfile
 (``$LAB_RESULTS/diff.prof``, ``apply.prof``) and lists the slowest imports.
 """
 
@@ -55,10 +58,12 @@ def creation(table: Table) -> list[Operation]:
     return operations
 
 
-def timed(argv: list[str], *, stdin: str | None = None, ok: tuple[int, ...] = (0,)) -> float:
+def timed(
+    argv: list[str], *, stdin: str | None = None, ok: tuple[int, ...] = (0,), env: dict[str, str] | None = None
+) -> float:
     """Seconds a whole process takes; exits the bench if it fails."""
     start = time.perf_counter()
-    done = subprocess.run(argv, input=stdin, capture_output=True, text=True, check=False)
+    done = subprocess.run(argv, input=stdin, capture_output=True, text=True, check=False, env=env)
     seconds = time.perf_counter() - start
     if done.returncode not in ok:
         sys.exit(f"bench.commands: {argv[0]} {argv[1]} exited {done.returncode}: {done.stderr[-2000:]}")
@@ -71,21 +76,29 @@ def clear() -> None:
     subprocess.run(["ip", "link", "del", INTERFACE], capture_output=True, check=False)
 
 
-def round_of(manifests: Path, restore: str, times: dict[str, list[float]], *, ipvsctl_first: bool) -> None:
-    """One round: each tool creates the table from empty, then reads it back.
+def round_of(
+    manifests: Path, restore: str, times: dict[str, list[float]], *, number: int, baseline: Path | None
+) -> None:
+    """One round: each tool creates the table from empty, then reads it back; round ``number`` sets who goes first.
 
     ``ipvsctl diff`` reads the table ``ipvsctl apply`` made, whose VIPs are on the agent's interface: what it
     finds on a node the agent runs on (with ``--owned-cidr`` instead, netaddr's IPSet decides ownership, and
-    takes 17 s of 47 under cProfile for 10,000 VIPs: see docs/performance.md).
+    takes 17 s of 47 under cProfile for 10,000 VIPs: see docs/performance.md). With ``baseline``, that tree's
+    ``ipvsctl`` takes its turn too (its own apply, then its diff).
     """
     apply = [IPVSCTL, "apply", "--manifests", str(manifests), "--node", NODE]
     diff = [IPVSCTL, "diff", "--manifests", str(manifests), "--node", NODE]
-    order = ("ipvsctl", "ipvsadm") if ipvsctl_first else ("ipvsadm", "ipvsctl")
+    tools = ["ipvsctl", "ipvsadm", *(["baseline"] if baseline is not None else [])]
+    order = tools[number % len(tools) :] + tools[: number % len(tools)]
     for tool in order:
         clear()
         if tool == "ipvsadm":
             times["ipvsadm -R"].append(timed(["ipvsadm", "-R"], stdin=restore))
             times["ipvsadm -Sn"].append(timed(["ipvsadm", "-Sn"]))
+        elif tool == "baseline" and baseline is not None:
+            env = {**os.environ, "PYTHONPATH": str(baseline)}
+            times["baseline apply"].append(timed(apply, env=env))
+            times["baseline diff"].append(timed(diff, env=env))
         else:
             times["ipvsctl apply"].append(timed(apply))
             times["ipvsctl diff"].append(timed(diff))
@@ -127,6 +140,9 @@ def main() -> None:
     parser.add_argument("--services", type=int, default=10_000)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--profile", action="store_true", help="instead: one diff and one apply under cProfile")
+    parser.add_argument(
+        "--baseline", type=Path, help="also run ipvsctl from this tree's ipvsctl package (before a change)"
+    )
     args = parser.parse_args()
     if not Path("/proc/net/ip_vs").exists():
         sys.exit("bench.commands: needs IPVS: python3 lab/run.py -- .venv/bin/python -m bench.commands")
@@ -141,11 +157,11 @@ def main() -> None:
     if args.profile:
         profiles(manifests, results)
         return
-    times: dict[str, list[float]] = {
-        name: [] for name in ("ipvsadm -R", "ipvsctl apply", "ipvsadm -Sn", "ipvsctl diff")
-    }
+    names = ["ipvsadm -R", "ipvsctl apply", "ipvsadm -Sn", "ipvsctl diff"]
+    names += ["baseline apply", "baseline diff"] if args.baseline is not None else []
+    times: dict[str, list[float]] = {name: [] for name in names}
     for number in range(args.rounds):
-        round_of(manifests, restore, times, ipvsctl_first=number % 2 == 1)
+        round_of(manifests, restore, times, number=number, baseline=args.baseline)
         print(
             f"bench.commands: round {number + 1}/{args.rounds} done: {json.dumps(times)}", file=sys.stderr, flush=True
         )
@@ -155,10 +171,19 @@ def main() -> None:
         "ipvsctl apply / ipvsadm -R (target <= 1.5)": seconds["ipvsctl apply"] / seconds["ipvsadm -R"],
         "ipvsctl diff / ipvsadm -Sn (target <= 2.0)": seconds["ipvsctl diff"] / seconds["ipvsadm -Sn"],
     }
+    if args.baseline is not None:
+        ratios["baseline apply / ipvsadm -R"] = seconds["baseline apply"] / seconds["ipvsadm -R"]
+        ratios["baseline diff / ipvsadm -Sn"] = seconds["baseline diff"] / seconds["ipvsadm -Sn"]
     title = f"{args.services} Services x 3, whole processes: median of {args.rounds} (seconds)"
     print_table(title, ["command", "seconds"], [[name, f"{value:.2f}"] for name, value in seconds.items()])
     print_table("ratios", ["ratio", "value"], [[name, f"{value:.2f}"] for name, value in ratios.items()])
-    document = {"machine": machine(), "services": args.services, "seconds": seconds, "all_seconds": times}
+    document = {
+        "machine": machine(),
+        "services": args.services,
+        "baseline": None if args.baseline is None else str(args.baseline),
+        "seconds": seconds,
+        "all_seconds": times,
+    }
     path = results / "bench-commands.json"
     path.write_text(json.dumps({**document, "ratios": ratios}, indent=2) + "\n")
     print(f"results: {path}")
