@@ -58,6 +58,9 @@ _HEADER_FORMAT = HEADER.format.lstrip("=")  # one code per field: length, type, 
 _HEADER_FIELDS = len(_HEADER_FORMAT)
 _ATTRIBUTE_FORMAT = ATTRIBUTE.format.lstrip("=")  # length, type
 _MESSAGE_LENGTH = struct.Struct("=I")
+_LENGTH, _TYPE, _SEQUENCE = 0, 1, 3  # of the nlmsghdr's fields, unpacked
+_Getter = Callable[[tuple[Any, ...]], tuple[Any, ...]]
+_Compiled = tuple[struct.Struct, "_Layout", _Getter]  # a whole message's unpacker, its layout, its headers' getter
 # Fixed-size kinds as one field of a whole-reply format (native order: BE16 is swapped afterwards).
 _VALUE_FORMATS = {kind: (code.lstrip("=<>"), struct.calcsize(code)) for kind, code in NUMBER_FORMATS.items()} | {
     FLAGS: ("I4x", 8)
@@ -87,6 +90,11 @@ class _Layout:
         """The attributes from an unpacked reply, or None when its headers are not the learnt ones."""
         if self.headers(raw) != self.expected:
             return None
+        return self.attributes_of(raw)
+
+    def attributes_of(self, raw: tuple[Any, ...]) -> dict[str, object] | None:
+        """The attributes from an unpacked reply whose headers are known to be the learnt ones (None: let the
+        walk decode it)."""
         attributes: dict[str, Any] = dict(zip(self.names, self.values(raw), strict=True))
         for name, kind in self.fixes:
             value = attributes[name]
@@ -233,7 +241,7 @@ class LayoutDecoder:
         self._walk = walk
         self._layouts: dict[int, _Layout | None] = {}
         self._builders: dict[int, _Builder] = {}
-        self._messages: dict[int, tuple[struct.Struct, _Layout]] = {}
+        self._messages: dict[int, _Compiled] = {}
 
     def many_dests(
         self,
@@ -253,15 +261,16 @@ class LayoutDecoder:
         compiled = self._compiled(data)
         if compiled is None:
             return None
-        length, unpacker, layout = compiled
+        length, unpacker, layout, headers = compiled
         fields = layout.dest_fields
         if fields is None:
             return None
+        expected = (length, message_type, seq, *layout.expected)
         dests: list[DecodedDest] = []
         unpack = unpacker.unpack_from
         for offset in range(0, len(data), length):  # not iter_unpack: making its iterator cost more (lab)
             raw = unpack(data, offset)
-            if raw[0] != length or raw[1] != message_type or raw[3] != seq or layout.headers(raw) != layout.expected:
+            if headers(raw) != expected:
                 return None
             values = fields(raw)
             known = memo.get(values) if memo else None
@@ -277,8 +286,9 @@ class LayoutDecoder:
             dests.append(DecodedDest(*known, layout.counters(raw)))
         return dests
 
-    def _compiled(self, data: Buffer) -> tuple[int, struct.Struct, _Layout] | None:
-        """The whole-message layout for a buffer of same-length messages, if one is learnt."""
+    def _compiled(self, data: Buffer) -> tuple[int, struct.Struct, _Layout, _Getter] | None:
+        """The whole-message layout for a buffer of same-length messages, if one is learnt, with the getter of
+        what every message must repeat: its length, type and sequence number, then its attribute headers."""
         if len(data) < 4:
             return None
         length = _MESSAGE_LENGTH.unpack_from(data)[0]
@@ -289,7 +299,14 @@ class LayoutDecoder:
             builder = self._builders.get(length - HEADER.size)
             if builder is None:
                 return None
-            compiled = (struct.Struct(builder.message_format()), builder.layout(shift=_HEADER_FIELDS))
+            positions = [
+                _LENGTH,
+                _TYPE,
+                _SEQUENCE,
+                *(position + _HEADER_FIELDS for position in builder.header_positions),
+            ]
+            layout = builder.layout(shift=_HEADER_FIELDS)
+            compiled = (struct.Struct(builder.message_format()), layout, _getter(positions))
             self._messages[length] = compiled
         return (length, *compiled)
 
@@ -314,19 +331,20 @@ class LayoutDecoder:
         compiled = self._compiled(data)
         if compiled is None:
             return None
-        length, unpacker, layout = compiled
+        length, unpacker, layout, headers = compiled
+        expected = (length, message_type, seq, *layout.expected)
         unpack = unpacker.unpack_from
         replies: list[tuple[tuple[Any, ...], _V | None]] = []
         for offset in range(0, len(data), length):
             raw = unpack(data, offset)
-            if raw[0] != length or raw[1] != message_type or raw[3] != seq or layout.headers(raw) != layout.expected:
+            if headers(raw) != expected:
                 return None
             fields = (length, *layout.values(raw))
             value = into.get(fields)
             if value is None:
                 value = memo.get(fields)
                 if value is None:
-                    attributes = layout.decode_values(raw)
+                    attributes = layout.attributes_of(raw)
                     if attributes is None:
                         return None
                     value = decode(attributes)
