@@ -175,8 +175,8 @@ def test_a_destination_is_made_of_its_dest_fields() -> None:
     expected = RealServer(
         "198.51.100.7", 80, weight=3, forwarding=Forwarding.TUNNEL, upper_threshold=4, lower_threshold=5
     )
-    assert dest == DecodedDest(expected, expected.key, ConnectionCounts(active=6, inactive=15), (10, 11, 12, 13, 14))
-    assert DecodedDest._fields == ("real", "key", "connections", "counters")
+    assert dest == DecodedDest(expected, 6, 15, (10, 11, 12, 13, 14))
+    assert (dest.key, dest.connections) == (expected.key, ConnectionCounts(active=6, inactive=15))
 
 
 def test_a_destination_not_of_its_family_is_unreadable() -> None:
