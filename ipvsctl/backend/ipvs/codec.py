@@ -74,6 +74,7 @@ __all__ = [
     "DEST_SENT",
     "FWMARK_KEY_SENT",
     "SERVICE_KEY_SENT",
+    "SETTINGS_SENT",
     "Attributes",
     "DecodedDest",
     "DestValues",
@@ -93,6 +94,7 @@ __all__ = [
     "service_get_request",
     "service_key",
     "service_key_values",
+    "settings_values",
     "timeouts_get_request",
     "timeouts_set_request",
     "traffic_record",
@@ -176,7 +178,7 @@ class Request:
 def _netmask_attr(prefix: int, *, family: int) -> str:
     if family == 6:
         return socket.inet_ntoa(struct.pack("=I", prefix))
-    return str(ipaddress.IPv4Address((UINT_MAX << (32 - prefix)) & UINT_MAX))
+    return socket.inet_ntoa(struct.pack(">I", (UINT_MAX << (32 - prefix)) & UINT_MAX))
 
 
 SERVICE_KEY_SENT: tuple[str, ...] = (
@@ -226,7 +228,19 @@ def _service_key_attrs(key: ServiceKey) -> Attributes:
     return list(zip(names, service_key_values(key), strict=True))
 
 
-def _service_attrs(service: VirtualService) -> Attributes:
+SETTINGS_SENT: tuple[str, ...] = (
+    "IPVS_SVC_ATTR_SCHED_NAME",
+    "IPVS_SVC_ATTR_FLAGS",
+    "IPVS_SVC_ATTR_TIMEOUT",
+    "IPVS_SVC_ATTR_NETMASK",
+    "IPVS_SVC_ATTR_PE_NAME",
+)
+"""The attributes an add or edit of a service sends after its key (``settings_values``), in order; its flags go
+with the mask ``ALL_FLAGS``."""
+
+
+def settings_values(service: VirtualService) -> tuple[Any, ...]:
+    """The values of ``SETTINGS_SENT`` for ``service``, its flags as a number."""
     key = service.key
     flags = 0
     timeout, prefix = 0, max_prefix(key.family)
@@ -235,17 +249,17 @@ def _service_attrs(service: VirtualService) -> Attributes:
         timeout, prefix = service.persistence.timeout, service.persistence.netmask
     if service.one_packet:
         flags |= FLAG_ONEPACKET
-    names = sched_flag_names(service.scheduler)
-    for name in service.sched_flags:
-        flags |= 1 << (SCHED_FLAG_SHIFT + names.index(name))
-    return [
-        *_service_key_attrs(key),
-        ("IPVS_SVC_ATTR_SCHED_NAME", service.scheduler),
-        ("IPVS_SVC_ATTR_FLAGS", {"flags": flags, "mask": ALL_FLAGS}),
-        ("IPVS_SVC_ATTR_TIMEOUT", timeout),
-        ("IPVS_SVC_ATTR_NETMASK", _netmask_attr(prefix, family=key.family)),
-        ("IPVS_SVC_ATTR_PE_NAME", service.pe_name),
-    ]
+    if service.sched_flags:
+        names = sched_flag_names(service.scheduler)
+        for name in service.sched_flags:
+            flags |= 1 << (SCHED_FLAG_SHIFT + names.index(name))
+    return (service.scheduler, flags, timeout, _netmask_attr(prefix, family=key.family), service.pe_name)
+
+
+def _service_attrs(service: VirtualService) -> Attributes:
+    scheduler, flags, timeout, netmask, pe_name = settings_values(service)
+    values = (scheduler, {"flags": flags, "mask": ALL_FLAGS}, timeout, netmask, pe_name)
+    return [*_service_key_attrs(service.key), *zip(SETTINGS_SENT, values, strict=True)]
 
 
 def _dest_key_attrs(real: RealServer) -> Attributes:
