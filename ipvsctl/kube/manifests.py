@@ -9,9 +9,13 @@ read or parsed raises ``ManifestError``, since what it held is unknown.
 Limits (``ipvsctl.inputs``): regular files and ``-`` only, ``-`` at most once, each input at most
 ``max_bytes`` (64 MiB unless raised), all checked before anything is read. Readers:
 
-- JSON (``.json`` files, and stdin that starts with ``{`` or ``[``): msgspec. Each object is decoded
-  straight from the file's bytes into the typed Structs of ``kube/wire.py`` (``kube/parse.py``); a List's
-  items stay slices of those bytes until then. An integer too large for its field fails only its object.
+- JSON (``.json`` files, and stdin that starts with ``{`` or ``[``): msgspec. The document is decoded once
+  into plain values, which both the duplicate-key check (``kube/jsonkeys.py``: a key given twice in one
+  object refuses the file, as in YAML and the apiserver's strict decoding) and the conversion of each object
+  into the typed Structs of ``kube/wire.py`` (``kube/parse.py``) use. A document msgspec cannot decode
+  into plain values (a number out of range, nesting past its limit, invalid JSON) is decoded object by
+  object from its bytes instead, after the exact duplicate-key walk, so its errors are what they were: an
+  integer too large for its field fails only its object, invalid JSON is named by its line.
 - YAML: yaml-rs, with YAML 1.2 scalars (``1:20`` is text, not 80; ``yes``/``no``/``on``/``off`` are text;
   timestamps stay text), duplicate keys refused, alias expansion bounded by the size of the file. A run of
   more than 4300 digits makes the file unreadable (yaml-rs converts every integer it meets, in quadratic
@@ -37,6 +41,7 @@ import msgspec
 
 from ipvsctl.errors import InputError, ManifestError, ObjectError
 from ipvsctl.inputs import DEFAULT_MAX_INPUT_BYTES, STDIN, check_path, read_input, read_stream, single_stdin
+from ipvsctl.kube.jsonkeys import duplicate_key, exact_duplicate_key
 from ipvsctl.kube.parse import PARSERS, RawObject
 from ipvsctl.kube.views import EndpointSliceView, NodeView, ObjectRef, ServiceView
 from ipvsctl.kube.yamlread import LazyList, PieceRefused, check_yaml, documents, whole_stream
@@ -88,7 +93,7 @@ def _load(source: str, collector: _Collector, *, stdin: BinaryIO | TextIO | None
     added is taken back and the stream is read whole (which names the line of a real error)."""
     data = _read(source, stdin=stdin, max_bytes=max_bytes)
     if source.lower().endswith(".json") or _is_json(data):
-        collector.add(msgspec.Raw(data), source=source, where="document 1")
+        collector.add(_json_document(data, source=source), source=source, where="document 1")
         return
     text = _text(data, source=source)
     del data  # only the text is needed from here on
@@ -101,6 +106,22 @@ def _load(source: str, collector: _Collector, *, stdin: BinaryIO | TextIO | None
         collector.rollback(mark)
         for index, document in enumerate(whole_stream(text, source=source, refused=refused), start=1):
             collector.add(document, source=source, where=f"document {index}")
+
+
+def _json_document(data: bytes | bytearray, *, source: str) -> object:
+    """A JSON input's document, refused when an object repeats a key (msgspec keeps the last; the apiserver's
+    strict decoding refuses them): its plain values, decoded once for the check and every object's conversion,
+    or its bytes (``msgspec.Raw``) when msgspec cannot decode it into plain values, for the per-object path
+    whose errors say what is wrong (an integer out of range fails only its object)."""
+    try:
+        document: object = msgspec.json.decode(data)
+    except (msgspec.DecodeError, RecursionError):
+        duplicate, document = exact_duplicate_key(data), msgspec.Raw(data)
+    else:
+        duplicate = duplicate_key(data, decoded=document)
+    if duplicate is not None:
+        raise ManifestError(f"duplicate {duplicate}", source=source)
+    return document
 
 
 @contextlib.contextmanager
@@ -230,6 +251,8 @@ _LIST_BODY = msgspec.json.Decoder(_ListBody)
 
 def _head(document: object) -> tuple[object, object] | str:
     """``(kind, apiVersion)`` of a document, or what it is instead of an object."""
+    if type(document) is dict:  # a JSON object, the usual item (isinstance of Mapping is an ABC check)
+        return document.get("kind"), document.get("apiVersion")
     if isinstance(document, msgspec.Raw):
         try:
             head = _HEAD.decode(document)
@@ -269,7 +292,8 @@ class _Collector:
     slices: list[EndpointSliceView] = field(default_factory=list)
     nodes: list[NodeView] = field(default_factory=list)
     errors: list[ManifestError] = field(default_factory=list)
-    first_seen: dict[tuple[str, ObjectRef], str] = field(default_factory=dict)
+    # (kind, namespace, name): strings hash in C, where an ObjectRef's hash is a Python call (20,000 a List)
+    first_seen: dict[tuple[str, str, str], str] = field(default_factory=dict)
 
     def result(self) -> ManifestSet:
         return ManifestSet(tuple(self.services), tuple(self.slices), tuple(self.nodes), tuple(self.errors))
@@ -329,6 +353,8 @@ class _Collector:
         inherited = (kind.removesuffix("List"), api_version) if kind != "List" else None
         walk.depth += 1
         for index, item in enumerate(items or ()):
+            if type(items) is list:  # each item let go once read: the decoded document shrinks as the views grow
+                items[index] = None
             self._add(item, source=source, where=f"{where} items[{index}]", walk=walk, inherited=inherited)
         walk.depth -= 1
 
@@ -346,13 +372,14 @@ class _Collector:
         if view is None:
             return
         ref = ObjectRef("", view.name) if isinstance(view, NodeView) else view.ref
-        first = self.first_seen.get((kind, ref))
+        key = (kind, ref.namespace, ref.name)
+        first = self.first_seen.get(key)
         if first is not None:
             self.errors.append(
                 ObjectError(f"duplicate object; the one from {first} is kept", source=source, obj=f"{kind} {ref}")
             )
             return
-        self.first_seen[kind, ref] = source
+        self.first_seen[key] = source
         if isinstance(view, ServiceView):
             self.services.append(view)
         elif isinstance(view, EndpointSliceView):

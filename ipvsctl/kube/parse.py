@@ -97,6 +97,8 @@ def _decode(raw: RawObject, kind: Kind) -> object:
     if isinstance(raw, ApiObject):
         raw = raw.data
     try:
+        if type(raw) is dict:  # a JSON object decoded with the rest of its document, the usual manifest
+            return msgspec.convert(raw, kind.wire_type)
         if isinstance(raw, bytes | bytearray | memoryview):
             return kind.decoder.decode(raw)
         return msgspec.convert(raw, kind.wire_type)
@@ -179,7 +181,10 @@ def _service_view(obj: wire.Service) -> ServiceView:
             _service_port(port or _NOPORT_REQUIREMENT, check, f"spec.ports[{n}]")
             for n, port in enumerate(spec.ports or ())
         ),
-        external_ips=tuple(check.ip(ip, f"spec.externalIPs[{n}]") for n, ip in enumerate(spec.external_ips or ())),
+        # Each optional list is walked only when present (most Services have none): no generator for an empty one.
+        external_ips=tuple(check.ip(ip, f"spec.externalIPs[{n}]") for n, ip in enumerate(spec.external_ips))
+        if spec.external_ips
+        else (),
         # Entries with only a hostname (cloud load balancers known by DNS name) have no VIP to program.
         load_balancer_ingress=tuple(
             LoadBalancerIngressView(
@@ -187,7 +192,9 @@ def _service_view(obj: wire.Service) -> ServiceView:
             )
             for n, entry in enumerate(ingress)
             if entry is not None and entry.ip is not None
-        ),
+        )
+        if ingress
+        else (),
         session_affinity=check.choice(
             spec.session_affinity, _SESSION_AFFINITIES, "spec.sessionAffinity", default="None"
         ),
@@ -204,11 +211,13 @@ def _service_view(obj: wire.Service) -> ServiceView:
         health_check_node_port=check.optional_port(spec.health_check_node_port, "spec.healthCheckNodePort"),
         load_balancer_source_ranges=tuple(
             check.text(cidr, f"spec.loadBalancerSourceRanges[{n}]")
-            for n, cidr in enumerate(spec.load_balancer_source_ranges or ())
-        ),
-        ip_families=tuple(
-            check.text(family, f"spec.ipFamilies[{n}]") for n, family in enumerate(spec.ip_families or ())
-        ),
+            for n, cidr in enumerate(spec.load_balancer_source_ranges)
+        )
+        if spec.load_balancer_source_ranges
+        else (),
+        ip_families=tuple(check.text(family, f"spec.ipFamilies[{n}]") for n, family in enumerate(spec.ip_families))
+        if spec.ip_families
+        else (),
         traffic_distribution=spec.traffic_distribution or "",
         labels=check.string_map(metadata.labels, "metadata.labels"),
         annotations=check.string_map(metadata.annotations, "metadata.annotations"),
