@@ -150,6 +150,8 @@ def _topology(backends: Sequence[PortEndpoint], *, node_name: str, zone: str) ->
 
 
 def _usable(backends: Sequence[PortEndpoint]) -> tuple[PortEndpoint, ...]:
+    if not backends:  # most Services have no endpoint on a given node
+        return ()
     ready = tuple([backend for backend in backends if backend[0].ready])
     if ready:
         return ready

@@ -81,6 +81,7 @@ _TOPOLOGY_MODES = frozenset({"Auto", "auto", "Disabled", "disabled", ""})
 _TRAFFIC_DISTRIBUTIONS = frozenset({"PreferClose", "PreferSameZone", "PreferSameNode"})
 _FAMILY_NAMES = {"IPv4": 4, "IPv6": 6}
 _IP_MODES = frozenset({"", "VIP", "Proxy"})
+_ONE_FAMILY = {4: frozenset({4}), 6: frozenset({6})}
 _LEFT_OUT_SHOWN = 5  # endpoints a topology notice names before it counts the rest
 
 
@@ -411,6 +412,16 @@ class _ServiceBuilder:
         A Service exists only in the families it has a cluster IP of (kube-proxy runs one proxier per family):
         its VIPs and endpoints of any other family are not programmed.
         """
+        given, names = self.service.cluster_ips, self.service.ip_families
+        if len(given) == 1 and given[0] != "None":  # the usual Service: one cluster IP, its family named or not
+            family = family_of(given[0])
+            if not names or (len(names) == 1 and _FAMILY_NAMES.get(names[0]) == family):
+                self.families = _ONE_FAMILY[family]
+                return []
+        return self._families_checked()
+
+    def _families_checked(self) -> list[Rejection]:
+        """``_families`` for any Service: every rule checked (the usual one passes them all)."""
         service, ref = self.service, self.service.ref
         ips = [address for address in service.cluster_ips if address != "None"]
         of_ips = [family_of(address) for address in ips]
@@ -690,18 +701,20 @@ class _ServiceBuilder:
             for endpoint, _ in selection.cluster:
                 if endpoint.target is not None:
                     self.pods[endpoint.address] = endpoint.target
-            self.local_addresses.update([endpoint.address for endpoint, _ in selection.local])
+            if selection.local:
+                self.local_addresses.update([endpoint.address for endpoint, _ in selection.local])
         reals = _PortReals(selections)
         with_node_port = bool(port.node_port) and self._has_node_ports()
         for vip in self.vips:
-            if vip.node_port and not with_node_port:
+            node_port = vip.node_port
+            if node_port and not with_node_port:
                 continue
             self._add(
                 vip,
                 port,
                 reals.of(vip.address, local=vip.local),
-                source=f"spec.ports[{index}].nodePort" if vip.node_port else vip.source,
-                vip_port=port.node_port if vip.node_port else None,
+                source=f"spec.ports[{index}].nodePort" if node_port else vip.source,
+                vip_port=port.node_port if node_port else None,
             )
 
     def _note_topology(
@@ -758,8 +771,11 @@ class _ServiceBuilder:
 
     def finish(self) -> None:
         """Notices that need every port: an externalTrafficPolicy Local Service with nothing local."""
-        has_external = any(vip.node_port or not vip.source.startswith("spec.clusterIPs") for vip in self.vips)
-        if self.service.external_traffic_policy == "Local" and not self.local_addresses and has_external:
+        if (
+            self.service.external_traffic_policy == "Local"
+            and not self.local_addresses
+            and any(vip.node_port or not vip.source.startswith("spec.clusterIPs") for vip in self.vips)
+        ):  # the VIPs only looked at for the Services it can concern (most have a Cluster policy)
             self._notice(
                 "spec.externalTrafficPolicy",
                 f"Local with no endpoints on node {self.node.name}: external traffic to it is dropped here",
@@ -781,7 +797,7 @@ class _ServiceBuilder:
         self.services[key] = VirtualService(
             key=key,
             scheduler=self.scheduler,
-            persistence=self.persistence.get(key.family),
+            persistence=self.persistence.get(key.family) if self.persistence else None,
             sched_flags=self.sched_flags,
             reals=reals,
         )

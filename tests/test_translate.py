@@ -131,6 +131,24 @@ def test_etp_local_without_local_endpoints_is_noticed() -> None:
 
 
 @pytest.mark.parametrize(
+    ("service", "endpoints"),
+    [
+        pytest.param(svc(type="NodePort", ports=[port(node_port=30085)], etp="Local"), THREE, id="local-endpoint"),
+        pytest.param(svc(etp="Local"), eps(ep("198.51.100.20", node="worker2")), id="cluster-ip-only"),
+        pytest.param(
+            svc(type="NodePort", ports=[port(node_port=30085)]),
+            eps(ep("198.51.100.20", node="worker2")),
+            id="etp-cluster",
+        ),
+    ],
+)
+def test_no_dropped_traffic_notice_otherwise(service: ServiceView, endpoints: EndpointSliceView) -> None:
+    """No such notice with a local endpoint, without an external VIP, or with an externalTrafficPolicy of Cluster."""
+    result = run([service], [endpoints])
+    assert not any("dropped" in notice.message for notice in result.notices)
+
+
+@pytest.mark.parametrize(
     ("endpoints", "cluster", "local"),
     [
         pytest.param(
