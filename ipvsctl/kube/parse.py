@@ -226,6 +226,17 @@ def _service_view(obj: wire.Service) -> ServiceView:
 
 def _cluster_ips(spec: wire.ServiceSpec, *, check: Checker, service_type: str) -> tuple[str, ...]:
     """``spec.clusterIPs`` (or ``[spec.clusterIP]``), canonical; ``("None",)`` when headless."""
+    given = spec.cluster_ips
+    if given is not None and len(given) == 1 and given[0] and given[0] != _HEADLESS:
+        try:  # the usual Service, one address: what every check gives, without writing field names
+            return (canonical_ip(given[0]),)
+        except ValueError:
+            pass  # the checks say which field is wrong
+    return _cluster_ips_checked(spec, check=check, service_type=service_type)
+
+
+def _cluster_ips_checked(spec: wire.ServiceSpec, *, check: Checker, service_type: str) -> tuple[str, ...]:
+    """``_cluster_ips`` for any spec, every check made."""
     if spec.cluster_ips:
         entries = [(f"spec.clusterIPs[{n}]", ip) for n, ip in enumerate(spec.cluster_ips)]
     else:
@@ -243,6 +254,20 @@ def _cluster_ips(spec: wire.ServiceSpec, *, check: Checker, service_type: str) -
 
 
 def _service_port(port: wire.ServicePort, check: Checker, field: str) -> ServicePortView:
+    given, number, node_port = port.protocol, port.port, port.node_port
+    protocol = Protocol.TCP if given is None else _PROTOCOLS.get(given)
+    if (
+        protocol is not None
+        and number is not None
+        and 1 <= number <= 65535
+        and (node_port is None or 1 <= node_port <= 65535)
+    ):  # every check passes (the usual port): the view without writing the field names of the checks
+        return ServicePortView(name=port.name or "", protocol=protocol, port=number, node_port=node_port)
+    return _service_port_checked(port, check, field)
+
+
+def _service_port_checked(port: wire.ServicePort, check: Checker, field: str) -> ServicePortView:
+    """``_service_port`` for any entry, every check made."""
     return ServicePortView(
         name=port.name or "",
         protocol=check.choice(port.protocol, _PROTOCOLS, f"{field}.protocol", default="TCP"),
@@ -339,15 +364,22 @@ def _slice_ports(ports: Sequence[wire.SlicePort | None], check: Checker) -> list
         # A port-less entry means "all ports", which no IPVS virtual service can express.
         if port is None or port.port is None:
             continue
-        field = f"ports[{n}]"
-        views.append(
-            SlicePortView(
-                name=port.name or "",
-                protocol=check.choice(port.protocol, _PROTOCOLS, f"{field}.protocol", default="TCP"),
-                port=check.port(port.port, f"{field}.port"),
-            )
-        )
+        given, number = port.protocol, port.port
+        protocol = Protocol.TCP if given is None else _PROTOCOLS.get(given)
+        if protocol is not None and 1 <= number <= 65535:  # every check passes: no field names written
+            views.append(SlicePortView(name=port.name or "", protocol=protocol, port=number))
+        else:
+            views.append(_slice_port_checked(port, check, f"ports[{n}]"))
     return views
+
+
+def _slice_port_checked(port: wire.SlicePort, check: Checker, field: str) -> SlicePortView:
+    """An entry of a slice's ``ports`` that has a port, every check made."""
+    return SlicePortView(
+        name=port.name or "",
+        protocol=check.choice(port.protocol, _PROTOCOLS, f"{field}.protocol", default="TCP"),
+        port=check.port(port.port, f"{field}.port"),
+    )
 
 
 def _endpoint(
