@@ -10,7 +10,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ipvsctl.backend.netlink.message import WireFormatError, attribute
-from ipvsctl.backend.nft.wire import decode_elements, encode_element, plain_elements, set_layout, walk_elements
+from ipvsctl.backend.nft.wire import (
+    decode_elements,
+    encode_element,
+    encode_fields,
+    plain_elements,
+    set_layout,
+    walk_elements,
+)
 from ipvsctl.netfilter.elements import Kind, Value, set_name
 from tests.strategies import addresses
 
@@ -72,6 +79,7 @@ def test_ports_and_protocols_are_padded_to_registers() -> None:
         pytest.param("services4", ("203.0.113.1", "tcp"), id="too-few-fields"),
         pytest.param("allowed4", ("203.0.113.1", "tcp", 80, "2001:db8::/32"), id="range-of-the-other-family"),
         pytest.param("other4", ("203.0.113.1",), id="not-our-set"),
+        pytest.param("allowed4", (), id="empty-range"),
     ],
 )
 def test_values_that_do_not_fit_their_set_are_refused(name: str, value: Value) -> None:
@@ -170,3 +178,32 @@ def test_a_run_with_anything_else_is_left_to_the_walk() -> None:
     key = encode_element("vips4", ("203.0.113.1",))[12:]
     flagged = attribute(1, attribute(1, attribute(1, key)) + attribute(3, b"\0\0\0\1"))
     assert plain_elements(attribute(1, attribute(1, attribute(1, key))) + flagged, "vips4") is None
+
+
+@given(elements())
+def test_the_struct_encoding_equals_the_field_by_field_one(element: tuple[str, Value]) -> None:
+    """encode_element's precompiled structs give the bytes encoding field by field gives, for every set."""
+    name, value = element
+    assert encode_element(name, value) == encode_fields(name, value)
+
+
+ODD_PARTS = st.one_of(
+    st.sampled_from(["203.0.113.1", "2001:db8::1", "tcp", "udp", "icmp", "80", "", "::"]),
+    st.integers(min_value=-2, max_value=70000),
+    st.floats(allow_nan=False),
+    st.booleans(),
+    st.none(),
+)
+
+
+@given(st.sampled_from([set_name(kind, family) for kind in Kind for family in (4, 6)]), st.lists(ODD_PARTS, max_size=5))
+def test_any_value_is_encoded_or_refused_as_field_by_field(name: str, parts: list[object]) -> None:
+    """Whatever the value (other types, bad parts, another length), encode_element answers as encode_fields."""
+    value = tuple(parts)
+    try:
+        expected = encode_fields(name, value)  # type: ignore[arg-type]  # odd values on purpose
+    except WireFormatError:
+        with pytest.raises(WireFormatError):
+            encode_element(name, value)  # type: ignore[arg-type]
+    else:
+        assert encode_element(name, value) == expected  # type: ignore[arg-type]

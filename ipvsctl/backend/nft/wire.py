@@ -47,6 +47,7 @@ __all__ = [
     "dump_request",
     "element_message",
     "encode_element",
+    "encode_fields",
     "plain_elements",
     "set_layout",
     "walk_elements",
@@ -118,9 +119,27 @@ def _key(fields: Sequence[Field], family: int, parts: Sequence[str | int]) -> by
 
 
 def encode_element(name: str, value: Value) -> bytes:
-    """One ``NFTA_LIST_ELEM`` of set ``name``: its key (and, for a source range, its key end)."""
+    """One ``NFTA_LIST_ELEM`` of set ``name``: its key (and, for a source range, its key end).
+
+    A value of the usual types goes through the set's precompiled struct (``_packer_of``): a table's 50,000
+    elements were 4.5 s of a profiled lab ``apply`` field by field. Anything the struct does not take (another
+    type, a bad value, a range) is encoded field by field (``encode_fields``), which also names what is wrong.
+    """
+    pack = _packer_of(name)
+    if pack is not None:
+        try:
+            return pack(value)
+        except (TypeError, ValueError, KeyError, OSError, struct.error):
+            pass  # encode_fields refuses it with the reason, or takes what only it converts (a port as text)
+    return encode_fields(name, value)
+
+
+def encode_fields(name: str, value: Value) -> bytes:
+    """``encode_element`` field by field: what the precompiled structs must equal."""
     kind, family, fields = set_layout(name)
     if kind.interval:
+        if not value:
+            raise WireFormatError(f"no values for a range of {fields}")
         *head, cidr = value
         try:
             network = ipaddress.ip_network(str(cidr), strict=False)
@@ -134,6 +153,48 @@ def encode_element(name: str, value: Value) -> bytes:
     else:
         body = _data(_ELEM_KEY, _key(fields, family, value))
     return attribute(_LIST_ELEM | _NESTED, body)
+
+
+_Packer = Callable[[Value], bytes]
+
+
+@cache
+def _packer_of(name: str) -> _Packer | None:
+    """``encode_element`` of a single value of set ``name`` by one struct: the element's three headers (its
+    lengths fixed by the key's) then the key's padded fields; None for a set of ranges."""
+    kind, family, fields = set_layout(name)
+    if kind.interval:
+        return None
+    field_formats = {"addr": "16s" if family == 6 else "4s", "proto": "B3x", "port": "H2x"}
+    row = struct.Struct(">" + "".join(field_formats[field] for field in fields))
+    header = (
+        ATTRIBUTE.pack(row.size + 12, _LIST_ELEM | _NESTED)
+        + ATTRIBUTE.pack(row.size + 8, _ELEM_KEY | _NESTED)
+        + ATTRIBUTE.pack(row.size + 4, _DATA_VALUE)
+    )
+    af, protocols = _family(family), _PROTOCOLS
+    # Each packer takes the usual types only: another one raises (TypeError, KeyError, struct.error), and
+    # encode_element then goes field by field, as it does for a bad value.
+
+    def address(value: Value) -> bytes:
+        (text,) = value
+        return header + row.pack(inet_pton(af, text))  # type: ignore[arg-type]
+
+    def service(value: Value) -> bytes:
+        text, protocol, port = value
+        return header + row.pack(inet_pton(af, text), protocols[protocol], port)  # type: ignore[arg-type,index]
+
+    def hairpin(value: Value) -> bytes:
+        text, protocol, port, other = value
+        key = row.pack(inet_pton(af, text), protocols[protocol], port, inet_pton(af, other))  # type: ignore[arg-type,index]
+        return header + key
+
+    shapes: dict[tuple[Field, ...], _Packer] = {
+        ("addr",): address,
+        ("addr", "proto", "port"): service,
+        ("addr", "proto", "port", "addr"): hairpin,
+    }
+    return shapes.get(fields)
 
 
 def _data(number: int, value: bytes) -> bytes:
