@@ -13,6 +13,7 @@ import pytest
 from ipvsctl.agent.node import NodeAgent
 from ipvsctl.backend.base import KernelState
 from ipvsctl.backend.kernel import NetlinkBackend
+from ipvsctl.backend.nft.base import NetfilterTable
 from ipvsctl.ipvsadm import parse_save
 from ipvsctl.model import Protocol, RealServer, ServiceKey
 from tests.agent.fakes import NODE, FakeClock, RecordingSink, config, endpoint_slice, node, service
@@ -39,6 +40,15 @@ def cluster_ip(index: int) -> str:
 
 def web_slice(index: int, *pods: str) -> dict[str, object]:
     return endpoint_slice(f"web{index}-a", service=f"web{index}", endpoints=[(pod, NODE) for pod in pods])
+
+
+def agent_with_nft(backend: NetlinkBackend, nft: NetfilterTable) -> NodeAgent:
+    """An agent with its nftables half, three Services and their slices listed (not yet synced)."""
+    agent = NodeAgent(config=config(), backend=backend, netfilter=nft, event_sink=RecordingSink(), clock=FakeClock())
+    agent.handlers["Service"].replace([service(f"web{i}", cluster_ip=cluster_ip(i)) for i in range(3)])
+    agent.handlers["EndpointSlice"].replace([web_slice(i, f"198.51.100.{i + 1}") for i in range(3)])
+    agent.handlers["Node"].replace([node()])
+    return agent
 
 
 async def test_agent_syncs_one_endpoint_change_by_its_keys_on_the_kernel(lab: Lab) -> None:
@@ -74,12 +84,7 @@ async def test_agent_keeps_its_nftables_table_and_repairs_a_flush(lab: Lab) -> N
     netns = lab.netns("agent-nft")
     nft = KernelNetfilter(netns=netns.name, masquerade_bit=14)
     async with NetlinkBackend(netns=netns.name) as backend:
-        agent = NodeAgent(
-            config=config(), backend=backend, netfilter=nft, event_sink=RecordingSink(), clock=FakeClock()
-        )
-        agent.handlers["Service"].replace([service(f"web{i}", cluster_ip=cluster_ip(i)) for i in range(3)])
-        agent.handlers["EndpointSlice"].replace([web_slice(i, f"198.51.100.{i + 1}") for i in range(3)])
-        agent.handlers["Node"].replace([node()])
+        agent = agent_with_nft(backend, nft)
         try:
             assert (await agent.runner.run_once(full=True)).ok
             written = (await nft.read()).elements
@@ -107,12 +112,7 @@ async def test_agent_resyncs_its_nftables_table_without_rewriting_it(lab: Lab) -
     netns = lab.netns("agent-nft-resync")
     nft = KernelNetfilter(netns=netns.name, masquerade_bit=14)
     async with NetlinkBackend(netns=netns.name) as backend:
-        agent = NodeAgent(
-            config=config(), backend=backend, netfilter=nft, event_sink=RecordingSink(), clock=FakeClock()
-        )
-        agent.handlers["Service"].replace([service(f"web{i}", cluster_ip=cluster_ip(i)) for i in range(3)])
-        agent.handlers["EndpointSlice"].replace([web_slice(i, f"198.51.100.{i + 1}") for i in range(3)])
-        agent.handlers["Node"].replace([node()])
+        agent = agent_with_nft(backend, nft)
         try:
             assert (await agent.runner.run_once(full=True)).ok
             for extra in range(200, 203):
