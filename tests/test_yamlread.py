@@ -105,6 +105,20 @@ def test_any_text_read_in_pieces_gives_what_it_gives_whole(text: str) -> None:
 @pytest.mark.parametrize(
     "text",
     [
+        "kind: List\nmetadata:\n  resourceVersion: |\n---\nkind: Node\n",
+        "items:\n- data: {}\n  script: |\n- kind: Node\n",
+        "items:\n- kind: Node\nmetadata:\n  resourceVersion: |\n---\nkind: Node\n",
+    ],
+    ids=["document", "list-item", "list-head"],
+)
+def test_empty_block_scalar_before_more_of_the_stream_is_empty_text(text: str) -> None:
+    """``key: |`` with no content, in a piece the stream continues, reads as "" in pieces as it does whole."""
+    assert piecewise(text) == whole(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
         "items:\n- &a {kind: Node, metadata: {name: n}}\n- *a\n",
         "%YAML 1.2\n---\nkind: Node\n",
         "kind: Node\n...\nkind: Service\n",

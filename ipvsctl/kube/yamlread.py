@@ -150,13 +150,18 @@ def _limits(text: str) -> yaml_rs.AliasLimits:
     return yaml_rs.AliasLimits(max_total_replayed_events=max(_ALIAS_EVENTS_MIN, len(text) // _ALIAS_BYTES_PER_EVENT))
 
 
-def _piece(text: str, start: int, end: int, *, prefix: str = "", suffix: str = "") -> object:
-    """``text[start:end]`` (between ``prefix`` and ``suffix``) as one YAML stream; PieceRefused if it is not."""
+def _piece(text: str, start: int, end: int, *, prefix: str = "", suffix: str = "", followed: bool) -> object:
+    """``text[start:end]`` (between ``prefix`` and ``suffix``) as one YAML stream; PieceRefused if it is not.
+
+    ``followed``: more of the stream comes after the piece. yaml-rs reads an empty block scalar (``key: |``) as
+    ``"\\n"`` at the end of its text but as ``""`` (YAML's answer) before anything else, so a piece that the
+    whole stream continues is closed with a document end marker to be read as the whole stream reads it.
+    """
     import yaml_rs  # noqa: PLC0415 (see whole_stream)
 
     if end - start > MAX_WHOLE:
         raise PieceRefused(f"a document or List item of more than {MAX_WHOLE} bytes")
-    piece = prefix + text[start:end] + suffix
+    piece = prefix + text[start:end] + suffix + ("...\n" if followed else "")
     try:
         return yaml_rs.loads(piece, parse_datetime=False, alias_limits=_limits(piece))
     except yaml_rs.YAMLDecodeError as exc:
@@ -180,12 +185,12 @@ def _document(text: str, start: int, end: int) -> object:
     """One document: a List's items lazily when kubectl's layout allows it, else the whole document."""
     items = _ITEMS.search(text, start, end)
     if items is None or not text.startswith("-", items.end() + 1):
-        return _piece(text, start, end)
+        return _piece(text, start, end, followed=end < len(text))
     first = items.end() + 1
     after = _OUT_OF_ITEMS.search(text, first, end)
     stop = after.start() if after is not None else end
     # The List's own fields: what is before its items, and after them (kubectl writes kind and metadata there).
-    head = _piece(text, start, items.start(), suffix="items: []\n" + text[stop:end])
+    head = _piece(text, start, items.start(), suffix="items: []\n" + text[stop:end], followed=end < len(text))
     if not isinstance(head, dict):
         raise PieceRefused("a List whose document is not a mapping")
     return LazyList(head, _entries(text, first, stop))
@@ -195,7 +200,7 @@ def _entries(text: str, start: int, end: int) -> Iterator[object]:
     """Each ``- `` entry of a block sequence at column 0, parsed on its own."""
     starts = [match.start() for match in _ENTRY.finditer(text, start, end)]
     for first, last in zip(starts, [*starts[1:], end][: len(starts)], strict=True):
-        parsed = _piece(text, first, last)
+        parsed = _piece(text, first, last, followed=last < len(text))
         if not isinstance(parsed, list) or len(parsed) != 1:
             raise PieceRefused("an item that is not one entry")
         yield parsed[0]
