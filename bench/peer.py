@@ -200,7 +200,9 @@ def report(path: Path) -> None:
             f"latency {changes.get('latency')}, CPU/change {changes.get('cpu_seconds_per_change')} s, "
             f"RSS {side.get('memory_at_end')}"
         )
-    print(f"tables: {json.dumps(results.get('tables', {}).get('by_kind', {}), indent=1)}")
+    for when in ("tables_at_kube_proxy_start", "tables"):
+        if when in results:
+            print(f"{when}: {results[when]['differences']} differences {json.dumps(results[when]['by_kind'])}")
     print(f"verdicts: {json.dumps(results['verdicts'], indent=1)}")
     if "error" in results:
         print(f"bench.peer: the run stopped early: {results['error']}")

@@ -329,6 +329,13 @@ async def measure(config: GuestConfig, lab: Lab, cleanup: contextlib.ExitStack, 
             "memory_at_full_table": memory_json(theirs.memory()),
         }
         save(config, results)
+        if start["seconds"] is not None:
+            # Both tables now hold the same API state (ipvsctl, paused, holds its changes, which kube-proxy's full
+            # table includes): compared here too, so that a run cut short by the lab's timeout still compares them.
+            results["tables_at_kube_proxy_start"] = await table_report(
+                ours_kernel, theirs_kernel, ours_netns=ours_node.netns, theirs_netns=theirs_node.netns
+            )
+            save(config, results)
         results["kube-proxy"]["changes"] = await run_changes(api, theirs, theirs_kernel, theirs_changes, config=config)
         save(config, results)
         ours.resume()
@@ -337,21 +344,30 @@ async def measure(config: GuestConfig, lab: Lab, cleanup: contextlib.ExitStack, 
             proxy.name: await wait_full_again(proxy, kernel, final, limit=config.start_timeout)
             for proxy, kernel in ((ours, ours_kernel), (theirs, theirs_kernel))
         }
-        ours_table = (await ours_kernel.read()).table
-        theirs_table = (await theirs_kernel.read()).table
+        results["tables"] = await table_report(
+            ours_kernel, theirs_kernel, ours_netns=ours_node.netns, theirs_netns=theirs_node.netns
+        )
+    for proxy in (ours, theirs):
+        results[proxy.name]["memory_at_end"] = memory_json(proxy.memory())
+        results[proxy.name]["cpu_seconds_at_end"] = round(proxy.cpu(), 2)
+
+
+async def table_report(
+    ours_kernel: NetlinkBackend, theirs_kernel: NetlinkBackend, *, ours_netns: Netns, theirs_netns: Netns
+) -> dict[str, Any]:
+    """Both namespaces' tables read now, and every difference between them (counted by kind, 20 shown)."""
+    ours_table = (await ours_kernel.read()).table
+    theirs_table = (await theirs_kernel.read()).table
     differences = compare_tables(ipvsctl=ours_table, kube_proxy=theirs_table)
-    results["tables"] = {
+    return {
         "ipvsctl_virtual_services": len(ours_table),
         "kube_proxy_virtual_services": len(theirs_table),
         "differences": len(differences),
         "by_kind": tally(differences),
         "examples": [vars_of(difference) for difference in differences[:20]],
-        "ipvsctl_namespace": namespace_extras(ours_node.netns),
-        "kube_proxy_namespace": namespace_extras(theirs_node.netns),
+        "ipvsctl_namespace": namespace_extras(ours_netns),
+        "kube_proxy_namespace": namespace_extras(theirs_netns),
     }
-    for proxy in (ours, theirs):
-        results[proxy.name]["memory_at_end"] = memory_json(proxy.memory())
-        results[proxy.name]["cpu_seconds_at_end"] = round(proxy.cpu(), 2)
 
 
 async def wait_full_again(
