@@ -27,7 +27,7 @@ from ipvsctl.netfilter.elements import Element, element_changes
 from ipvsctl.netfilter.plan import NetfilterPlan
 from ipvsctl.plan import Ownership, Settled, plan
 
-__all__ = ["DrainTracker", "Netfilter", "NetfilterOutcome", "SyncResult", "Without", "sync"]
+__all__ = ["DrainTracker", "Netfilter", "NetfilterOutcome", "SyncResult", "Without", "finish_slices", "slices", "sync"]
 
 DrainKey = tuple[ServiceKey, RealServerKey]
 
@@ -204,6 +204,43 @@ async def sync(
         refused=claims.refused,
         netfilter=None if filtering is None else filtering.outcome(),
     )
+
+
+def slices(keys: Iterable[ServiceKey], *, size: int) -> list[list[ServiceKey]]:
+    """``keys`` in slices of about ``size`` for a resync in slices; each address's keys all in one slice.
+
+    A slice binds and unbinds the addresses of its keys (``sync`` with ``only``), so the keys that share an
+    address are planned together: a slice may exceed ``size`` by the keys of its last address.
+    """
+    by_address: dict[str, list[ServiceKey]] = {}
+    for key in keys:
+        by_address.setdefault(key.address, []).append(key)
+    cut: list[list[ServiceKey]] = []
+    current: list[ServiceKey] = []
+    for address in sorted(by_address):
+        current.extend(sorted(by_address[address], key=lambda key: (key.protocol.value, key.port)))
+        if len(current) >= size:
+            cut.append(current)
+            current = []
+    if current:
+        cut.append(current)
+    return cut
+
+
+async def finish_slices(
+    backend: Backend, *, bind: Set[str], netfilter: Netfilter | None, refused: Collection[ServiceKey]
+) -> NetfilterOutcome | None:
+    """What a full sync does besides planning its keys, after a resync planned them in slices (``sync`` with
+    ``only``, each): the nftables table read and repaired as a full sync repairs it, and the interface made to
+    hold exactly ``bind`` (addresses of keys that are in no slice, such as one left bound by a crash, go)."""
+    filtering = None if netfilter is None else _NetfilterStep(netfilter, full=True)
+    if filtering is not None:
+        await filtering.before(only=None, refused=refused)
+    await backend.bind_addresses(bind)
+    if filtering is None:
+        return None
+    await filtering.after()
+    return filtering.outcome()
 
 
 class _NetfilterStep:

@@ -5,7 +5,10 @@
 - The first change after a quiet spell is synced at once; changes arriving within
   ``min_interval`` of the last sync's start wait for the interval and go together.
 - A full resync runs every ``resync_interval`` (and when a drain reaches its maximum time);
-  it repairs drift and deletes drained real servers.
+  it repairs drift and deletes drained real servers. Once the first full sync has succeeded, a resync
+  goes in slices of about ``resync_slice`` keys (every key the kernel or the desired table holds, each
+  slice read and planned on its own), and changes that arrive meanwhile are synced between two slices:
+  at 10,000 Services a whole resync takes seconds under emulation, a slice a fraction of one.
 - A failed sync keeps its work pending and is retried as a full sync after a growing delay;
   new changes are still synced as they come (one bad VIP does not hold up the others).
 - With ``freeze_heap``, a successful full sync collects garbage and then freezes the heap
@@ -19,7 +22,8 @@ from __future__ import annotations
 import asyncio
 import gc
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
+from typing import TypeVar
 
 import structlog
 
@@ -28,10 +32,13 @@ from ipvsctl.agent.metrics import CHANGE_KINDS, AgentMetrics
 from ipvsctl.agent.status import AgentStatus
 from ipvsctl.agent.syncer import Syncer, SyncOutcome
 from ipvsctl.kube.views import ObjectRef
+from ipvsctl.reconcile import slices
 
 __all__ = ["SyncRunner"]
 
 MAX_UNSYNCED_TRIGGERS = 10_000  # trigger times kept across failing syncs (the oldest are dropped beyond)
+_T = TypeVar("_T")
+RESYNC_SLICE = 500  # keys per slice of a resync: ~0.25 s of kernel reads at 10,000 Services in the lab
 
 
 class SyncRunner:
@@ -47,6 +54,7 @@ class SyncRunner:
         listed: Callable[[], bool],
         min_interval: float = 1.0,
         resync_interval: float = 30.0,
+        resync_slice: int = RESYNC_SLICE,
         freeze_heap: bool = False,
     ) -> None:
         self.syncer = syncer
@@ -55,6 +63,7 @@ class SyncRunner:
         self.metrics = metrics
         self.min_interval = min_interval
         self.resync_interval = resync_interval
+        self.resync_slice = resync_slice  # 0: every resync in one piece
         self.freeze_heap = freeze_heap
         self._listed = listed
         self._gate = asyncio.Event()
@@ -95,7 +104,61 @@ class SyncRunner:
         while True:
             await self._wait_for_work()
             await self._respect_min_interval()
-            await self.run_once(full=self.clock.now() >= self._deadline())
+            full = self.clock.now() >= self._deadline()
+            if full and self._in_slices():
+                await self.run_resync()
+            else:
+                await self.run_once(full=full)
+
+    def _in_slices(self) -> bool:
+        """A resync goes in slices once a full sync has succeeded and none is failing (a retry is whole)."""
+        return self.resync_slice > 0 and self.status.initial_sync_done and self._retries is None
+
+    async def run_resync(self) -> SyncOutcome:
+        """A full resync in slices, with the changes that arrive meanwhile synced between them.
+
+        Recorded as one full sync (its duration leaves the interleaved syncs out). A slice or an interleaved
+        sync that fails ends it as failed, and the retry is a full sync in one piece.
+        """
+        start = self.clock.now()
+        self._last_start = self._last_full_start = start
+        busy = 0.0
+        operations = drains = 0
+        began = time.perf_counter()
+        scope = await self._timed(self.syncer.resync_scope())
+        busy += time.perf_counter() - began
+        steps = [] if isinstance(scope, SyncOutcome) else [*slices(scope, size=self.resync_slice), None]
+        last = scope if isinstance(scope, SyncOutcome) else None
+        for keys in steps:
+            if self._pending:  # changes came in: they go before the next step, as they would between syncs
+                between = await self.run_once(full=False)
+                if not between.ok:
+                    last = between
+                    break
+            began = time.perf_counter()
+            last = await self._timed(self.syncer.finish_resync() if keys is None else self.syncer.apply_slice(keys))
+            busy += time.perf_counter() - began
+            operations += last.operations
+            drains += last.drains_started
+            if not last.ok:
+                break
+        outcome = SyncOutcome(
+            ok=last is not None and last.ok,
+            full=True,
+            operations=operations,
+            keys=last.keys if last is not None and last.ok else 0,
+            drains_started=drains,
+            error="" if last is None else last.error,
+        )
+        return await self._record(outcome, start=start, seconds=busy, taken={}, triggers=[])
+
+    async def _timed(self, step: Awaitable[_T]) -> _T:
+        """One step of a sync, shown as running in the status (a step that never ends is a stall)."""
+        self.status.sync_started = self.clock.now()
+        try:
+            return await step
+        finally:
+            self.status.sync_started = None
 
     async def run_once(self, *, full: bool) -> SyncOutcome:
         """Translate pending Services and apply; record the outcome everywhere it is reported."""
@@ -116,10 +179,25 @@ class SyncRunner:
             outcome = await self.syncer.apply(full=full)
         finally:
             self.status.sync_started = None
+        return await self._record(
+            outcome, start=start, seconds=time.perf_counter() - wall_start, taken=taken, triggers=triggers
+        )
+
+    async def _record(
+        self,
+        outcome: SyncOutcome,
+        *,
+        start: float,
+        seconds: float,
+        taken: dict[ObjectRef, float],
+        triggers: list[float],
+    ) -> SyncOutcome:
+        """Report a sync's outcome everywhere (metrics, status, retries, log) and schedule what follows it."""
+        full = outcome.full
         self.sync_count += 1
         end = self.clock.now()
         kind = "full" if full else "incremental"
-        self.metrics.observe_sync(kind=kind, seconds=time.perf_counter() - wall_start)
+        self.metrics.observe_sync(kind=kind, seconds=seconds)
         self.metrics.syncs.labels(kind=kind, result="ok" if outcome.ok else "failed").inc()
         self.status.last_sync_end = end
         self.status.last_sync_ok = outcome.ok

@@ -32,7 +32,7 @@ from ipvsctl.kube.views import ObjectRef, ServiceView
 from ipvsctl.model import AddRealServer, DeleteRealServer, EditRealServer, Operation, Protocol, ServiceKey
 from ipvsctl.netfilter.plan import NetfilterPlan
 from ipvsctl.plan import Ownership, Settled
-from ipvsctl.reconcile import DrainTracker, Netfilter, NetfilterOutcome, sync
+from ipvsctl.reconcile import DrainTracker, Netfilter, NetfilterOutcome, Without, finish_slices, sync
 from ipvsctl.report import op_name
 from ipvsctl.translate import (
     NodeContext,
@@ -269,7 +269,55 @@ class Syncer:
 
     async def apply(self, *, full: bool) -> SyncOutcome:
         """Plan and apply the pending keys (every key when ``full``) and bind the VIPs; never raises BackendError."""
-        only = None if full else set(self.pending_keys)
+        return await self._apply(None if full else set(self.pending_keys), settle_node_ips=True)
+
+    async def resync_scope(self) -> list[ServiceKey] | SyncOutcome:
+        """Every key a full resync looks at: the kernel's (one service dump), the desired, draining and pending
+        ones; a failed outcome when the kernel cannot be listed."""
+        try:
+            present = await self._backend.service_keys(None)
+        except BackendError as error:
+            self._metrics.error("backend")
+            self._log.error("sync_failed", full=True, error=str(error))
+            return SyncOutcome(ok=False, full=True, error=str(error))
+        draining = {key for key, _ in self._drains.started}
+        return [*(present | self.desired.services.keys() | self.pending_keys | draining)]
+
+    async def apply_slice(self, keys: Collection[ServiceKey]) -> SyncOutcome:
+        """One slice of a full resync: these keys read, planned and applied as an incremental sync does its own.
+
+        Addresses the node has just lost stay owned until the resync ends (``finish_resync``): a NodePort on one
+        of them may be in a later slice.
+        """
+        return await self._apply(set(keys), settle_node_ips=False)
+
+    async def finish_resync(self) -> SyncOutcome:
+        """The end of a resync in slices: the nftables table repaired and the VIPs bound as a full sync does."""
+        node_ips = frozenset(self.node.addresses)
+        bind = self.desired.address_view(excluding=node_ips)
+        refused_addresses = frozenset(key.address for key in self.refused)
+        try:
+            netfilter = await finish_slices(
+                self._backend,
+                bind=Without(bind, refused_addresses) if refused_addresses else bind,
+                netfilter=self._netfilter,
+                refused=self.refused.keys(),
+            )
+        except BackendError as error:
+            self._metrics.error("backend")
+            self._log.error("sync_failed", full=True, error=str(error))
+            return SyncOutcome(ok=False, full=True, error=str(error))
+        except Exception as error:  # as in apply: a bug fails the sync, it does not stop the agent
+            self._metrics.error("sync")
+            self._log.error("sync_crashed", full=True, error=repr(error), exc_info=True)
+            return SyncOutcome(ok=False, full=True, error=f"unexpected {type(error).__name__}: {error}")
+        self._count_netfilter(netfilter, full=True)
+        self._synced_node_ips = node_ips
+        self._export_digests(None)
+        return SyncOutcome(ok=True, full=True, keys=len(self.desired.services))
+
+    async def _apply(self, only: set[ServiceKey] | None, *, settle_node_ips: bool) -> SyncOutcome:
+        full = only is None
         node_ips = frozenset(self.node.addresses)
         # Node ports on addresses the node just lost are still ours to delete, until a sync succeeds.
         ownership = Ownership(
@@ -327,7 +375,8 @@ class Syncer:
         }
         if result.ok:
             self.pending_keys -= only if only is not None else set(self.pending_keys)
-            self._synced_node_ips = node_ips
+            if settle_node_ips:
+                self._synced_node_ips = node_ips
             self._metrics.virtual_services.set(len(self.desired.services))
             self._metrics.real_servers.set(self.desired.real_servers)
             self._export_digests(only)

@@ -271,10 +271,12 @@ class Backend(Protocol):
         """
         ...
 
-    async def service_keys(self, addresses: Collection[str]) -> frozenset[ServiceKey]:
-        """The keys of every virtual service at ``addresses``, any protocol and port (no real servers read).
+    async def service_keys(self, addresses: Collection[str] | None) -> frozenset[ServiceKey]:
+        """The keys of every virtual service at ``addresses`` (None: anywhere), any protocol and port (no real
+        servers read).
 
-        What the agent asks before it claims a new VIP address: is anything already there?
+        What the agent asks before it claims a new VIP address (is anything already there?), and before a
+        resync in slices (what is there to look at?).
         """
         ...
 

@@ -143,10 +143,12 @@ class NetlinkBackend:
             connections={(key, real): counts for key, _, reals in records for real, _, counts in reals},
         )
 
-    async def service_keys(self, addresses: Collection[str]) -> frozenset[ServiceKey]:
-        """The keys of every virtual service at ``addresses``, from one service dump (no destinations)."""
+    async def service_keys(self, addresses: Collection[str] | None) -> frozenset[ServiceKey]:
+        """The keys of every virtual service at ``addresses`` (None: all), from one service dump (no destinations)."""
         async with self._ipvs_lock, kernel_answers(_IPVS):
             keys = await (await self._transport()).service_keys()
+        if addresses is None:
+            return frozenset(keys)
         return frozenset(key for key in keys if key.address in addresses)
 
     async def apply(self, operations: Sequence[Operation]) -> ApplyReport:

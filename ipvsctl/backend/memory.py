@@ -201,9 +201,11 @@ class MemoryBackend:
         self._check_kind()
         return self._host_addresses - self._bound
 
-    async def service_keys(self, addresses: Collection[str]) -> frozenset[ServiceKey]:
-        """The keys of every virtual service at ``addresses``."""
+    async def service_keys(self, addresses: Collection[str] | None) -> frozenset[ServiceKey]:
+        """The keys of every virtual service at ``addresses`` (None: every key)."""
         self._check_open()
+        if addresses is None:
+            return frozenset(self._services)
         return frozenset(key for key in self._services if key.address in addresses)
 
     async def apply(self, operations: Sequence[Operation]) -> ApplyReport:
