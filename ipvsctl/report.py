@@ -185,20 +185,43 @@ def describe_real(real: RealServer) -> str:
 _SYMBOLS = {"add": "+", "edit": "~", "drain": "~", "delete": "-"}
 
 
-def _line(operation: Operation, context: PlanContext) -> str:
-    name = op_name(operation)
+def _lead(name: str) -> str:
+    """``  + add    service `` : the start of a change's line, from its operation's name."""
     verb = name.split("-", 1)[0]
+    what = "service" if "service" in name else "real"
+    return f"  {_SYMBOLS[verb]} {verb:<6} {what:<7} "
+
+
+# An operation's kind, its verb and the start of its line, by class (a drain is an EditRealServer with drain set):
+# one dict lookup per change instead of a match over six classes.
+_KINDS: dict[type, tuple[str, str]] = {
+    kind: (name.split("-", 1)[0], _lead(name))
+    for kind, name in (
+        (AddVirtualService, "add-service"),
+        (EditVirtualService, "edit-service"),
+        (DeleteVirtualService, "delete-service"),
+        (AddRealServer, "add-real-server"),
+        (EditRealServer, "edit-real-server"),
+        (DeleteRealServer, "delete-real-server"),
+    )
+}
+_DRAIN = ("drain", _lead("drain-real-server"))
+
+
+def _line(operation: Operation, *, key_text: str, lead: str, context: PlanContext) -> str:
+    """One change's line; ``key_text`` is ``str`` of its service key (made once per key by the caller)."""
     match operation:
         case AddVirtualService(service=service) | DeleteVirtualService(service=service):
-            detail = f"{service.key}  ({describe_settings(service)})"
+            detail = f"{key_text}  ({describe_settings(service)})"
         case EditVirtualService(service=service, previous=before):
-            detail = f"{service.key}  ({describe_settings(before)} -> {describe_settings(service)})"
-        case AddRealServer(service=key, real=real) | DeleteRealServer(service=key, real=real):
-            detail = f"{key} -> {describe_real(real)}{_pod(real, context)}"
-        case EditRealServer(service=key, real=real, previous=before_real):
-            detail = f"{key} -> {real}  ({describe_real(before_real)} -> {describe_real(real)}){_pod(real, context)}"
-    what = "service" if "service" in name else "real"
-    return f"  {_SYMBOLS[verb]} {verb:<6} {what:<7} {detail}"
+            detail = f"{key_text}  ({describe_settings(before)} -> {describe_settings(service)})"
+        case AddRealServer(real=real) | DeleteRealServer(real=real):
+            detail = f"{key_text} -> {describe_real(real)}{_pod(real, context)}"
+        case EditRealServer(real=real, previous=before_real):
+            detail = (
+                f"{key_text} -> {real}  ({describe_real(before_real)} -> {describe_real(real)}){_pod(real, context)}"
+            )
+    return lead + detail
 
 
 def _pod(real: RealServer, context: PlanContext) -> str:
@@ -213,15 +236,23 @@ def plan_text(operations: Sequence[Operation], context: PlanContext) -> str:
     Errors and notices are not part of it: callers print them to stderr.
     """
     groups: dict[str, list[str]] = defaultdict(list)
+    # A service key's group and text, found once per key: an apply from empty has four changes per key.
+    by_key: dict[ServiceKey, tuple[list[str], str]] = {}
+    counts = dict.fromkeys(_SYMBOLS, 0)
     for operation in operations:
-        owner = context.owners.get(operation.key)
-        title = f"Service {owner}" if owner else "(no Service: stale or unowned by the manifests)"
-        groups[title].append(_line(operation, context))
+        key = operation.key
+        found = by_key.get(key)
+        if found is None:
+            owner = context.owners.get(key)
+            title = f"Service {owner}" if owner else "(no Service: stale or unowned by the manifests)"
+            found = by_key[key] = (groups[title], str(key))
+        verb, lead = _DRAIN if type(operation) is EditRealServer and operation.drain else _KINDS[type(operation)]
+        counts[verb] += 1
+        found[0].append(_line(operation, key_text=found[1], lead=lead, context=context))
     lines: list[str] = []
     for title in sorted(groups, key=lambda t: (t.startswith("("), t)):
         lines.append(title)
         lines.extend(groups[title])
-    counts = Counter(op_name(operation).split("-", 1)[0] for operation in operations)
     if operations:
         parts = ", ".join(f"{counts[verb]} {verb}" for verb in ("add", "edit", "drain", "delete") if counts[verb])
         lines.append(f"node {context.node}: {len(operations)} changes pending ({parts})")
