@@ -17,9 +17,11 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 from typer._click import Context  # the Context TyperGroup.invoke takes; typer vendors click privately
+from typer._click.core import Command
 from typer.core import TyperGroup
 
 from ipvsctl import __version__
+from ipvsctl.cli.coercion import use_fast_coercion
 from ipvsctl.errors import IpvsctlError
 from ipvsctl.printable import printable
 
@@ -30,6 +32,18 @@ EXIT_IN_SYNC, EXIT_CHANGES, EXIT_ERROR = 0, 1, 2
 
 class GuardedGroup(TyperGroup):
     """The root command group: an exception that is not ours ends the command with one line and exit 2."""
+
+    def parse_args(self, ctx: Context, args: list[str]) -> list[str]:
+        """The root options, converted without pydantic (``cli.coercion``)."""
+        use_fast_coercion(self, ctx=ctx)
+        return super().parse_args(ctx, args)
+
+    def resolve_command(self, ctx: Context, args: list[str]) -> tuple[str | None, Command | None, list[str]]:
+        """The command named, its plain options converted without pydantic (``cli.coercion``)."""
+        name, command, rest = super().resolve_command(ctx, args)
+        if command is not None:
+            use_fast_coercion(command, ctx=ctx)
+        return name, command, rest
 
     def invoke(self, ctx: Context) -> Any:
         """Run the root callback and the command; report an unexpected exception unless ``--debug``."""
