@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 from typing import Annotated
@@ -31,6 +30,7 @@ from ipvsctl.cli.common import (
     check_inputs,
     max_input_bytes,
     naming,
+    run_async,
 )
 from ipvsctl.cli.live import Format, OutputOpt, optional_desired, read_kernel
 from ipvsctl.conntable import parse_connections
@@ -77,7 +77,7 @@ def affinity(
             raise UsageError(f"cannot read {error.source}: {error.message}", flag="--conn-file") from None
         # parse_connections names the line of a byte that is not UTF-8
         connections = parse_connections(text, source=conn_file)
-        state = asyncio.run(read_kernel(interface=interface))
+        state = run_async(read_kernel(interface=interface))
     except IpvsctlError as error:
         fail(error)
     owners, pods = naming(desired)

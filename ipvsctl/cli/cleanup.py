@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from dataclasses import replace
 
@@ -26,6 +25,7 @@ from ipvsctl.cli.common import (
     check_inputs,
     max_input_bytes,
     ownership_from_flags,
+    run_async,
 )
 from ipvsctl.cli.live import TARGET, Format, OutputOpt, optional_desired
 from ipvsctl.errors import IpvsctlError
@@ -74,7 +74,7 @@ def cleanup(
             node_ips=node_ips, owned_cidrs=owned_cidr or [], node_port_range=parse_port_range(node_port_range)
         )
         netfilter = NetfilterFlags(enabled=not no_netfilter)
-        operations, failures, removed, table_removed = asyncio.run(
+        operations, failures, removed, table_removed = run_async(
             _cleanup(ownership=ownership, interface=interface, netfilter=netfilter, host_node_ports=not node_ips)
         )
     except IpvsctlError as error:

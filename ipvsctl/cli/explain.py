@@ -8,7 +8,6 @@ service matches, 1 none matches, 2 error.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 from collections.abc import Sequence
@@ -48,6 +47,7 @@ from ipvsctl.cli.common import (
     netfilter_plan,
     node_context,
     ownership_from_flags,
+    run_async,
 )
 from ipvsctl.cli.saved import read_nftables, read_save
 from ipvsctl.conntable import Connection, parse_connections
@@ -209,10 +209,10 @@ def explain_command(
         connections = None if conn_path is None else _read_connections(conn_path, max_bytes=max_bytes)
         desired = Desired(node=context, translation=translation, problems=())
         if current_save is None:
-            state = asyncio.run(_read_kernel(interface=interface))
+            state = run_async(_read_kernel(interface=interface))
             owned = ownership.with_addresses(state.bound_addresses)
             kernel = KernelInput(state.table, owned.owns, counts=state.connections, connections=connections)
-            found = asyncio.run(read_netfilter(netfilter))
+            found = run_async(read_netfilter(netfilter))
             filtering = (
                 None
                 if found is None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Annotated
 
@@ -26,6 +25,7 @@ from ipvsctl.cli.common import (
     max_input_bytes,
     naming,
     ownership_from_flags,
+    run_async,
 )
 from ipvsctl.cli.live import Format, OutputOpt, optional_desired
 from ipvsctl.cli.traffic import read_with_traffic, stats_seconds
@@ -76,8 +76,8 @@ def show(
             node_ips=node_ips, owned_cidrs=owned_cidr or [], node_port_range=parse_port_range(node_port_range)
         )
         interval = stats_seconds(stats_interval) if stats else None
-        state, traffic = asyncio.run(read_with_traffic(interface=interface, interval=interval))
-        filtering = asyncio.run(read_netfilter(NetfilterFlags(enabled=not no_netfilter)))
+        state, traffic = run_async(read_with_traffic(interface=interface, interval=interval))
+        filtering = run_async(read_netfilter(NetfilterFlags(enabled=not no_netfilter)))
     except IpvsctlError as error:
         fail(error)
     owned = ownership.with_addresses(state.bound_addresses)
