@@ -123,3 +123,42 @@ async def test_agent_resyncs_its_nftables_table_without_rewriting_it(lab: Lab) -
             await agent.health_checks.close()
             await nft.close()
     assert agent.metrics.registry.get_sample_value("ipvsctl_netfilter_table_rewrites_total") == 1
+
+
+async def test_agent_resync_in_slices_repairs_the_kernel_as_a_whole_one(lab: Lab) -> None:
+    """A resync in slices of 7 VIPs over 40 Services: a deleted VIP, a stray port on an owned VIP, a stray
+    address on the interface and a deleted nftables element are all repaired, one read per slice."""
+    from ipvsctl.backend.nft.kernel import KernelNetfilter  # noqa: PLC0415 (kernel tests only)
+
+    netns = lab.netns("agent-slices")
+    nft = KernelNetfilter(netns=netns.name, masquerade_bit=14)
+    async with RecordingBackend(netns=netns.name) as backend:
+        backend.reads = []
+        agent = NodeAgent(
+            config=config(), backend=backend, netfilter=nft, event_sink=RecordingSink(), clock=FakeClock()
+        )
+        agent.handlers["Service"].replace([service(f"web{i}", cluster_ip=cluster_ip(i)) for i in range(SERVICES)])
+        agent.handlers["EndpointSlice"].replace([web_slice(i, f"198.51.100.{i + 1}") for i in range(SERVICES)])
+        agent.handlers["Node"].replace([node()])
+        agent.runner.resync_slice = 7
+        try:
+            assert (await agent.runner.run_once(full=True)).ok
+            programmed = parse_save(netns.ipvsadm("-Sn"))
+            addresses = netns.run("ip", "-o", "addr", "show", "dev", "ipvs0").stdout.count(" inet ")
+            elements = (await nft.read()).elements
+            netns.ipvsadm("-D", "-t", f"{cluster_ip(3)}:80")
+            netns.ipvsadm("-A", "-t", f"{cluster_ip(9)}:9999", "-s", "rr")
+            netns.run("ip", "addr", "add", "203.0.113.250/32", "dev", "ipvs0")
+            netns.run("nft", "delete", "element", "inet", "ipvsctl", "vips4", f"{{ {cluster_ip(20)} }}")
+            backend.reads.clear()
+            resynced = await agent.runner.run_resync()
+            after = parse_save(netns.ipvsadm("-Sn"))
+            addresses_after = netns.run("ip", "-o", "addr", "show", "dev", "ipvs0").stdout
+            elements_after = (await nft.read()).elements
+        finally:
+            await agent.health_checks.close()
+            await nft.close()
+    assert (resynced.ok, resynced.full, len(backend.reads), None in backend.reads) == (True, True, 6, False)
+    assert after == programmed
+    assert (addresses_after.count(" inet "), "203.0.113.250" in addresses_after) == (addresses, False)
+    assert elements_after == elements
