@@ -26,6 +26,7 @@ from ipvsctl.model import (
     DeleteVirtualService,
     EditRealServer,
     EditVirtualService,
+    Forwarding,
     Operation,
     RealServer,
     ServiceKey,
@@ -206,6 +207,7 @@ _KINDS: dict[type, tuple[str, str]] = {
     )
 }
 _DRAIN = ("drain", _lead("drain-real-server"))
+_FORWARDING = {forwarding: forwarding.value for forwarding in Forwarding}  # Enum.value is a Python call
 
 
 def _line(operation: Operation, *, key_text: str, lead: str, context: PlanContext) -> str:
@@ -239,6 +241,7 @@ def plan_text(operations: Sequence[Operation], context: PlanContext) -> str:
     # A service key's group and text, found once per key: an apply from empty has four changes per key.
     by_key: dict[ServiceKey, tuple[list[str], str]] = {}
     counts = dict.fromkeys(_SYMBOLS, 0)
+    pods = context.pods
     for operation in operations:
         key = operation.key
         found = by_key.get(key)
@@ -246,9 +249,19 @@ def plan_text(operations: Sequence[Operation], context: PlanContext) -> str:
             owner = context.owners.get(key)
             title = f"Service {owner}" if owner else "(no Service: stale or unowned by the manifests)"
             found = by_key[key] = (groups[title], str(key))
-        verb, lead = _DRAIN if type(operation) is EditRealServer and operation.drain else _KINDS[type(operation)]
+        kind = type(operation)
+        verb, lead = _DRAIN if isinstance(operation, EditRealServer) and operation.drain else _KINDS[kind]
         counts[verb] += 1
-        found[0].append(_line(operation, key_text=found[1], lead=lead, context=context))
+        if isinstance(operation, AddRealServer):  # most lines of an apply from empty: _line's, written out
+            real = operation.real
+            address = real.address
+            pod = pods.get(address)
+            found[0].append(
+                f"{lead}{found[1]} -> {f'[{address}]' if ':' in address else address}:{real.port} "
+                f"{_FORWARDING[real.forwarding]} weight {real.weight}{f'  [pod {pod}]' if pod else ''}"
+            )
+        else:
+            found[0].append(_line(operation, key_text=found[1], lead=lead, context=context))
     lines: list[str] = []
     for title in sorted(groups, key=lambda t: (t.startswith("("), t)):
         lines.append(title)
@@ -258,4 +271,6 @@ def plan_text(operations: Sequence[Operation], context: PlanContext) -> str:
         lines.append(f"node {context.node}: {len(operations)} changes pending ({parts})")
     else:
         lines.append(f"node {context.node}: in sync")
+    if all(map(str.isprintable, lines)):  # the usual case, without a Python call per line
+        return "\n".join(lines) + "\n"
     return "\n".join(printable(line) for line in lines) + "\n"
