@@ -30,6 +30,7 @@ from ipvsctl.model import (
     EditRealServer,
     EditVirtualService,
     Operation,
+    Protocol,
     RealServer,
     ServiceKey,
     VirtualService,
@@ -91,6 +92,23 @@ def sched_flag_names(scheduler: str) -> tuple[str, ...]:
 
 def encoding_problem(operation: Operation) -> Refusal | None:
     """Why the operation cannot be sent as it is, or None; checked before anything reaches the kernel."""
+    if type(operation) is AddRealServer:
+        # The usual operation (three in four of an apply from empty): its checks inline when all pass, the walk
+        # below to name what does not (40,000 checks were 1.6 s of a profiled lab apply at 10,000 x 3).
+        key, real = operation.service, operation.real
+        if (
+            key.protocol is not Protocol.FWMARK
+            and 0 <= key.port <= 65535
+            and 0 <= real.port <= 65535
+            and 0 <= real.weight <= INT_MAX
+            and 0 <= real.upper_threshold <= UINT_MAX
+            and 0 <= real.lower_threshold <= UINT_MAX
+        ):
+            return None
+    return _problem(operation)
+
+
+def _problem(operation: Operation) -> Refusal | None:
     problem = _key_problem(operation.key)
     if problem is not None:
         return problem
