@@ -115,7 +115,7 @@ def table_definition(*, masquerade_bit: int = DEFAULT_MASQUERADE_BIT, cluster_ci
 
 def element_text(value: Value) -> str:
     """One element as nft writes it: ``203.0.113.10 . tcp . 80``."""
-    return " . ".join(str(part) for part in value)
+    return " . ".join(map(str, value))  # map, not a generator: 50,000 elements in an apply's whole table
 
 
 def replace_table(
