@@ -19,7 +19,7 @@ import logging
 import resource
 import tempfile
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -29,7 +29,15 @@ import structlog
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.api_client import ApiClient
 
-from bench.fleet_stats import buckets, latency_summary, metric_sum, per_hour
+from bench.fleet_stats import (
+    SERVICE_CIDR,
+    buckets,
+    endpoint_address,
+    held_split,
+    latency_summary,
+    metric_sum,
+    per_hour,
+)
 from ipvsctl.agent.events import ApiEventSink
 from ipvsctl.agent.node import NodeAgent
 from ipvsctl.backend.memory import MemoryBackend
@@ -42,8 +50,9 @@ RESULTS = Path(__file__).resolve().parent / "results"
 BATCH = 25  # concurrent writes while populating
 CHANGE_GAP = 1.1  # seconds between a change's arrival everywhere and the next: past --min-sync-interval (1 s)
 KINDS = ("Service", "EndpointSlice")
-# The harness's /24 holds 254 ClusterIPs; 10,000 Services need a /16.
-SERVICE_CIDRS = "10.96.0.0/16,fd00:10:96::/112"
+STOP_WITHIN = 30.0  # seconds the agents have to stop once told
+# IPv6 single stack from the documentation prefix: 10,000 ClusterIPs fit in no IPv4 documentation range.
+SERVICE_CIDRS = str(SERVICE_CIDR)
 
 
 @dataclass(slots=True)
@@ -97,24 +106,18 @@ async def until(condition: Callable[[], bool], *, within: float, what: str) -> f
 
 
 def slice_body(*, name: str, version: str, addresses: list[str], nodes: int, index: int) -> dict[str, Any]:
-    """An EndpointSlice of ready endpoints on port 8080, spread over the node names."""
+    """An IPv6 EndpointSlice of ready endpoints on port 8080, spread over the node names."""
     return {
         "apiVersion": version,
         "kind": "EndpointSlice",
         "metadata": {"name": name, "labels": {"kubernetes.io/service-name": name}},
-        "addressType": "IPv4",
+        "addressType": "IPv6",
         "ports": [{"name": "", "port": 8080, "protocol": "TCP"}],
         "endpoints": [
             {"addresses": [address], "nodeName": f"node-{(index + k) % nodes}", "conditions": {"ready": True}}
             for k, address in enumerate(addresses)
         ],
     }
-
-
-def endpoint(index: int, k: int) -> str:
-    """The k-th endpoint address of Service `index` (10.0.0.0/8 pod addresses, unique)."""
-    number = index * 16 + k
-    return f"10.{64 + number // 65536}.{number // 256 % 256}.{number % 256}"
 
 
 async def populate(api: ApiClient, *, plane: ControlPlane, nodes: int, services: int, endpoints: int) -> list[str]:
@@ -141,7 +144,7 @@ async def populate(api: ApiClient, *, plane: ControlPlane, nodes: int, services:
             "spec": {"ports": [{"port": 80, "targetPort": 8080, "protocol": "TCP"}]},
         }
         created = await core.create_namespaced_service("fleet", body)
-        addresses = [endpoint(index, k) for k in range(endpoints)]
+        addresses = [endpoint_address(index, slot=k) for k in range(endpoints)]
         slice_ = slice_body(name=name, version=plane.slice_api_version, addresses=addresses, nodes=nodes, index=index)
         await custom.create_namespaced_custom_object(group, version, "fleet", "endpointslices", slice_)
         return str(created.spec.cluster_ip)
@@ -152,14 +155,21 @@ async def populate(api: ApiClient, *, plane: ControlPlane, nodes: int, services:
 
 
 @contextlib.asynccontextmanager
-async def fleet(kubeconfig: Path, *, count: int, stop: asyncio.Event) -> AsyncIterator[list[Member]]:
-    """`count` agents started at once, each with its own client; stopped when the block ends."""
+async def fleet(
+    kubeconfig: Path, *, count: int, stop: asyncio.Event, settings: Mapping[str, float]
+) -> AsyncIterator[list[Member]]:
+    """`count` agents started at once, each with its own client; stopped when the block ends.
+
+    `settings` are AgentConfig fields (min_sync_interval, resync_interval) other than the defaults.
+    """
     async with contextlib.AsyncExitStack() as stack:
         members: list[Member] = []
         for index in range(count):
             api = await stack.enter_async_context(connect(str(kubeconfig)))
             backend = MemoryBackend()
-            agent = NodeAgent(config=config(node_name=f"node-{index}"), backend=backend, event_sink=ApiEventSink(api))
+            agent = NodeAgent(
+                config=config(node_name=f"node-{index}", **settings), backend=backend, event_sink=ApiEventSink(api)
+            )
             members.append(
                 Member(agent, backend, asyncio.create_task(agent.run(api, stop=stop), name=f"agent-{index}"))
             )
@@ -167,7 +177,15 @@ async def fleet(kubeconfig: Path, *, count: int, stop: asyncio.Event) -> AsyncIt
             yield members
         finally:
             stop.set()
-            await asyncio.gather(*(member.task for member in members), return_exceptions=True)
+            tasks = [member.task for member in members]
+            _, running = await asyncio.wait(tasks, timeout=STOP_WITHIN)
+            if running:  # the bench must end: say so, and cancel them
+                print(
+                    f"{len(running)} of {count} agents still running {STOP_WITHIN} s after stop: cancelled", flush=True
+                )
+                for task in running:
+                    task.cancel()
+                await asyncio.wait(running, timeout=STOP_WITHIN)
 
 
 def holds_all(member: Member, *, ips: list[str]) -> bool:
@@ -182,9 +200,44 @@ def has_real(member: Member, *, key: ServiceKey, address: str) -> bool:
     return found is not None and any(real.address == address for real in found.reals)
 
 
-def everyone_has(members: list[Member], *, key: ServiceKey, address: str) -> bool:
-    """Whether every agent's table has `address` under `key`."""
-    return all(has_real(member, key=key, address=address) for member in members)
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One fan-out change: seconds from the write to every agent holding it, to the write's answer, per agent."""
+
+    seconds: float
+    write_seconds: float
+    done: list[float]  # per agent: seconds from the write to its table holding the new endpoint
+    held: list[bool]  # per agent: its previous sync ended within --min-sync-interval before the write
+
+
+async def one_change(
+    patch: Callable[[], Awaitable[object]], *, members: list[Member], key: ServiceKey, address: str, within: float
+) -> Change:
+    """Write one change and poll (every 2 ms) until every agent's table holds `address` under `key`."""
+    start = time.monotonic()
+    held = [
+        (end := member.agent.status.last_sync_end) is not None and start - end < member.agent.config.min_sync_interval
+        for member in members
+    ]
+    await patch()
+    written = time.monotonic() - start
+    done: list[float | None] = [None] * len(members)
+    waiting = list(range(len(members)))
+    while waiting:
+        now = time.monotonic() - start
+        if now > within:
+            raise TimeoutError(f"fan-out: {len(waiting)} agents without the change after {within} s")
+        still: list[int] = []
+        for i in waiting:
+            if has_real(members[i], key=key, address=address):
+                done[i] = now
+            else:
+                still.append(i)
+        waiting = still
+        if waiting:
+            await asyncio.sleep(0.002)
+    times = [seconds for seconds in done if seconds is not None]
+    return Change(seconds=time.monotonic() - start, write_seconds=written, done=times, held=held)
 
 
 async def fan_out(
@@ -197,24 +250,24 @@ async def fan_out(
     nodes: int,
     within: float,
     slot: int,
-) -> list[float]:
-    """Seconds from each EndpointSlice write to every agent holding the new endpoint, `changes` times."""
+) -> list[Change]:
+    """Each of `changes` EndpointSlice writes and when every agent held its new endpoint."""
     custom: Any = client.CustomObjectsApi(api)
     group, _, version = plane.slice_api_version.rpartition("/")
-    latencies: list[float] = []
+    measured: list[Change] = []
+    await asyncio.sleep(CHANGE_GAP)  # every agent has just synced its first table: past the interval first
     for change in range(changes):
         index = change % len(ips)
-        address = endpoint(index, slot)  # a new address per phase: a repeated patch would change nothing
+        address = endpoint_address(index, slot=slot)  # a new address per phase: a repeated patch would change nothing
         body = slice_body(
             name=f"s{index}",
             version=plane.slice_api_version,
-            addresses=[endpoint(index, 0), address],
+            addresses=[endpoint_address(index, slot=0), address],
             nodes=nodes,
             index=index,
         )
-        key = ServiceKey(Protocol.TCP, ips[index], 80)
-        start = time.monotonic()
-        await custom.patch_namespaced_custom_object(
+        patch = partial(
+            custom.patch_namespaced_custom_object,
             group,
             version,
             "fleet",
@@ -223,12 +276,25 @@ async def fan_out(
             {"endpoints": body["endpoints"]},
             _content_type="application/merge-patch+json",
         )
-        await until(partial(everyone_has, members, key=key, address=address), within=within, what="fan-out")
-        latencies.append(time.monotonic() - start)
+        key = ServiceKey(Protocol.TCP, ips[index], 80)
+        measured.append(await one_change(patch, members=members, key=key, address=address, within=within))
         # A change within --min-sync-interval of an agent's last sync waits for it (batching, as kube-proxy's
         # minSyncPeriod): spaced past it, each change measures the fan-out of one change after a quiet spell.
         await asyncio.sleep(CHANGE_GAP)
-    return latencies
+    return measured
+
+
+def fan_out_summary(measured: list[Change]) -> dict[str, Any]:
+    """The fan-out figures of a phase: to every agent, to the write's answer, and split by the interval's hold."""
+    splits = [held_split(change.done, held=change.held) for change in measured]
+    return {
+        **latency_summary([change.seconds for change in measured]),
+        "write": latency_summary([change.write_seconds for change in measured]),
+        "per_agent": latency_summary([seconds for change in measured for seconds in change.done]),
+        "held_agents_per_change": [int(split["held"]) for split in splits],
+        "slowest_not_held": latency_summary([split["slowest_other"] for split in splits]),
+        "changes": [round(change.seconds, 4) for change in measured],
+    }
 
 
 async def restart(plane: ControlPlane, *, members: list[Member], ips: list[str], within: float) -> dict[str, Any]:
@@ -266,11 +332,19 @@ async def restart(plane: ControlPlane, *, members: list[Member], ips: list[str],
 
 
 async def measure(
-    plane: ControlPlane, *, agents: int, small: int, services: int, endpoints: int, changes: int, steady: float
+    plane: ControlPlane,
+    *,
+    agents: int,
+    small: int,
+    services: int,
+    endpoints: int,
+    changes: int,
+    steady: float,
+    settings: Mapping[str, float],
 ) -> dict[str, Any]:
     """Every phase at one (agents, services); the results as one JSON-able dict."""
     kubeconfig = plane.kubeconfig(plane.admin)
-    result: dict[str, Any] = {"agents": agents, "services": services, "endpoints": endpoints}
+    result: dict[str, Any] = {"agents": agents, "services": services, "endpoints": endpoints, "settings": {**settings}}
     async with connect(str(kubeconfig)) as api:
         begin = time.monotonic()
         ips = await populate(api, plane=plane, nodes=agents, services=services, endpoints=endpoints)
@@ -280,7 +354,7 @@ async def measure(
             before = snapshot(plane)
             stop = asyncio.Event()
             start = time.monotonic()
-            async with fleet(kubeconfig, count=count, stop=stop) as members:
+            async with fleet(kubeconfig, count=count, stop=stop, settings=settings) as members:
                 ready = await until(
                     lambda: all(m.agent.status.ready and holds_all(m, ips=ips) for m in members),
                     within=600.0,
@@ -291,7 +365,7 @@ async def measure(
                 phase["storm"] = delta(before, after)
                 phase["storm_per_agent"] = {k: v / count for k, v in phase["storm"].items() if k != "rss_mb"}
                 phase["agent_rss_mb"] = (rss_mb() - rss_before) / count
-                latencies = await fan_out(
+                measured = await fan_out(
                     api,
                     plane=plane,
                     members=members,
@@ -301,7 +375,7 @@ async def measure(
                     within=30.0,
                     slot=14 if label == "small" else 15,
                 )
-                phase["fan_out"] = latency_summary(latencies)
+                phase["fan_out"] = fan_out_summary(measured)
                 if label == "fleet":
                     quiet = snapshot(plane)
                     await asyncio.sleep(steady)
@@ -326,6 +400,8 @@ def main() -> None:
     parser.add_argument("--endpoints", type=int, default=10)
     parser.add_argument("--changes", type=int, default=50)
     parser.add_argument("--steady", type=float, default=60.0, help="seconds of the steady window")
+    parser.add_argument("--min-sync-interval", type=float, help="the agents' --min-sync-interval (default: theirs)")
+    parser.add_argument("--resync-interval", type=float, help="the agents' --resync-interval (default: theirs)")
     args = parser.parse_args()
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
     with (
@@ -341,6 +417,14 @@ def main() -> None:
                 endpoints=args.endpoints,
                 changes=args.changes,
                 steady=args.steady,
+                settings={
+                    name: value
+                    for name, value in (
+                        ("min_sync_interval", args.min_sync_interval),
+                        ("resync_interval", args.resync_interval),
+                    )
+                    if value is not None
+                },
             )
         )
     RESULTS.mkdir(exist_ok=True)

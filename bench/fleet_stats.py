@@ -1,13 +1,26 @@
-"""Pure arithmetic of bench/fleet.py: Prometheus text sums, percentiles, relist buckets, the extrapolation."""
+"""Pure arithmetic of bench/fleet.py: addresses, Prometheus sums, percentiles, relist buckets, the extrapolation."""
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import re
 from collections.abc import Mapping, Sequence
 
+# Documentation prefixes (RFC 3849): 10,000 Services do not fit in the IPv4 documentation /24s.
+SERVICE_CIDR = ipaddress.IPv6Network("2001:db8:96::/112")  # ClusterIPs: 65,536 addresses
+ENDPOINT_NETWORK = ipaddress.IPv6Network("2001:db8:64::/96")  # pod addresses
+ENDPOINT_SLOTS = 16  # endpoint addresses reserved per Service (the first ones listed, later ones for changes)
+
 SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{([^}]*)\})?\s+(\S+)$", re.MULTILINE)
 LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
+
+
+def endpoint_address(index: int, *, slot: int) -> str:
+    """The ``slot``-th endpoint address of Service ``index``: unique, in canonical text (as the agent keeps it)."""
+    if not 0 <= slot < ENDPOINT_SLOTS:
+        raise ValueError(f"slot {slot} is outside 0..{ENDPOINT_SLOTS - 1}")
+    return str(ENDPOINT_NETWORK[index * ENDPOINT_SLOTS + slot])
 
 
 def metric_sum(text: str, *, name: str, labels: Mapping[str, str] | None = None) -> float:
@@ -37,6 +50,22 @@ def latency_summary(values: Sequence[float]) -> dict[str, float]:
         "p50": percentile(values, fraction=0.5),
         "p99": percentile(values, fraction=0.99),
         "max": max(values),
+    }
+
+
+def held_split(done: Sequence[float], *, held: Sequence[bool]) -> dict[str, float]:
+    """One change's agents split by whether --min-sync-interval held it: how many were, and the slowest of each side.
+
+    ``done`` is each agent's seconds from the write to its table holding the change; a side with no agent has 0.
+    """
+    if len(done) != len(held):
+        raise ValueError(f"{len(done)} completion times for {len(held)} agents")
+    held_times = [seconds for seconds, waited in zip(done, held, strict=True) if waited]
+    others = [seconds for seconds, waited in zip(done, held, strict=True) if not waited]
+    return {
+        "held": float(len(held_times)),
+        "slowest_held": max(held_times, default=0.0),
+        "slowest_other": max(others, default=0.0),
     }
 
 

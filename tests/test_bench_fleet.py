@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import ipaddress
+
 import pytest
 
 from bench.fleet_stats import (
+    ENDPOINT_SLOTS,
+    SERVICE_CIDR,
     buckets,
+    endpoint_address,
+    held_split,
     latency_summary,
     metric_sum,
     per_hour,
@@ -79,3 +85,52 @@ def test_rollout_rate_spreads_requests_over_the_rollout() -> None:
 def test_one_change_is_one_watch_event_per_agent() -> None:
     """One EndpointSlice change is sent to every watching agent once."""
     assert watch_events_per_change(nodes=5000) == 5000
+
+
+DOCUMENTATION = ipaddress.IPv6Network("2001:db8::/32")
+
+
+def test_service_range_is_documentation_space_large_enough_for_ten_thousand_services() -> None:
+    """The ClusterIP range lies in 2001:db8::/32 and holds 10,000 Services."""
+    assert (SERVICE_CIDR.subnet_of(DOCUMENTATION), SERVICE_CIDR.num_addresses >= 10_000) == (True, True)
+
+
+def test_endpoint_addresses_are_unique_documentation_addresses_in_canonical_text() -> None:
+    """Every slot of 10,000 Services is a distinct 2001:db8::/32 address, written as the agent writes it."""
+    addresses = [endpoint_address(index, slot=slot) for index in range(10_000) for slot in range(ENDPOINT_SLOTS)]
+    parsed = [ipaddress.IPv6Address(address) for address in addresses]
+    assert len(set(parsed)) == len(addresses)
+    assert all(address in DOCUMENTATION for address in parsed)
+    assert [str(address) for address in parsed] == addresses
+
+
+@pytest.mark.parametrize("slot", [-1, ENDPOINT_SLOTS], ids=["negative", "past-the-last"])
+def test_endpoint_slot_outside_the_reserved_ones_is_refused(slot: int) -> None:
+    """A slot outside 0..15 would take another Service's address: refused."""
+    with pytest.raises(ValueError, match="slot"):
+        endpoint_address(3, slot=slot)
+
+
+def test_held_split_counts_held_agents_and_the_slowest_of_each_side() -> None:
+    """Two agents held by the interval, one not: the count and each side's slowest."""
+    split = held_split([0.9, 0.02, 0.6], held=[True, False, True])
+    assert split == {"held": 2.0, "slowest_held": 0.9, "slowest_other": 0.02}
+
+
+def test_held_split_of_a_side_without_agents_is_zero() -> None:
+    """No agent held: the held side's slowest is 0."""
+    assert held_split([0.01, 0.03], held=[False, False])["slowest_held"] == 0.0
+
+
+def test_held_split_refuses_lists_of_different_lengths() -> None:
+    """One completion time per agent, or a ValueError."""
+    with pytest.raises(ValueError, match="agents"):
+        held_split([0.1], held=[True, False])
+
+
+def test_the_bench_gives_the_apiserver_only_documentation_service_ranges() -> None:
+    """Every range bench/fleet.py hands the apiserver for ClusterIPs is in 2001:db8::/32."""
+    from bench.fleet import SERVICE_CIDRS  # noqa: PLC0415 (the bench module loads the apiserver harness)
+
+    networks = [ipaddress.ip_network(cidr) for cidr in SERVICE_CIDRS.split(",")]
+    assert all(isinstance(net, ipaddress.IPv6Network) and net.subnet_of(DOCUMENTATION) for net in networks)
