@@ -27,7 +27,16 @@ from ipvsctl.netfilter.elements import Element, element_changes
 from ipvsctl.netfilter.plan import NetfilterPlan
 from ipvsctl.plan import Ownership, Settled, plan
 
-__all__ = ["DrainTracker", "Netfilter", "NetfilterOutcome", "SyncResult", "Without", "finish_slices", "slices", "sync"]
+__all__ = [
+    "DrainTracker",
+    "Netfilter",
+    "NetfilterOutcome",
+    "SyncResult",
+    "Without",
+    "repair_netfilter",
+    "slices",
+    "sync",
+]
 
 DrainKey = tuple[ServiceKey, RealServerKey]
 
@@ -227,18 +236,12 @@ def slices(keys: Iterable[ServiceKey], *, size: int) -> list[list[ServiceKey]]:
     return cut
 
 
-async def finish_slices(
-    backend: Backend, *, bind: Set[str], netfilter: Netfilter | None, refused: Collection[ServiceKey]
-) -> NetfilterOutcome | None:
-    """What a full sync does besides planning its keys, after a resync planned them in slices (``sync`` with
-    ``only``, each): the nftables table read and repaired as a full sync repairs it, and the interface made to
-    hold exactly ``bind`` (addresses of keys that are in no slice, such as one left bound by a crash, go)."""
-    filtering = None if netfilter is None else _NetfilterStep(netfilter, full=True)
-    if filtering is not None:
-        await filtering.before(only=None, refused=refused)
-    await backend.bind_addresses(bind)
-    if filtering is None:
-        return None
+async def repair_netfilter(netfilter: Netfilter, *, refused: Collection[ServiceKey]) -> NetfilterOutcome:
+    """The nftables table read and repaired as a full sync repairs it (rewritten when not as defined, else
+    diffed with the plan), after a resync planned every key in slices (``sync`` with ``only``, each): the
+    slices refreshed the plan's keys already, so it is not refreshed again."""
+    filtering = _NetfilterStep(netfilter, full=True)
+    await filtering.before(only=(), refused=refused)
     await filtering.after()
     return filtering.outcome()
 

@@ -23,6 +23,7 @@ import asyncio
 import gc
 import time
 from collections.abc import Awaitable, Callable, Iterator
+from functools import partial
 from typing import TypeVar
 
 import structlog
@@ -127,16 +128,19 @@ class SyncRunner:
         began = time.perf_counter()
         scope = await self._timed(self.syncer.resync_scope())
         busy += time.perf_counter() - began
-        steps = [] if isinstance(scope, SyncOutcome) else [*slices(scope, size=self.resync_slice), None]
+        steps: list[Callable[[], Awaitable[SyncOutcome]]] = []
+        if not isinstance(scope, SyncOutcome):
+            steps = [partial(self.syncer.apply_slice, keys) for keys in slices(scope, size=self.resync_slice)]
+            steps += [self.syncer.repair_netfilter, self.syncer.bind_all]
         last = scope if isinstance(scope, SyncOutcome) else None
-        for keys in steps:
+        for step in steps:
             if self._pending:  # changes came in: they go before the next step, as they would between syncs
                 between = await self.run_once(full=False)
                 if not between.ok:
                     last = between
                     break
             began = time.perf_counter()
-            last = await self._timed(self.syncer.finish_resync() if keys is None else self.syncer.apply_slice(keys))
+            last = await self._timed(step())
             busy += time.perf_counter() - began
             operations += last.operations
             drains += last.drains_started

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
+from typing import TypeVar
 
 import structlog
 
@@ -32,7 +33,7 @@ from ipvsctl.kube.views import ObjectRef, ServiceView
 from ipvsctl.model import AddRealServer, DeleteRealServer, EditRealServer, Operation, Protocol, ServiceKey
 from ipvsctl.netfilter.plan import NetfilterPlan
 from ipvsctl.plan import Ownership, Settled
-from ipvsctl.reconcile import DrainTracker, Netfilter, NetfilterOutcome, Without, finish_slices, sync
+from ipvsctl.reconcile import DrainTracker, Netfilter, NetfilterOutcome, Without, repair_netfilter, sync
 from ipvsctl.report import op_name
 from ipvsctl.translate import (
     NodeContext,
@@ -48,6 +49,7 @@ from ipvsctl.translate import (
 
 __all__ = ["SyncOutcome", "Syncer"]
 
+_T = TypeVar("_T")
 DigestLabels = tuple[str, str, str, str]  # namespace, Service, virtual service, digest of the mh table's inputs
 
 TRANSLATION = "translation"  # the Event topic of rejections and notices
@@ -286,23 +288,41 @@ class Syncer:
     async def apply_slice(self, keys: Collection[ServiceKey]) -> SyncOutcome:
         """One slice of a full resync: these keys read, planned and applied as an incremental sync does its own.
 
-        Addresses the node has just lost stay owned until the resync ends (``finish_resync``): a NodePort on one
+        Addresses the node has just lost stay owned until the resync ends (``bind_all``): a NodePort on one
         of them may be in a later slice.
         """
         return await self._apply(set(keys), settle_node_ips=False)
 
-    async def finish_resync(self) -> SyncOutcome:
-        """The end of a resync in slices: the nftables table repaired and the VIPs bound as a full sync does."""
+    async def repair_netfilter(self) -> SyncOutcome:
+        """A step at the end of a resync in slices: the nftables table checked and repaired as a full sync does."""
+        if self._netfilter is None:
+            return SyncOutcome(ok=True, full=True)
+        netfilter = self._netfilter
+        outcome = await self._step(lambda: repair_netfilter(netfilter, refused=self.refused.keys()))
+        if isinstance(outcome, NetfilterOutcome):
+            self._count_netfilter(outcome, full=True)
+            return SyncOutcome(ok=True, full=True, operations=outcome.added + outcome.deleted)
+        return outcome
+
+    async def bind_all(self) -> SyncOutcome:
+        """The last step of a resync in slices: the interface made to hold exactly the desired VIPs (addresses
+        in no slice, such as one bound by hand or left by a crash, go), as a full sync binds them."""
         node_ips = frozenset(self.node.addresses)
         bind = self.desired.address_view(excluding=node_ips)
         refused_addresses = frozenset(key.address for key in self.refused)
+        wanted = Without(bind, refused_addresses) if refused_addresses else bind
+        outcome = await self._step(lambda: self._backend.bind_addresses(wanted))
+        if isinstance(outcome, SyncOutcome):
+            return outcome
+        self._synced_node_ips = node_ips
+        # The slices exported their keys' digests: what is left is a series of a key that is in none of them.
+        self._export_digests(self._digests.keys() - self.desired.services.keys())
+        return SyncOutcome(ok=True, full=True, keys=len(self.desired.services))
+
+    async def _step(self, step: Callable[[], Awaitable[_T]]) -> _T | SyncOutcome:
+        """One step of a resync: its value, or a failed outcome (BackendError, or a bug: logged, not raised)."""
         try:
-            netfilter = await finish_slices(
-                self._backend,
-                bind=Without(bind, refused_addresses) if refused_addresses else bind,
-                netfilter=self._netfilter,
-                refused=self.refused.keys(),
-            )
+            return await step()
         except BackendError as error:
             self._metrics.error("backend")
             self._log.error("sync_failed", full=True, error=str(error))
@@ -311,10 +331,6 @@ class Syncer:
             self._metrics.error("sync")
             self._log.error("sync_crashed", full=True, error=repr(error), exc_info=True)
             return SyncOutcome(ok=False, full=True, error=f"unexpected {type(error).__name__}: {error}")
-        self._count_netfilter(netfilter, full=True)
-        self._synced_node_ips = node_ips
-        self._export_digests(None)
-        return SyncOutcome(ok=True, full=True, keys=len(self.desired.services))
 
     async def _apply(self, only: set[ServiceKey] | None, *, settle_node_ips: bool) -> SyncOutcome:
         full = only is None
