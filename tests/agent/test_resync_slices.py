@@ -121,5 +121,5 @@ async def test_a_failed_slice_fails_the_resync_and_the_retry_is_whole(
     watched.fail_next_read = True
     await clock.advance(RESYNC)
     failed = agent.runner.outcomes[-1]
-    await clock.advance(1.0)
+    await clock.advance(1.5)  # the first retry comes after 1 s ± 20 % (jittered)
     assert ((failed.full, failed.ok), watched.reads) == ((True, False), [only(0), None])
