@@ -188,6 +188,11 @@ async def fleet(
                 await asyncio.wait(running, timeout=STOP_WITHIN)
 
 
+def agent_lists(members: list[Member]) -> int:
+    """The lists the agents' watchers made so far (each keeps its last 16: enough for a quiet window)."""
+    return sum(len(watcher.lists) for member in members for watcher in member.agent.watch_loops)
+
+
 def holds_all(member: Member, *, ips: list[str]) -> bool:
     """Whether this agent's table has a virtual service for every ClusterIP."""
     table = member.backend.table
@@ -377,10 +382,11 @@ async def measure(
                 )
                 phase["fan_out"] = fan_out_summary(measured)
                 if label == "fleet":
-                    quiet = snapshot(plane)
+                    quiet, listed = snapshot(plane), agent_lists(members)
                     await asyncio.sleep(steady)
                     calm = delta(quiet, snapshot(plane))
-                    phase["steady"] = {"window_seconds": steady, **calm}
+                    # The apiserver's counters include its own lists (its ClusterIP and NodePort repair loops).
+                    phase["steady"] = {"window_seconds": steady, "agent_lists": agent_lists(members) - listed, **calm}
                     phase["steady_per_agent_per_hour"] = {
                         k: per_hour(v / count, seconds=steady) for k, v in calm.items() if k != "rss_mb"
                     }
