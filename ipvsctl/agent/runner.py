@@ -3,7 +3,9 @@
 - Nothing touches the kernel until every watcher has finished its first list (a partial view
   would delete what it has not seen yet).
 - The first change after a quiet spell is synced at once; changes arriving within
-  ``min_interval`` of the last sync's start wait for the interval and go together.
+  ``min_interval`` of the start of the last sync that took changes wait for the interval and go
+  together. A periodic resync does not hold a change back: with N agents resyncing every
+  ``resync_interval``, some agent is always within ``min_interval`` of its last resync.
 - A full resync runs every ``resync_interval`` (and when a drain reaches its maximum time);
   it repairs drift and deletes drained real servers. Once the first full sync has succeeded, a resync
   goes in slices of about ``resync_slice`` keys (every key the kernel or the desired table holds, each
@@ -122,7 +124,7 @@ class SyncRunner:
         sync that fails ends it as failed, and the retry is a full sync in one piece.
         """
         start = self.clock.now()
-        self._last_start = self._last_full_start = start
+        self._last_full_start = start  # not _last_start: a resync holds no change back (see run_once)
         busy = 0.0
         operations = drains = 0
         began = time.perf_counter()
@@ -168,7 +170,8 @@ class SyncRunner:
         """Translate pending Services and apply; record the outcome everywhere it is reported."""
         start = self.clock.now()
         wall_start = time.perf_counter()
-        self._last_start = start
+        if self._pending:  # only a sync of changes starts the interval: a periodic resync holds no change back
+            self._last_start = start
         if full:
             self._last_full_start = start
         self.status.sync_started = start

@@ -80,6 +80,20 @@ async def test_isolated_change_is_synced_without_waiting(
     assert API_KEY in backend.table
 
 
+async def test_change_right_after_a_periodic_resync_is_synced_without_waiting(
+    start_agent: StartAgent, clock: FakeClock, backend: MemoryBackend
+) -> None:
+    """A periodic resync holds no change back: a change 0.1 s after one goes to the kernel at once."""
+    agent = start_agent(min_sync_interval=1.0, resync_interval=30.0)
+    list_everything(agent, services=[WEB])
+    await clock.advance(30.0)
+    full_syncs = sum(outcome.full for outcome in agent.runner.outcomes)
+    await clock.advance(0.1)
+    agent.handlers["Service"].upsert(API)
+    await settle()
+    assert (full_syncs, API_KEY in backend.table) == (2, True)
+
+
 async def test_change_to_one_service_plans_only_its_keys(
     start_agent: StartAgent, clock: FakeClock, backend: MemoryBackend
 ) -> None:

@@ -27,7 +27,11 @@ async def test_service_keys_of_an_empty_address_is_empty(backend: Backend) -> No
 
 async def test_service_keys_of_no_address_are_every_key(backend: Backend) -> None:
     """Asked for no address in particular: every virtual service's key, at every address and family."""
-    everywhere = [key(Protocol.TCP, port=443), key(Protocol.UDP, family=6, port=53), ServiceKey(Protocol.TCP, OTHER, 80)]
+    everywhere = [
+        key(Protocol.TCP, port=443),
+        key(Protocol.UDP, family=6, port=53),
+        ServiceKey(Protocol.TCP, OTHER, 80),
+    ]
     await install(backend, *(service(each, real(family=each.family)) for each in everywhere))
 
     assert await backend.service_keys(None) == frozenset(everywhere)
