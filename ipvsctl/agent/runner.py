@@ -131,10 +131,12 @@ class SyncRunner:
         scope = await self._timed(self.syncer.resync_scope())
         busy += time.perf_counter() - began
         steps: list[Callable[[], Awaitable[SyncOutcome]]] = []
-        if not isinstance(scope, SyncOutcome):
+        last: SyncOutcome | None = None
+        if isinstance(scope, SyncOutcome):
+            last = scope  # the kernel could not be listed
+        else:
             steps = [partial(self.syncer.apply_slice, keys) for keys in slices(scope, size=self.resync_slice)]
             steps += [self.syncer.repair_netfilter, self.syncer.bind_all]
-        last = scope if isinstance(scope, SyncOutcome) else None
         for step in steps:
             if self._pending:  # changes came in: they go before the next step, as they would between syncs
                 between = await self.run_once(full=False)

@@ -276,12 +276,9 @@ class Syncer:
     async def resync_scope(self) -> list[ServiceKey] | SyncOutcome:
         """Every key a full resync looks at: the kernel's (one service dump), the desired, draining and pending
         ones; a failed outcome when the kernel cannot be listed."""
-        try:
-            present = await self._backend.service_keys(None)
-        except BackendError as error:
-            self._metrics.error("backend")
-            self._log.error("sync_failed", full=True, error=str(error))
-            return SyncOutcome(ok=False, full=True, error=str(error))
+        present = await self._step(lambda: self._backend.service_keys(None), full=True)
+        if isinstance(present, SyncOutcome):
+            return present
         draining = {key for key, _ in self._drains.started}
         return [*(present | self.desired.services.keys() | self.pending_keys | draining)]
 
@@ -298,7 +295,7 @@ class Syncer:
         if self._netfilter is None:
             return SyncOutcome(ok=True, full=True)
         netfilter = self._netfilter
-        outcome = await self._step(lambda: repair_netfilter(netfilter, refused=self.refused.keys()))
+        outcome = await self._step(lambda: repair_netfilter(netfilter, refused=self.refused.keys()), full=True)
         if isinstance(outcome, NetfilterOutcome):
             self._count_netfilter(outcome, full=True)
             return SyncOutcome(ok=True, full=True, operations=outcome.added + outcome.deleted)
@@ -311,7 +308,7 @@ class Syncer:
         bind = self.desired.address_view(excluding=node_ips)
         refused_addresses = frozenset(key.address for key in self.refused)
         wanted = Without(bind, refused_addresses) if refused_addresses else bind
-        outcome = await self._step(lambda: self._backend.bind_addresses(wanted))
+        outcome = await self._step(lambda: self._backend.bind_addresses(wanted), full=True)
         if isinstance(outcome, SyncOutcome):
             return outcome
         self._synced_node_ips = node_ips
@@ -319,18 +316,22 @@ class Syncer:
         self._export_digests(self._digests.keys() - self.desired.services.keys())
         return SyncOutcome(ok=True, full=True, keys=len(self.desired.services))
 
-    async def _step(self, step: Callable[[], Awaitable[_T]]) -> _T | SyncOutcome:
-        """One step of a resync: its value, or a failed outcome (BackendError, or a bug: logged, not raised)."""
+    async def _step(self, step: Callable[[], Awaitable[_T]], *, full: bool) -> _T | SyncOutcome:
+        """One step of a sync: its value, or a failed outcome (a BackendError, or a bug: logged, never raised).
+
+        A bug, maybe triggered by one object, fails the sync and it is retried (the table stays as it is,
+        readiness says so), rather than every node's agent exiting and relisting the cluster in a loop.
+        """
         try:
             return await step()
         except BackendError as error:
             self._metrics.error("backend")
-            self._log.error("sync_failed", full=True, error=str(error))
-            return SyncOutcome(ok=False, full=True, error=str(error))
-        except Exception as error:  # as in apply: a bug fails the sync, it does not stop the agent
+            self._log.error("sync_failed", full=full, error=str(error))
+            return SyncOutcome(ok=False, full=full, error=str(error))
+        except Exception as error:
             self._metrics.error("sync")
-            self._log.error("sync_crashed", full=True, error=repr(error), exc_info=True)
-            return SyncOutcome(ok=False, full=True, error=f"unexpected {type(error).__name__}: {error}")
+            self._log.error("sync_crashed", full=full, error=repr(error), exc_info=True)
+            return SyncOutcome(ok=False, full=full, error=f"unexpected {type(error).__name__}: {error}")
 
     async def _apply(self, only: set[ServiceKey] | None, *, settle_node_ips: bool) -> SyncOutcome:
         full = only is None
@@ -339,8 +340,8 @@ class Syncer:
         ownership = Ownership(
             node_addresses=node_ips | self._synced_node_ips, node_port_range=self._policy.node_port_range
         )
-        try:
-            result = await sync(
+        result = await self._step(
+            lambda: sync(
                 self._backend,
                 self.desired.table,
                 ownership=ownership,
@@ -350,20 +351,13 @@ class Syncer:
                 settled=self.settled,
                 netfilter=self._netfilter,
                 cluster_moves=moves_keep_connections(),
-            )
-        except BackendError as error:
-            self._metrics.error("backend")
-            self._log.error("sync_failed", full=full, error=str(error))
-            return SyncOutcome(ok=False, full=full, error=str(error))
-        except Exception as error:
-            # A bug, maybe triggered by one object: the sync fails and is retried (the table stays as it is,
-            # readiness says so), rather than every node's agent exiting and relisting the cluster in a loop.
-            self._metrics.error("sync")
-            self._log.error("sync_crashed", full=full, error=repr(error), exc_info=True)
-            return SyncOutcome(ok=False, full=full, error=f"unexpected {type(error).__name__}: {error}")
-        finally:
-            self._metrics.drain_queue.set(len(self._drains))
-            self._metrics.affinity_switches_held.set(len(self.holds))
+            ),
+            full=full,
+        )
+        self._metrics.drain_queue.set(len(self._drains))
+        self._metrics.affinity_switches_held.set(len(self.holds))
+        if isinstance(result, SyncOutcome):
+            return result
         self._count_netfilter(result.netfilter, full=full)
         # Operations on a key that failed may or may not have gone in; count only the certain ones.
         failed = {failure.operation.key for failure in result.failures}
