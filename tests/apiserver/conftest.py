@@ -17,19 +17,24 @@ import pytest
 from kubernetes_asyncio import client, config
 from kubernetes_asyncio.client.api_client import ApiClient
 
-from tests.apiserver.harness import ControlPlane, UnavailableError, find_binaries
+from tests.apiserver.harness import Binaries, ControlPlane, UnavailableError, find_binaries
 
 
 @pytest.fixture(scope="session")
-def apiserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
-    """Start etcd + kube-apiserver once per session (building the binary on first use); stop them after."""
+def control_plane_binaries() -> Binaries:
+    """The kube-apiserver and etcd binaries (built on first use); skip, or fail when they are required."""
     try:
-        binaries = find_binaries()
+        return find_binaries()
     except UnavailableError as err:
         if os.environ.get("IPVSCTL_REQUIRE_APISERVER") == "1":
             pytest.fail(f"kube-apiserver/etcd unavailable and IPVSCTL_REQUIRE_APISERVER=1: {err}")
         pytest.skip(f"kube-apiserver/etcd cannot be built or installed on this machine: {err}")
-    with ControlPlane(binaries=binaries, workdir=tmp_path_factory.mktemp("apiserver")) as plane:
+
+
+@pytest.fixture(scope="session")
+def apiserver(control_plane_binaries: Binaries, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
+    """Start etcd + kube-apiserver once per session (building the binary on first use); stop them after."""
+    with ControlPlane(binaries=control_plane_binaries, workdir=tmp_path_factory.mktemp("apiserver")) as plane:
         yield plane
 
 

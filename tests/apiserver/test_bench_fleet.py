@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,7 +11,7 @@ import pytest
 
 from bench.fleet import SERVICE_CIDRS, fan_out, fleet, holds_all, populate, until
 from ipvsctl.kube.client import connect
-from tests.apiserver.harness import ControlPlane, UnavailableError, find_binaries
+from tests.apiserver.harness import Binaries, ControlPlane
 
 pytestmark = pytest.mark.apiserver
 
@@ -20,16 +19,10 @@ DOCUMENTATION = ipaddress.IPv6Network("2001:db8::/32")
 
 
 @pytest.fixture(scope="module")
-def fleet_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
+def fleet_plane(control_plane_binaries: Binaries, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
     """An apiserver with the bench's service range (the session's has another): started for this module only."""
-    try:
-        binaries = find_binaries()
-    except UnavailableError as err:
-        if os.environ.get("IPVSCTL_REQUIRE_APISERVER") == "1":
-            pytest.fail(f"kube-apiserver/etcd unavailable and IPVSCTL_REQUIRE_APISERVER=1: {err}")
-        pytest.skip(f"kube-apiserver/etcd cannot be built or installed on this machine: {err}")
     with ControlPlane(
-        binaries=binaries, workdir=tmp_path_factory.mktemp("fleet"), service_cidrs=SERVICE_CIDRS
+        binaries=control_plane_binaries, workdir=tmp_path_factory.mktemp("fleet"), service_cidrs=SERVICE_CIDRS
     ) as plane:
         yield plane
 
