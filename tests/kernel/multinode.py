@@ -3,18 +3,20 @@
     clients 192.0.2.100.. ─┐
     node k  192.0.2.1k   ──┤ LAN: a bridge in its own namespace (192.0.2.0/24, 2001:db8:a::/64)
                             │
-    node k ── veth per pod ── pod 198.51.100.(64(k-1) + 10 + j)   (node k's pod CIDR: 198.51.100.64(k-1)/26)
+    node k ── veth per pod ── pod 198.51.100.(64(k-1) + 10 + j)   (node k's pod CIDR: 198.51.100.64(k-1)/26,
+                                                                   and 2001:db8:b:k::/64 for pods given IPv6)
 
 As a simple CNI would: each pod has its address as /32 and a default route to 169.254.1.1, the node side of
-its veth; each node routes its own pods' /32s to their veths and the other nodes' pod CIDRs to those nodes'
-LAN addresses. Clients reach nodes on the LAN, and the VIP range 203.0.113.0/24 through the first node.
+its veth (IPv6: its /128 and a default route to fe80::1, the node side's link-local address); each node
+routes its own pods' addresses to their veths and the other nodes' pod CIDRs of both families to those
+nodes' LAN addresses. Clients reach nodes on the LAN, and the VIP range 203.0.113.0/24 through the first node.
 Every name, address and route is the test's own; the namespaces go with the ``Lab`` that made them.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from ipaddress import IPv4Network, ip_address
+from ipaddress import IPv4Network, IPv6Network, ip_address
 
 from tests.kernel.netlab import Lab, Netns, delete_netns, run_command
 
@@ -22,29 +24,33 @@ MAX_INTERFACE_NAME = 15  # IFNAMSIZ - 1
 LAN = "192.0.2.0/24"
 LAN6 = "2001:db8:a::/64"
 POD_NETWORK = IPv4Network("198.51.100.0/24")
+POD_NETWORK6 = IPv6Network("2001:db8:b::/48")  # node k's pods: 2001:db8:b:k::/64
 POD_GATEWAY = "169.254.1.1"  # the node side of every pod's veth (link-local, as Calico does)
+POD_GATEWAY6 = "fe80::1"
 VIP_RANGE = "203.0.113.0/24"
 
 
 @dataclass(frozen=True, slots=True)
 class Pod:
-    """A pod: its namespace, name, address and node."""
+    """A pod: its namespace, name, address (and IPv6 address, when it has one) and node."""
 
     netns: Netns
     name: str
     ip: str
     node: str
+    ip6: str = ""
 
 
 @dataclass(frozen=True, slots=True)
 class Node:
-    """A node: its namespace (own IPVS table), name, LAN addresses and pod CIDR."""
+    """A node: its namespace (own IPVS table), name, LAN addresses and pod CIDRs."""
 
     netns: Netns
     name: str
     ip: str
     ip6: str
     pod_cidr: str
+    pod_cidr6: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +60,7 @@ class Client:
     netns: Netns
     name: str
     ip: str
+    ip6: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,16 +91,25 @@ def build_cluster(lab: Lab, *, nodes: int = 2, pods_per_node: int = 2, clients: 
     node_list = []
     for k in range(1, nodes + 1):
         cidr = str(list(POD_NETWORK.subnets(new_prefix=26))[k - 1])
-        node_list.append(Node(lab.netns(f"node{k}"), f"node{k}", f"192.0.2.{10 + k}", f"2001:db8:a::{10 + k}", cidr))
-    client_list = [Client(lab.netns(f"client{c}"), f"client{c}", f"192.0.2.{99 + c}") for c in range(1, clients + 1)]
+        cidr6 = str(IPv6Network((int(POD_NETWORK6.network_address) + (k << 64), 64)))
+        node_list.append(
+            Node(lab.netns(f"node{k}"), f"node{k}", f"192.0.2.{10 + k}", f"2001:db8:a::{10 + k}", cidr, cidr6)
+        )
+    client_list = [
+        Client(lab.netns(f"client{c}"), f"client{c}", f"192.0.2.{99 + c}", f"2001:db8:a::{99 + c}")
+        for c in range(1, clients + 1)
+    ]
     members = [(n.netns, n.ip, n.ip6) for n in node_list]
-    members += [(c.netns, c.ip, f"2001:db8:a::{99 + c_index}") for c_index, c in enumerate(client_list, start=1)]
+    members += [(c.netns, c.ip, c.ip6) for c in client_list]
     for index, (netns, address, address6) in enumerate(members):
         attach_to_lan(lan, netns, port=f"lan{index}", address=address, address6=address6)
     pod_list: list[Pod] = []
     for k, node in enumerate(node_list, start=1):
         node.netns.sysctl("net.ipv4.ip_forward", "1")
-        routes = [f"route add {other.pod_cidr} via {other.ip}" for other in node_list if other is not node]
+        node.netns.sysctl("net.ipv6.conf.all.forwarding", "1")
+        others = [other for other in node_list if other is not node]
+        routes = [f"route add {other.pod_cidr} via {other.ip}" for other in others]
+        routes += [f"route add {other.pod_cidr6} via {other.ip6}" for other in others]
         node.netns.ip("-batch", "-", input="".join(f"{route}\n" for route in routes))
         first = IPv4Network(node.pod_cidr).network_address
         pod_list += [
@@ -130,34 +146,36 @@ def attach_caller_to_lan(lan: Netns, *, interface: str, address: str) -> None:
     run_command(["ip", "-batch", "-"], input=f"addr add {address}/24 dev {interface}\nlink set {interface} up\n")
 
 
-def add_pod(lab: Lab, node: Node, *, name: str, ip: str) -> Pod:
-    """A pod namespace behind `node`, as a simple CNI wires one: a veth, the pod's /32 and its routes."""
+def add_pod(lab: Lab, node: Node, *, name: str, ip: str, ip6: str = "") -> Pod:
+    """A pod namespace behind `node`, as a simple CNI wires one: a veth, the pod's /32 (and /128 with `ip6`)
+    and its routes."""
     veth = f"p-{name}"
     if len(veth) > MAX_INTERFACE_NAME or ip_address(ip) not in IPv4Network(node.pod_cidr):
         raise ValueError(f"pod {name!r} at {ip}: the name must fit an interface name, the address {node.pod_cidr}")
+    if ip6 and (not node.pod_cidr6 or ip_address(ip6) not in IPv6Network(node.pod_cidr6)):
+        raise ValueError(f"pod {name!r} at {ip6}: the address must be in {node.name}'s IPv6 pod CIDR")
     netns = lab.netns(name)
-    node.netns.ip(
-        "-batch",
-        "-",
-        input=(
-            f"link add {veth} type veth peer name eth0 netns {netns.name}\n"
-            f"addr add {POD_GATEWAY}/32 dev {veth}\n"
-            f"link set {veth} up\n"
-            f"route add {ip}/32 dev {veth}\n"
-        ),
-    )
-    netns.ip(
-        "-batch",
-        "-",
-        input=(
-            f"addr add {ip}/32 dev eth0\n"
-            "link set eth0 up\n"
-            f"route add {POD_GATEWAY} dev eth0 scope link\n"
-            f"route add default via {POD_GATEWAY} dev eth0\n"
-        ),
-    )
+    node_side = [
+        f"link add {veth} type veth peer name eth0 netns {netns.name}",
+        f"addr add {POD_GATEWAY}/32 dev {veth}",
+        f"link set {veth} up",
+        f"route add {ip}/32 dev {veth}",
+    ]
+    pod_side = [
+        f"addr add {ip}/32 dev eth0",
+        "link set eth0 up",
+        f"route add {POD_GATEWAY} dev eth0 scope link",
+        f"route add default via {POD_GATEWAY} dev eth0",
+    ]
+    if ip6:
+        node_side[2:2] = [f"addr add {POD_GATEWAY6}/64 dev {veth} nodad"]
+        node_side.append(f"route add {ip6}/128 dev {veth}")
+        pod_side[1:1] = [f"addr add {ip6}/128 dev eth0 nodad"]
+        pod_side.append(f"route add ::/0 via {POD_GATEWAY6} dev eth0")
+    node.netns.ip("-batch", "-", input="".join(f"{line}\n" for line in node_side))
+    netns.ip("-batch", "-", input="".join(f"{line}\n" for line in pod_side))
     node.netns.sysctl(f"net.ipv4.conf.{veth}.proxy_arp", "1")  # the pod's gateway answers for every address
-    return Pod(netns, name, ip, node.name)
+    return Pod(netns, name, ip, node.name, ip6)
 
 
 def remove_pod(node: Node, pod: Pod) -> None:
