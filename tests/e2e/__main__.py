@@ -25,7 +25,7 @@ from tests.e2e.bed import Settings
 from tests.e2e.control import ControlServer
 from tests.e2e.poke import DEFAULT_RESULTS
 from tests.e2e.report import render, rows_from_json
-from tests.e2e.workload import APISERVER_PORT, GATEWAY_IP, SERVICE_CIDR
+from tests.e2e.workload import APISERVER_PORT, GATEWAY_IP, SERVICE_CIDR, SERVICE_CIDR6
 
 REPO = Path(__file__).resolve().parents[2]
 FORWARD_ADDRESS = "10.0.2.100"  # lab/run.py's: where a forwarded host port appears in the guest
@@ -69,7 +69,7 @@ def main(argv: Sequence[str]) -> int:
     plane = ControlPlane(
         binaries=binaries,
         workdir=results / "control-plane",
-        service_cidrs=SERVICE_CIDR,
+        service_cidrs=f"{SERVICE_CIDR},{SERVICE_CIDR6}",
         advertise_address=GATEWAY_IP,
     )
     with plane, ControlServer(plane) as control:

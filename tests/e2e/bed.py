@@ -2,9 +2,10 @@
 
     host: etcd + kube-apiserver (127.0.0.1), the control channel ── QEMU guestfwd ──┐
     guest root namespace 192.0.2.1 on the LAN: 192.0.2.1:6443 DNAT → 10.0.2.100:PORT ┘ (nftables, masquerade)
-    LAN bridge 192.0.2.0/24: node1..3 (.11-.13), haproxy (.2), clients (.100-.104)
-    node k: own IPVS table and nftables table, `ipvsctl agent` (netlink backend) on ipvs0, pods behind it in
-            198.51.100.64(k-1)/26, routes to the other nodes' pod CIDRs (tests/kernel/multinode.py)
+    LAN bridge 192.0.2.0/24 and 2001:db8:a::/64: node1..3 (.11-.13, ::11-::13), haproxy (.2), clients (.100-.104)
+    node k: own IPVS table and nftables table, `ipvsctl agent` (netlink backend) on ipvs0, dual-stack pods
+            behind it in 198.51.100.64(k-1)/26 and 2001:db8:b:k::/64, routes to the other nodes' pod CIDRs
+            (tests/kernel/multinode.py)
 
 Each agent runs as its own process in its node's namespace (`ip netns exec`), as the non-admin user bound to
 the agent's ClusterRole (ipvsctl/agent/rbac.py), and watches the apiserver through the forward. The bed
@@ -25,7 +26,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from ipaddress import IPv4Address, IPv4Network
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 from pathlib import Path
 
 from ipvsctl.agent.rbac import cluster_role
@@ -37,6 +38,8 @@ from tests.e2e.ipvs_read import TableReader
 from tests.e2e.pods import PodServers
 from tests.e2e.workload import GATEWAY_IP, LB_IP, NodeInfo, PodInfo, PodState, ServiceSpec
 from tests.kernel.multinode import (
+    POD_NETWORK,
+    POD_NETWORK6,
     Cluster,
     Node,
     Pod,
@@ -139,7 +142,8 @@ class AgentProcess:
             *("--health-bind", f"{self.node.ip}:{workload.HEALTH_PORT}", "--metrics-bind", "127.0.0.1:10249"),
             *("--health-check-address", self.node.ip),
             *("--load-balancer-ip-cidr", workload.LOAD_BALANCER_CIDR),
-            *("--cluster-cidr", "198.51.100.0/24", "--resync-interval", str(RESYNC_INTERVAL)),
+            *("--cluster-cidr", str(POD_NETWORK), "--cluster-cidr", str(POD_NETWORK6)),
+            *("--resync-interval", str(RESYNC_INTERVAL)),
             *("--log-format", "json", "--log-level", "debug"),  # debug: every operation applied, to tell why
         ]
 
@@ -225,7 +229,7 @@ class Bed:
         self.agents: dict[str, AgentProcess] = {}
         self.haproxy: Haproxy
         self.lb: Netns
-        self._next_ip: dict[str, int] = {}
+        self._next_ip: dict[str, tuple[int, int]] = {}  # per node: the next pod's IPv4 and IPv6 addresses
         self._names: dict[tuple[str, int], int] = {}
         self.timings: dict[str, float] = {}
         self._tables = cleanup.enter_context(TableReader())  # the scenarios' thread's; TableWatch has its own
@@ -237,8 +241,10 @@ class Bed:
         started = time.monotonic()
         self.cluster = build_cluster(self.lab, nodes=NODES, pods_per_node=0, clients=CLIENTS)
         for index, node in enumerate(self.cluster.nodes):
-            self.nodes[node.name] = NodeInfo(node.name, node.ip, workload.ZONES[index], node.pod_cidr)
-            self._next_ip[node.name] = int(IPv4Network(node.pod_cidr).network_address) + 10
+            zone = workload.ZONES[index]
+            self.nodes[node.name] = NodeInfo(node.name, node.ip, zone, node.pod_cidr, node.ip6, node.pod_cidr6)
+            first = (IPv4Network(node.pod_cidr).network_address, IPv6Network(node.pod_cidr6).network_address)
+            self._next_ip[node.name] = (int(first[0]) + 10, int(first[1]) + 10)
         self._open_gateway()
         self.api = Api(
             host=GATEWAY_IP,
@@ -332,18 +338,18 @@ class Bed:
         return f"{app}-{node_index}{chr(ord('a') + used)}"
 
     def start_pod(self, app: str, node_index: int, *, state: PodState = PodState.PENDING, write: bool = True) -> str:
-        """A new pod of `app` on node `node_index` (from 1), serving at once; its name. With `write`, its
-        EndpointSlices are written (a pending pod is listed not ready, as the controller does)."""
+        """A new dual-stack pod of `app` on node `node_index` (from 1), serving at once; its name. With `write`,
+        its EndpointSlices are written (a pending pod is listed not ready, as the controller does)."""
         node = self.cluster.nodes[node_index - 1]
-        address = self._next_ip[node.name]
-        self._next_ip[node.name] = address + 1
+        address, address6 = self._next_ip[node.name]
+        self._next_ip[node.name] = (address + 1, address6 + 1)
         name = self._new_pod_name(app, node_index)
-        pod = add_pod(self.lab, node, name=name, ip=str(IPv4Address(address)))
+        pod = add_pod(self.lab, node, name=name, ip=str(IPv4Address(address)), ip6=str(IPv6Address(address6)))
         http_port = workload.HTTP_PORT if app == "sample" else None
         udp_port = workload.UDP_PORT if app == "udp-echo" else None
         servers = PodServers(pod.netns, identity=name, http_port=http_port, udp_port=udp_port)
         self._cleanup.callback(servers.close)
-        self.pods[name] = LivePod(PodInfo(name, app, node.name, pod.ip, state), pod, servers)
+        self.pods[name] = LivePod(PodInfo(name, app, node.name, pod.ip, state, pod.ip6), pod, servers)
         if write:
             self.write_slices({app})
         return name
@@ -374,9 +380,11 @@ class Bed:
         pods = [live.info for live in self.pods.values()]
         slices = collection(self.slice_version, "endpointslices", namespace=workload.NAMESPACE)
         for spec in workload.SERVICES:
-            if spec.app in apps:
+            if spec.app not in apps:
+                continue
+            for family in spec.families:
                 manifest = workload.endpoint_slice_manifest(
-                    spec, pods=pods, zones=zones, api_version=self.slice_version, changed_at=changed_at
+                    spec, pods=pods, zones=zones, api_version=self.slice_version, changed_at=changed_at, family=family
                 )
                 self.api.create_or_replace(slices, manifest)
 

@@ -133,3 +133,72 @@ def test_every_address_is_in_a_documentation_range() -> None:
         assert ip_address(spec.cluster_ip) in ip_network(workload.SERVICE_CIDR), spec.name
         if spec.ingress_ip is not None:
             assert ip_address(spec.ingress_ip) in ip_network(workload.LOAD_BALANCER_CIDR), spec.name
+        if spec.cluster_ip6:
+            assert ip_address(spec.cluster_ip6) in ip_network(workload.SERVICE_CIDR6), spec.name
+
+
+def test_a_dual_stack_service_asks_for_both_families_ipv4_first() -> None:
+    """The affinity twins: RequireDualStack with both ClusterIPs, IPv4 (the primary) first."""
+    spec = workload.service_manifest(workload.SAMPLE_AFFINITY_CLUSTER)["spec"]
+    assert (spec["ipFamilyPolicy"], spec["ipFamilies"], spec["clusterIPs"]) == (
+        "RequireDualStack",
+        ["IPv4", "IPv6"],
+        ["203.0.113.15", "2001:db8:96::15"],
+    )
+
+
+def test_a_single_stack_service_leaves_the_families_to_the_api() -> None:
+    """A Service without an IPv6 ClusterIP names no family (the API defaults it to the cluster's primary)."""
+    spec = workload.service_manifest(SAMPLE_WEB)["spec"]
+    assert not {"ipFamilyPolicy", "ipFamilies", "clusterIPs"} & set(spec)
+
+
+def test_an_ipv6_slice_lists_the_pods_ipv6_addresses_under_its_own_name() -> None:
+    """The IPv6 EndpointSlice of a dual-stack Service: addressType IPv6, each pod's IPv6 address."""
+    pods = [PodInfo("sample-1a", "sample", "node1", "198.51.100.10", ip6="2001:db8:b:1::a")]
+    manifest = workload.endpoint_slice_manifest(
+        workload.SAMPLE_AFFINITY_NODE,
+        pods=pods,
+        zones=ZONES,
+        api_version=workload.SLICE_V1,
+        changed_at=NOW,
+        family="IPv6",
+    )
+    addresses = [endpoint["addresses"] for endpoint in manifest["endpoints"]]
+    assert (manifest["metadata"]["name"], manifest["addressType"], addresses) == (
+        "sample-affinity-node-e2e6",
+        "IPv6",
+        [["2001:db8:b:1::a"]],
+    )
+
+
+def test_an_ipv6_slice_of_a_pod_without_an_ipv6_address_is_an_error() -> None:
+    """A pod with no IPv6 address cannot be listed in an IPv6 slice: the bed's mistake, said at once."""
+    with pytest.raises(ValueError, match="sample-1a has no IPv6 address"):
+        workload.endpoint_slice_manifest(
+            workload.SAMPLE_AFFINITY_NODE,
+            pods=PODS[:1],
+            zones=ZONES,
+            api_version=workload.SLICE_V1,
+            changed_at=NOW,
+            family="IPv6",
+        )
+
+
+def test_a_single_stack_service_has_no_ipv6_slice() -> None:
+    """Asking for an IPv6 slice of an IPv4-only Service is refused."""
+    with pytest.raises(ValueError, match="sample-web has no IPv6 family"):
+        workload.endpoint_slice_manifest(
+            SAMPLE_WEB, pods=PODS, zones=ZONES, api_version=workload.SLICE_V1, changed_at=NOW, family="IPv6"
+        )
+
+
+def test_a_dual_stack_node_lists_both_internal_ips_and_pod_cidrs() -> None:
+    """A Node with IPv6: InternalIPs IPv4 first (the primary), then IPv6; both pod CIDRs."""
+    node = workload.NodeInfo("node1", "192.0.2.11", "zone-a", "198.51.100.0/26", "2001:db8:a::11", "2001:db8:b:1::/64")
+    manifest = workload.node_manifest(node)
+    internal = [a["address"] for a in manifest["status"]["addresses"] if a["type"] == "InternalIP"]
+    assert (internal, manifest["spec"]["podCIDRs"]) == (
+        ["192.0.2.11", "2001:db8:a::11"],
+        ["198.51.100.0/26", "2001:db8:b:1::/64"],
+    )

@@ -37,6 +37,7 @@ GATEWAY_IP = "192.0.2.1"  # the guest's root namespace on the LAN: the apiserver
 APISERVER_PORT = 6443
 LB_IP = "192.0.2.2"  # haproxy
 SERVICE_CIDR = "203.0.113.0/25"  # the apiserver's --service-cluster-ip-range: ClusterIPs
+SERVICE_CIDR6 = "2001:db8:96::/112"  # its second range: the IPv6 ClusterIPs of dual-stack Services
 LOAD_BALANCER_CIDR = "203.0.113.128/25"  # ingress IPs the agents honour (--load-balancer-ip-cidr)
 HTTP_PORT = 80  # what every sample pod serves
 UDP_PORT = 5353  # what every udp-echo pod serves
@@ -60,6 +61,7 @@ class PodInfo:
     node: str
     ip: str
     state: PodState = PodState.READY
+    ip6: str = ""  # its IPv6 address, for the dual-stack Services' IPv6 EndpointSlices
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +72,8 @@ class NodeInfo:
     ip: str
     zone: str
     pod_cidr: str
+    ip6: str = ""
+    pod_cidr6: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +95,12 @@ class ServiceSpec:
     health_check_node_port: int | None = None
     ingress_ip: str | None = None
     annotations: tuple[tuple[str, str], ...] = ()
+    cluster_ip6: str = ""  # set: a dual-stack Service (RequireDualStack), IPv4 first
+
+    @property
+    def families(self) -> tuple[str, ...]:
+        """Its EndpointSlices' address types, one slice each."""
+        return ("IPv4", "IPv6") if self.cluster_ip6 else ("IPv4",)
 
 
 SAMPLE_SESSION_AFFINITY = ServiceSpec(
@@ -141,6 +151,7 @@ UDP_ECHO = ServiceSpec(
     port_name="dns",
 )
 # Issue 20's comparison, in one run: ClientIP with per-node persistence (rr) next to cluster-wide affinity.
+# Dual-stack: 1,000 distinct client sources fit in IPv6's documentation range, not in IPv4's.
 SAMPLE_AFFINITY_NODE = ServiceSpec(
     name="sample-affinity-node",
     app="sample",
@@ -149,6 +160,7 @@ SAMPLE_AFFINITY_NODE = ServiceSpec(
     target_port=HTTP_PORT,
     node_port=30082,
     client_ip_affinity=True,
+    cluster_ip6="2001:db8:96::14",
 )
 SAMPLE_AFFINITY_CLUSTER = ServiceSpec(
     name="sample-affinity-cluster",
@@ -159,6 +171,7 @@ SAMPLE_AFFINITY_CLUSTER = ServiceSpec(
     node_port=30083,
     client_ip_affinity=True,
     annotations=(("ipvsctl.io/affinity-scope", "cluster"),),
+    cluster_ip6="2001:db8:96::15",
 )
 SERVICES = (
     SAMPLE_SESSION_AFFINITY,
@@ -187,15 +200,17 @@ def pod_names(placements: Iterable[tuple[str, int]]) -> list[tuple[str, str, int
 
 
 def node_manifest(node: NodeInfo) -> Manifest:
-    """A Node as a kubelet registers it: InternalIP, hostname and zone labels, its pod CIDR."""
+    """A Node as a dual-stack kubelet registers it: InternalIPs (IPv4 first), hostname and zone labels, its pod
+    CIDRs."""
+    internal = [node.ip, *([node.ip6] if node.ip6 else [])]
+    cidrs = [node.pod_cidr, *([node.pod_cidr6] if node.pod_cidr6 else [])]
+    addresses = [{"type": "InternalIP", "address": address} for address in internal]
     return {
         "apiVersion": "v1",
         "kind": "Node",
         "metadata": {"name": node.name, "labels": {HOSTNAME_LABEL: node.name, ZONE_LABEL: node.zone}},
-        "spec": {"podCIDR": node.pod_cidr, "podCIDRs": [node.pod_cidr]},
-        "status": {
-            "addresses": [{"type": "InternalIP", "address": node.ip}, {"type": "Hostname", "address": node.name}]
-        },
+        "spec": {"podCIDR": node.pod_cidr, "podCIDRs": cidrs},
+        "status": {"addresses": [*addresses, {"type": "Hostname", "address": node.name}]},
     }
 
 
@@ -220,6 +235,10 @@ def service_manifest(spec: ServiceSpec) -> Manifest:
         body["sessionAffinityConfig"] = {"clientIP": {"timeoutSeconds": spec.affinity_timeout}}
     if spec.health_check_node_port is not None:
         body["healthCheckNodePort"] = spec.health_check_node_port
+    if spec.cluster_ip6:
+        body["ipFamilyPolicy"] = "RequireDualStack"
+        body["ipFamilies"] = ["IPv4", "IPv6"]
+        body["clusterIPs"] = [spec.cluster_ip, spec.cluster_ip6]
     metadata: dict[str, Any] = {"name": spec.name, "namespace": NAMESPACE}
     if spec.annotations:
         metadata["annotations"] = dict(spec.annotations)
@@ -240,26 +259,38 @@ _CONDITIONS = {
 }
 
 
-def slice_name(spec: ServiceSpec) -> str:
-    """The one EndpointSlice of a Service (the controller would generate the suffix)."""
-    return f"{spec.name}-e2e"
+def slice_name(spec: ServiceSpec, family: str = "IPv4") -> str:
+    """The EndpointSlice of a Service for one address type (the controller would generate the suffix)."""
+    return f"{spec.name}-e2e" if family == "IPv4" else f"{spec.name}-e2e6"
 
 
 def endpoint_slice_manifest(
-    spec: ServiceSpec, *, pods: Sequence[PodInfo], zones: Mapping[str, str], api_version: str, changed_at: str
+    spec: ServiceSpec,
+    *,
+    pods: Sequence[PodInfo],
+    zones: Mapping[str, str],
+    api_version: str,
+    changed_at: str,
+    family: str = "IPv4",
 ) -> Manifest:
-    """The EndpointSlice the controller keeps for `spec`: every pod of its app, in `api_version`'s shape.
+    """The EndpointSlice the controller keeps for `spec` and one address type (`family`, "IPv4" or "IPv6"):
+    every pod of its app, in `api_version`'s shape.
 
     `zones` maps node names to zones; `changed_at` (RFC 3339) is the last-change-trigger-time annotation.
     """
     if api_version not in SLICE_VERSIONS:
         raise ValueError(f"unknown EndpointSlice version {api_version!r}")
+    if family not in spec.families:
+        raise ValueError(f"{spec.name} has no {family} family")
     endpoints = []
     for pod in pods:
         if pod.app != spec.app:
             continue
+        address = pod.ip if family == "IPv4" else pod.ip6
+        if not address:
+            raise ValueError(f"pod {pod.name} has no {family} address for {spec.name}")
         endpoint: dict[str, Any] = {
-            "addresses": [pod.ip],
+            "addresses": [address],
             "conditions": dict(_CONDITIONS[pod.state]),
             "nodeName": pod.node,
             "targetRef": {"kind": "Pod", "name": pod.name, "namespace": NAMESPACE},
@@ -274,12 +305,12 @@ def endpoint_slice_manifest(
         "apiVersion": api_version,
         "kind": "EndpointSlice",
         "metadata": {
-            "name": slice_name(spec),
+            "name": slice_name(spec, family),
             "namespace": NAMESPACE,
             "labels": {SERVICE_NAME_LABEL: spec.name, MANAGED_BY_LABEL: CONTROLLER},
             "annotations": {TRIGGER_TIME_ANNOTATION: changed_at},
         },
-        "addressType": "IPv4",
+        "addressType": family,
         "ports": [{"name": spec.port_name, "port": spec.target_port, "protocol": spec.protocol}],
         "endpoints": endpoints,
     }
