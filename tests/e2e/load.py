@@ -9,11 +9,13 @@ saw, how long it took, or why it failed); a failed request is never retried.
 from __future__ import annotations
 
 import http.client
+import os
+import selectors
 import socket
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from tests.e2e.report import Outcome
 from tests.kernel.netlab import Netns
@@ -149,3 +151,118 @@ def burst(flows: Sequence[Flow], *, count: int, interval: float = 0.0) -> list[O
     """`count` requests from each flow, the flows in parallel; the outcomes once all are done."""
     with Load(flows, count=count, interval=interval) as load:
         return load.wait()
+
+
+@dataclass(frozen=True, slots=True)
+class Connect:
+    """One HTTP GET / from `source` (an address of the client's) to host:port, named `name` in its Outcome."""
+
+    name: str
+    source: str
+    host: str
+    port: int
+
+
+@dataclass(slots=True)
+class _Pending:
+    connect: Connect
+    sock: socket.socket
+    started: float
+    sent: bool = False
+    received: bytearray = field(default_factory=bytearray)
+
+
+MAX_IN_FLIGHT = 200
+MAX_CONNECTS = 20_000
+
+
+def _answer(connect: Connect, started: float, data: bytes) -> Outcome:
+    """An Outcome from a whole HTTP/1.0 answer: the pod's name is the body, its client address a header."""
+    elapsed = time.monotonic() - started
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = lines[0].split(" ", 2)
+    if len(status) < 2 or status[1] != "200":
+        return Outcome(connect.name, started, elapsed, ok=False, error=f"HTTP {lines[0]!r}")
+    seen = next(
+        (line.split(":", 1)[1].strip() for line in lines[1:] if line.lower().startswith("x-client-address:")), ""
+    )
+    return Outcome(connect.name, started, elapsed, ok=True, server=body.decode().strip(), seen=seen)
+
+
+def connect_each(
+    client: Netns, connects: Sequence[Connect], *, in_flight: int = 100, timeout: float = REQUEST_TIMEOUT
+) -> list[Outcome]:
+    """Each connect once from `client`'s namespace (see `connect_each_here`)."""
+    with client.entered():
+        return connect_each_here(connects, in_flight=in_flight, timeout=timeout)
+
+
+def connect_each_here(
+    connects: Sequence[Connect], *, in_flight: int = 100, timeout: float = REQUEST_TIMEOUT
+) -> list[Outcome]:
+    """Each connect once, from the calling thread, up to `in_flight` at a time (non-blocking sockets under one
+    selector: no thread per request, which under emulation costs more than the request). Bounded: at most
+    MAX_CONNECTS connects, each given `timeout` seconds; a failed one is not retried."""
+    if not 1 <= in_flight <= MAX_IN_FLIGHT or len(connects) > MAX_CONNECTS:
+        raise ValueError(f"in_flight within 1..{MAX_IN_FLIGHT}, at most {MAX_CONNECTS} connects")
+    outcomes: list[Outcome] = []
+    waiting = list(reversed(connects))
+    pending: dict[int, _Pending] = {}
+    with selectors.DefaultSelector() as selector:
+
+        def finish(item: _Pending, outcome: Outcome) -> None:
+            del pending[item.sock.fileno()]
+            selector.unregister(item.sock)
+            item.sock.close()
+            outcomes.append(outcome)
+
+        def fail(item: _Pending, error: str) -> None:
+            finish(
+                item, Outcome(item.connect.name, item.started, time.monotonic() - item.started, ok=False, error=error)
+            )
+
+        while waiting or pending:
+            while waiting and len(pending) < in_flight:
+                connect = waiting.pop()
+                family = socket.AF_INET6 if ":" in connect.host else socket.AF_INET
+                sock = socket.socket(family, socket.SOCK_STREAM)
+                sock.setblocking(False)
+                started = time.monotonic()
+                try:
+                    sock.bind((connect.source, 0))
+                    sock.connect_ex((connect.host, connect.port))
+                except OSError as error:
+                    sock.close()
+                    outcomes.append(Outcome(connect.name, started, 0.0, ok=False, error=type(error).__name__))
+                    continue
+                pending[sock.fileno()] = _Pending(connect, sock, started)
+                selector.register(sock, selectors.EVENT_WRITE)
+            now = time.monotonic()
+            for item in [item for item in pending.values() if now - item.started > timeout]:
+                fail(item, "TimeoutError")
+            for key, _events in selector.select(timeout=0.05):
+                item = pending[key.fd]
+                if not item.sent:
+                    problem = item.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+                    if problem:
+                        fail(item, os.strerror(problem))
+                        continue
+                    try:
+                        item.sock.send(b"GET / HTTP/1.0\r\nConnection: close\r\n\r\n")
+                    except OSError as error:
+                        fail(item, type(error).__name__)
+                        continue
+                    item.sent = True
+                    selector.modify(item.sock, selectors.EVENT_READ)
+                    continue
+                try:
+                    chunk = item.sock.recv(65536)
+                except OSError as error:
+                    fail(item, type(error).__name__)
+                    continue
+                if chunk:
+                    item.received += chunk
+                else:
+                    finish(item, _answer(item.connect, item.started, bytes(item.received)))
+    return outcomes
