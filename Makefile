@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit kernel apiserver-test venv clean docs helm bench bench-host bench-kernel bench-netfilter bench-affinity promtool e2e bench-peer bench-fleet
+.PHONY: run test lint typecheck unit kernel apiserver-test venv clean docs helm bench bench-host bench-kernel bench-netfilter bench-affinity promtool e2e bench-peer bench-fleet e2e-affinity
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +52,12 @@ apiserver-test: $(STAMP)
 ## kube-apiserver on the host; prints the report (also in lab/results/e2e). 77 = QEMU unavailable: skip.
 e2e: $(STAMP)
 	$(BIN)/python -m compileall -q ipvsctl tests >/dev/null; bash lab/setup.sh && $(BIN)/python -m tests.e2e --results lab/results/e2e; \
+	  rc=$$?; if [ $$rc -eq 77 ]; then echo "e2e bed: QEMU unavailable, skipped"; exit 0; fi; exit $$rc
+
+## Issue 20's measurement in the bed: scenario 10 and the slow scenario 11 (restarts, a late node, replacements
+## each node saw its own way, a drain; 1,000 new IPv6 clients each), report in lab/results/e2e-affinity.
+e2e-affinity: $(STAMP)
+	$(BIN)/python -m compileall -q ipvsctl tests >/dev/null; bash lab/setup.sh && $(BIN)/python -m tests.e2e --slow -k "test_10_ or test_11_" --results lab/results/e2e-affinity; \
 	  rc=$$?; if [ $$rc -eq 77 ]; then echo "e2e bed: QEMU unavailable, skipped"; exit 0; fi; exit $$rc
 
 # unit runs before kernel: the host run writes the bytecode caches the read-only guest reuses. e2e runs last:

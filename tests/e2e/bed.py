@@ -23,7 +23,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
@@ -59,7 +59,9 @@ AGENT_USER = "ipvsctl-user"  # tests/apiserver/harness.py's token user without g
 NODES = 3
 CLIENTS = 5
 RESYNC_INTERVAL = 10.0
-AGENT_READY_TIMEOUT = 120.0
+AGENT_READY_TIMEOUT = (
+    300.0  # three agents starting at once on the one emulated CPU: 40 s on one machine, 100 on another
+)
 POLL = 0.05
 HAPROXY_SOCKET = Path("/run/ipvsctl-e2e/haproxy.sock")
 
@@ -133,6 +135,7 @@ class AgentProcess:
         self._log = log
         self._process: subprocess.Popen[bytes] | None = None
         self.starts = 0
+        self.extra_args: tuple[str, ...] = ()  # appended to the command line from the next start on
 
     def argv(self) -> list[str]:
         """The agent's command line."""
@@ -145,6 +148,7 @@ class AgentProcess:
             *("--cluster-cidr", str(POD_NETWORK), "--cluster-cidr", str(POD_NETWORK6)),
             *("--resync-interval", str(RESYNC_INTERVAL)),
             *("--log-format", "json", "--log-level", "debug"),  # debug: every operation applied, to tell why
+            *self.extra_args,
         ]
 
     def start(self) -> None:
@@ -402,11 +406,13 @@ class Bed:
         """The pods of an app (in one state, or all)."""
         return [live.info for live in self.pods.values() if live.info.app == app and state in {None, live.info.state}]
 
-    def wait_tables(self, condition: Callable[[str, IpvsTable], bool], *, timeout: float = 60.0) -> float:
-        """Wait until `condition(node, table)` holds on every node; the seconds it took (AssertionError past
-        `timeout`)."""
+    def wait_tables(
+        self, condition: Callable[[str, IpvsTable], bool], *, timeout: float = 60.0, nodes: Iterable[str] = ()
+    ) -> float:
+        """Wait until `condition(node, table)` holds on every node (or on `nodes`); the seconds it took
+        (AssertionError past `timeout`)."""
         started = time.monotonic()
-        pending = set(self.nodes)
+        pending = set(nodes) or set(self.nodes)
         while pending:
             pending = {node for node in pending if not condition(node, self.table(node))}
             if not pending:
