@@ -1,5 +1,6 @@
 """What runs in a pod: an HTTP server answering with the pod's name and the client address it saw, with a
-`/sleep?seconds=N` path for long requests (at most 30 s), and netlab's UDP echo server.
+`/sleep?seconds=N` path for long requests (at most 30 s) and `/hold`, answered when the test releases the pod's
+held requests (`PodServers.release`, at most 30 s), and netlab's UDP echo server.
 
 Threads of the test process, as netlab's servers are (a Python start costs about a second under emulation).
 A pod stops as a well-behaved application does at the end of its grace period: it stops accepting, lets the
@@ -33,8 +34,9 @@ class _PodHTTPServer(socketserver.ThreadingTCPServer):
     def __init__(self, port: int, identity: str) -> None:
         self.identity = identity
         self.in_flight = 0
-        self.long_requests = 0  # /sleep requests received
+        self.long_requests = 0  # /sleep and /hold requests received
         self.lock = threading.Lock()
+        self.released = threading.Event()  # answers the /hold requests
         super().__init__(("::", port), _PodHandler)
 
     def server_bind(self) -> None:
@@ -57,12 +59,14 @@ class _PodHandler(BaseHTTPRequestHandler):
         url = urllib.parse.urlsplit(self.path)
         with server.lock:
             server.in_flight += 1
-            if url.path == "/sleep":
+            if url.path in {"/sleep", "/hold"}:
                 server.long_requests += 1
         try:
             if url.path == "/sleep":
                 seconds = float(urllib.parse.parse_qs(url.query).get("seconds", ["1"])[0])
                 time.sleep(min(max(seconds, 0.0), MAX_SLEEP))
+            elif url.path == "/hold":
+                server.released.wait(MAX_SLEEP)
             body = f"{server.identity}\n".encode()
             self.send_response(200)
             self.send_header("Content-Type", "text/plain")
@@ -100,8 +104,13 @@ class PodServers:
 
     @property
     def long_requests(self) -> int:
-        """/sleep requests received so far."""
+        """/sleep and /hold requests received so far."""
         return 0 if self._http is None else self._http.long_requests
+
+    def release(self) -> None:
+        """Answer the /hold requests (and any later one at once)."""
+        if self._http is not None:
+            self._http.released.set()
 
     def close(self, *, grace: float = 0.0) -> float:
         """Stop accepting, wait up to `grace` seconds for requests in flight, close; the seconds waited."""
