@@ -59,9 +59,8 @@ AGENT_USER = "ipvsctl-user"  # tests/apiserver/harness.py's token user without g
 NODES = 3
 CLIENTS = 5
 RESYNC_INTERVAL = 10.0
-AGENT_READY_TIMEOUT = (
-    300.0  # three agents starting at once on the one emulated CPU: 40 s on one machine, 100 on another
-)
+# Three agents starting at once on the one emulated CPU: 40 s on one machine, 100 on another.
+AGENT_READY_TIMEOUT = 300.0
 POLL = 0.05
 HAPROXY_SOCKET = Path("/run/ipvsctl-e2e/haproxy.sock")
 

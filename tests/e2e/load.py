@@ -8,6 +8,7 @@ saw, how long it took, or why it failed); a failed request is never retried.
 
 from __future__ import annotations
 
+import errno
 import http.client
 import os
 import selectors
@@ -231,10 +232,14 @@ def connect_each_here(
                 started = time.monotonic()
                 try:
                     sock.bind((connect.source, 0))
-                    sock.connect_ex((connect.host, connect.port))
+                    code = sock.connect_ex((connect.host, connect.port))
                 except OSError as error:
+                    code, reason = -1, type(error).__name__
+                else:
+                    reason = os.strerror(code)
+                if code not in (0, errno.EINPROGRESS):  # failed at once: say why, not what a later send meets
                     sock.close()
-                    outcomes.append(Outcome(connect.name, started, 0.0, ok=False, error=type(error).__name__))
+                    outcomes.append(Outcome(connect.name, started, 0.0, ok=False, error=reason))
                     continue
                 pending[sock.fileno()] = _Pending(connect, sock, started)
                 selector.register(sock, selectors.EVENT_WRITE)

@@ -80,6 +80,28 @@ def serving_reals(table: IpvsTable) -> int:
     return sum(1 for reals in table.values() for state in reals.values() if state.weight > 0)
 
 
+def _address_lines(verb: str, sources: Sequence[str]) -> str:
+    """`ip -batch` lines adding or deleting `sources` on lan0 (IPv6 without duplicate detection)."""
+    lines = []
+    for source in sources:
+        if ":" in source:
+            lines.append(f"addr {verb} {source}/128 dev lan0" + (" nodad" if verb == "add" else ""))
+        else:
+            lines.append(f"addr {verb} {source}/32 dev lan0")
+    return "".join(f"{line}\n" for line in lines)
+
+
+@contextlib.contextmanager
+def client_sources(bed: Bed, sources: Sequence[str]) -> Iterator[None]:
+    """`sources` on client1's LAN interface for the block."""
+    client = bed.cluster.clients[0]
+    client.netns.ip("-batch", "-", input=_address_lines("add", sources))
+    try:
+        yield
+    finally:
+        client.netns.ip("-batch", "-", input=_address_lines("del", sources))
+
+
 Condition = Callable[[str, IpvsTable], bool]
 
 
@@ -462,10 +484,9 @@ def test_8_a_client_entering_through_each_node_gets_a_pod_per_node(bed: Bed, rep
     for cluster-wide affinity; per-node persistence promises nothing across nodes)."""
     client = bed.cluster.clients[0]
     sources = [f"192.0.2.{150 + index}" for index in range(CROSS_NODE_CLIENTS)]
-    client.netns.ip("-batch", "-", input="".join(f"addr add {source}/32 dev lan0\n" for source in sources))
     outcomes: list[Outcome] = []
     pods: dict[str, dict[str, str]] = defaultdict(dict)
-    try:
+    with client_sources(bed, sources):
         for node in bed.cluster.nodes:
             done = burst(
                 [
@@ -477,8 +498,6 @@ def test_8_a_client_entering_through_each_node_gets_a_pod_per_node(bed: Bed, rep
             outcomes += done
             for outcome in done:
                 pods[outcome.flow][node.name] = outcome.server
-    finally:
-        client.netns.ip("-batch", "-", input="".join(f"addr del {source}/32 dev lan0\n" for source in sources))
     same_all = sum(1 for by_node in pods.values() if len(set(by_node.values())) == 1)
     same_12 = sum(1 for by_node in pods.values() if by_node.get("node1") == by_node.get("node2"))
     report.record(
@@ -573,28 +592,6 @@ IN_FLIGHT = 16  # connections at a time from the one client thread (more only qu
 def sources6(round_: int) -> tuple[str, ...]:
     """The IPv6 client addresses of one round."""
     return tuple(f"2001:db8:c:{round_}::{index:x}" for index in range(1, AGREEMENT_CLIENTS6 + 1))
-
-
-def _address_lines(verb: str, sources: Sequence[str]) -> str:
-    """`ip -batch` lines adding or deleting `sources` on lan0 (IPv6 without duplicate detection)."""
-    lines = []
-    for source in sources:
-        if ":" in source:
-            lines.append(f"addr {verb} {source}/128 dev lan0" + (" nodad" if verb == "add" else ""))
-        else:
-            lines.append(f"addr {verb} {source}/32 dev lan0")
-    return "".join(f"{line}\n" for line in lines)
-
-
-@contextlib.contextmanager
-def client_sources(bed: Bed, sources: Sequence[str]) -> Iterator[None]:
-    """`sources` on client1's LAN interface for the block."""
-    client = bed.cluster.clients[0]
-    client.netns.ip("-batch", "-", input=_address_lines("add", sources))
-    try:
-        yield
-    finally:
-        client.netns.ip("-batch", "-", input=_address_lines("del", sources))
 
 
 def agreement_through_nodes(bed: Bed, node_port: int, sources: Sequence[str]) -> tuple[list[Outcome], int]:
