@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ipvsctl.netfilter.ruleset import replace_table, table_definition
+from ipvsctl.netfilter.ruleset import create_dormant, replace_table, table_definition
 
 
 def test_replacing_creates_then_deletes_before_defining() -> None:
@@ -39,3 +39,18 @@ def test_cluster_cidrs_are_written_into_the_rules_of_their_family() -> None:
     text = table_definition(cluster_cidrs=["10.0.0.0/8", "10.1.0.0/16"])
     assert "ip daddr . meta l4proto . th dport @cluster4 ip saddr != { 10.0.0.0/8, 10.1.0.0/16 }" in text
     assert "@cluster6" not in text
+
+
+def test_a_dormant_creation_deletes_first_then_defines_the_table_off_its_hooks() -> None:
+    """The dormant text works whether or not the table exists, and its table block says ``flags dormant``."""
+    lines = create_dormant().splitlines()
+    assert lines[:3] == ["table inet ipvsctl", "delete table inet ipvsctl", "table inet ipvsctl {"]
+    assert "\tflags dormant;" in lines
+
+
+def test_the_dormant_definition_differs_from_the_active_one_only_by_its_flags() -> None:
+    """Sets, chains and rules are the same as the active table's: only the dormant flag line is added."""
+    dormant = table_definition(cluster_cidrs=["192.0.2.0/24"], dormant=True).splitlines()
+    active = table_definition(cluster_cidrs=["192.0.2.0/24"]).splitlines()
+    assert [line for line in dormant if line != "\tflags dormant;"] == active
+    assert len(dormant) == len(active) + 1

@@ -30,6 +30,7 @@ __all__ = [
     "DEFAULT_MASQUERADE_BIT",
     "FAMILY",
     "TABLE",
+    "create_dormant",
     "element_text",
     "replace_table",
     "table_definition",
@@ -54,15 +55,20 @@ _IP = {4: "ip", 6: "ip6"}
 _ICMP_ECHO = {4: "icmp type echo-request", 6: "icmpv6 type echo-request"}
 
 
-def table_definition(*, masquerade_bit: int = DEFAULT_MASQUERADE_BIT, cluster_cidrs: Sequence[str] = ()) -> str:
+def table_definition(
+    *, masquerade_bit: int = DEFAULT_MASQUERADE_BIT, cluster_cidrs: Sequence[str] = (), dormant: bool = False
+) -> str:
     """The table with its sets (empty) and chains, as an ``nft -f`` block.
 
     ``cluster_cidrs`` (the pod network, ``--cluster-cidr``) are written into the rules that masquerade
-    ClusterIP traffic from elsewhere; a family without one gets no such rule.
+    ClusterIP traffic from elsewhere; a family without one gets no such rule. A ``dormant`` table's chains
+    are not on their hooks: no packet sees them until the table is woken (``create_dormant``).
     """
     mark = f"0x{1 << masquerade_bit:08x}"
     keep = f"0x{0xFFFFFFFF ^ (1 << masquerade_bit):08x}"
     lines = [f"table {FAMILY} {TABLE} {{", '\tcomment "ipvsctl: the netfilter half of its Services; do not edit"']
+    if dormant:
+        lines.append("\tflags dormant;")
     for family in (4, 6):
         for kind in Kind:
             flags = "; flags interval" if kind.interval else ""
@@ -136,3 +142,14 @@ def replace_table(
             chunk = ", ".join(values[start : start + _ELEMENTS_PER_COMMAND])
             lines.append(f"add element {FAMILY} {TABLE} {name} {{ {chunk} }}")
     return "\n".join(lines) + "\n"
+
+
+def create_dormant(*, masquerade_bit: int = DEFAULT_MASQUERADE_BIT, cluster_cidrs: Sequence[str] = ()) -> str:
+    """One ``nft -f`` transaction that makes the table its definition, empty and dormant (off its hooks).
+
+    The first half of writing a table that was not there: its elements then go over netlink in one
+    transaction with the table's waking, so no packet meets the chains before their sets are full
+    (``backend.nft.kernel``). Any table of the name is deleted first, as by ``replace_table``.
+    """
+    definition = table_definition(masquerade_bit=masquerade_bit, cluster_cidrs=cluster_cidrs, dormant=True)
+    return f"table {FAMILY} {TABLE}\ndelete table {FAMILY} {TABLE}\n{definition}"

@@ -139,6 +139,15 @@ async def test_an_edited_definition_reads_not_defined(subject: Subject) -> None:
     assert (state.defined, state.present) == (False, True)
 
 
+async def test_a_replace_over_an_edited_table_reads_back_exactly(subject: Subject) -> None:
+    """A table edited by hand is rewritten whole: the edit is gone, the elements are exactly the new ones."""
+    await subject.table.replace({SERVICE})
+    subject.edit_definition()
+    await subject.table.replace(EVERY_KIND)
+    state = await subject.table.read()
+    assert (state.defined, state.present, state.elements) == (True, True, EVERY_KIND)
+
+
 async def test_elements_added_by_hand_are_read(subject: Subject) -> None:
     """An element someone else added is in what a read returns (so a resync deletes it)."""
     await subject.table.replace({SERVICE})

@@ -16,6 +16,7 @@ from ipvsctl.backend.nft.wire import (
     encode_fields,
     plain_elements,
     set_layout,
+    table_flags_message,
     walk_elements,
 )
 from ipvsctl.netfilter.elements import Kind, Value, set_name
@@ -207,3 +208,12 @@ def test_any_value_is_encoded_or_refused_as_field_by_field(name: str, parts: lis
             encode_element(name, value)  # type: ignore[arg-type]
     else:
         assert encode_element(name, value) == expected  # type: ignore[arg-type]
+
+
+def test_a_table_flags_message_updates_the_named_inet_table() -> None:
+    """NEWTABLE of subsystem nf_tables, no create flag; the inet family, the name, the flags big-endian."""
+    data = table_flags_message(table="ipvsctl", flags=0x1, seq=7, message_flags=0x4)
+    length, kind, flags, seq, _ = struct.unpack_from("=IHHII", data)
+    assert (length, kind, flags, seq) == (len(data), 10 << 8, 0x1 | 0x4, 7)
+    assert data[16:20] == bytes([1, 0, 0, 0])  # nfgenmsg: NFPROTO_INET, version 0, resource 0
+    assert data[20:] == attribute(1, b"ipvsctl\0") + attribute(2, struct.pack("!I", 1))

@@ -53,6 +53,7 @@ _NETLINK_CAP_ACK = 10
 _SO_RCVBUFFORCE = 33
 _SO_SNDBUFFORCE = 32
 _MAX_SEQUENCE = 2**32 - 1
+_SEND_SLACK = 32  # netlink_sendmsg refuses a message longer than the send buffer less this
 
 _T = TypeVar("_T")
 _C = TypeVar("_C")
@@ -88,6 +89,7 @@ class NetlinkChannel:
             self._socket.bind((0, 0))
             _raise_buffer(self._socket, socket.SO_RCVBUF, _SO_RCVBUFFORCE, RECEIVE_BUFFER)
             _raise_buffer(self._socket, socket.SO_SNDBUF, _SO_SNDBUFFORCE, SEND_BUFFER)
+            self._send_room = self._room()
             with contextlib.suppress(OSError):  # older kernels echo the request in errors: the buffer holds them
                 self._socket.setsockopt(_SOL_NETLINK, _NETLINK_CAP_ACK, 1)
         except BaseException:
@@ -193,11 +195,22 @@ class NetlinkChannel:
         return first
 
     def send(self, data: bytes) -> None:
-        """Send one buffer of messages."""
+        """Send one buffer of messages, the send buffer first raised to hold it when it is larger.
+
+        The kernel takes one ``sendmsg`` only if it fits the socket's send buffer (else EMSGSIZE), and an
+        nf_tables transaction must be one ``sendmsg``: a table's 50,000 elements are about 2 MiB.
+        """
         try:
+            if len(data) > self._send_room:
+                _raise_buffer(self._socket, socket.SO_SNDBUF, _SO_SNDBUFFORCE, len(data) + _SEND_SLACK)
+                self._send_room = self._room()
             self._socket.send(data)
         except OSError as error:
             raise self._error(error, "send") from error
+
+    def _room(self) -> int:
+        """The largest ``sendmsg`` the socket takes now (the kernel keeps 32 bytes of the buffer back)."""
+        return int(self._socket.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF)) - _SEND_SLACK
 
     def receive(self) -> memoryview:
         """One message buffer from the socket (valid until the next receive)."""

@@ -50,6 +50,7 @@ __all__ = [
     "encode_fields",
     "plain_elements",
     "set_layout",
+    "table_flags_message",
     "walk_elements",
 ]
 
@@ -58,6 +59,8 @@ NFPROTO_INET: Final = 1
 NFNL_SUBSYS_NFTABLES: Final = 10
 NFNL_MSG_BATCH_BEGIN: Final = 0x10
 NFNL_MSG_BATCH_END: Final = 0x11
+NFT_MSG_NEWTABLE: Final = 0
+NFT_TABLE_F_DORMANT: Final = 0x1
 NFT_MSG_NEWSETELEM: Final = 12
 NFT_MSG_GETSETELEM: Final = 13
 NFT_MSG_DELSETELEM: Final = 14
@@ -229,6 +232,21 @@ def element_message(
     )
     kind = (NFNL_SUBSYS_NFTABLES << 8) | (NFT_MSG_DELSETELEM if delete else NFT_MSG_NEWSETELEM)
     return message(kind, flags=NLM_F_REQUEST | (0 if delete else NLM_F_CREATE) | flags, seq=seq, body=body)
+
+
+_TABLE_NAME, _TABLE_FLAGS = 1, 2  # NFTA_TABLE_NAME, NFTA_TABLE_FLAGS
+_BE32 = struct.Struct("!I")
+
+
+def table_flags_message(*, table: str, flags: int, seq: int, message_flags: int = 0) -> bytes:
+    """A NEWTABLE message that sets an existing inet table's flags (0 wakes a dormant table).
+
+    Without NLM_F_CREATE or NLM_F_EXCL it is an update: the kernel changes the flags of the table there.
+    """
+    body = _header(family=NFPROTO_INET) + attribute(_TABLE_NAME, table.encode() + b"\0")
+    body += attribute(_TABLE_FLAGS, _BE32.pack(flags))
+    kind = (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWTABLE
+    return message(kind, flags=NLM_F_REQUEST | message_flags, seq=seq, body=body)
 
 
 def dump_request(*, table: str, name: str, seq: int) -> bytes:
