@@ -1,8 +1,10 @@
 """Issue 15 in the kernel lab: the nftables half against the IPVS half of the same cluster, in one boot.
 
-1. **Whole table**: ``KernelNetfilter.replace`` of every element the cluster needs (one ``nft -f``) against
+1. **Whole table**: ``KernelNetfilter.replace`` of every element the cluster needs, where there was no
+   table (``nft -f`` of the dormant definition, then one netlink transaction), against
    ``NetlinkBackend.apply`` of every IPVS add of the same cluster, each from empty, in a fresh namespace.
-   Target: the nftables write takes less time than the IPVS apply.
+   Target: the nftables write takes less time than the IPVS apply. Then the same ``replace`` again, over
+   the table now there: the rewrite a resync makes after drift (one ``nft -f`` of definition and elements).
 2. **One change**: an endpoint of one Service replaced, as the agent's incremental sync does it. The IPVS
    part is ``reconcile.sync`` of that key alone (read it, plan, add and delete a real server); the
    nftables part is the ``change`` of that sync (the new pod's hairpin element in, the old one's out), one
@@ -83,6 +85,11 @@ async def whole_table(table: Table, elements: set[Element], times: dict[str, lis
         times["nftables write (every element)"].append(time.perf_counter() - start)
         if (await nft.read()).elements != elements:
             sys.exit("bench.netfilter: the nftables table does not hold what was written")
+        start = time.perf_counter()
+        await nft.replace(elements)
+        times["nftables rewrite of the table there (one nft -f)"].append(time.perf_counter() - start)
+        if (await nft.read()).elements != elements:
+            sys.exit("bench.netfilter: the rewritten nftables table does not hold what was written")
         await nft.close()
     finally:
         delete_netns(space)
@@ -148,6 +155,7 @@ async def measure(services: int, rounds: int) -> dict[str, object]:
     for name in (
         "IPVS apply (every service)",
         "nftables write (every element)",
+        "nftables rewrite of the table there (one nft -f)",
         "IPVS part of one change (sync of its key)",
         "nftables part of one change (one transaction)",
         f"nftables burst of {BURST} elements in (one transaction)",

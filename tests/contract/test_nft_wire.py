@@ -16,7 +16,9 @@ from ipvsctl.backend.nft.wire import (
     encode_fields,
     plain_elements,
     set_layout,
+    table_flags,
     table_flags_message,
+    table_request,
     walk_elements,
 )
 from ipvsctl.netfilter.elements import Kind, Value, set_name
@@ -217,3 +219,25 @@ def test_a_table_flags_message_updates_the_named_inet_table() -> None:
     assert (length, kind, flags, seq) == (len(data), 10 << 8, 0x1 | 0x4, 7)
     assert data[16:20] == bytes([1, 0, 0, 0])  # nfgenmsg: NFPROTO_INET, version 0, resource 0
     assert data[20:] == attribute(1, b"ipvsctl\0") + attribute(2, struct.pack("!I", 1))
+
+
+def test_a_table_request_gets_one_inet_table_by_name() -> None:
+    """GETTABLE (not a dump) of the inet family, naming the table."""
+    data = table_request(table="ipvsctl", seq=3, flags=0x4)
+    length, kind, flags, seq, _ = struct.unpack_from("=IHHII", data)
+    assert (length, kind, flags, seq) == (len(data), (10 << 8) | 1, 0x1 | 0x4, 3)
+    assert data[16:] == bytes([1, 0, 0, 0]) + attribute(1, b"ipvsctl\0")
+
+
+def test_table_flags_are_read_from_a_reply_and_default_to_zero() -> None:
+    """NFTA_TABLE_FLAGS big-endian among other attributes; a reply without it has flags 0."""
+    head = bytes([1, 0, 0, 0])
+    name = attribute(1, b"ipvsctl\0")
+    assert table_flags(head + name + attribute(2, struct.pack("!I", 1)) + attribute(3, b"\0\0\0\5")) == 1
+    assert table_flags(head + name) == 0
+
+
+def test_table_flags_of_the_wrong_size_are_refused() -> None:
+    """A flags attribute that is not four bytes is a WireFormatError, not a guess."""
+    with pytest.raises(WireFormatError):
+        table_flags(bytes([1, 0, 0, 0]) + attribute(2, b"\1\0"))

@@ -93,3 +93,22 @@ async def test_a_change_of_thirty_thousand_elements_goes_at_once(table: KernelNe
     wanted = services(30_000)
     await table.change(add=wanted, delete=())
     assert (await table.read()).elements == wanted
+
+
+async def test_a_table_made_dormant_by_hand_reads_not_defined(table: KernelNetfilter, netns: Netns) -> None:
+    """A table put to sleep behind the agent's back (its chains off their hooks) is not as defined."""
+    await table.replace({ALLOWED})
+    netns.run("nft", "add", "table", "inet", "ipvsctl", "{ flags dormant; }")
+    state = await table.read()
+    assert (state.defined, state.present, state.elements) == (False, True, frozenset({ALLOWED}))
+
+
+async def test_a_replace_over_a_dormant_table_wakes_it(table: KernelNetfilter, netns: Netns) -> None:
+    """The rewrite of a dormant table (as a resync makes it) leaves it awake, with the elements written."""
+    await table.replace({ALLOWED})
+    netns.run("nft", "add", "table", "inet", "ipvsctl", "{ flags dormant; }")
+    await table.replace({ALLOWED})
+    [found] = tables(netns)
+    assert found.get("flags", []) == []
+    state = await table.read()
+    assert (state.defined, state.elements) == (True, frozenset({ALLOWED}))

@@ -33,6 +33,7 @@ from ipvsctl.backend.netlink.message import (
     NLMSG_ERROR,
     Buffer,
     KernelRefusalError,
+    Reply,
     WireFormatError,
     iter_replies,
 )
@@ -49,7 +50,9 @@ from ipvsctl.backend.nft.wire import (
     dump_request,
     element_message,
     encode_element,
+    table_flags,
     table_flags_message,
+    table_request,
 )
 from ipvsctl.errors import BackendError, DriftError
 from ipvsctl.netfilter.elements import Element, Kind, set_name
@@ -186,7 +189,17 @@ class KernelNetfilter:
         return self._channel
 
     def _definition(self, channel: NetlinkChannel) -> bytes | None:
-        """The table's chains and rules as the kernel dumps them; None when the table has no chain."""
+        """The table's flags, chains and rules as the kernel gives them; None when the table has no chain.
+
+        The flags make a table left dormant (by hand, or by a process stopped between the two steps of a
+        creation) read as changed: its chains are off their hooks, whatever they say.
+        """
+        try:
+            flags = channel.request(lambda _, seq, extra: table_request(table=TABLE, seq=seq, flags=extra), _flags)
+        except KernelRefusalError as refusal:
+            if refusal.errno in _DRIFT:
+                return None
+            raise self._kernel_error(refusal, "read the table") from refusal
         parts: list[bytes] = []
         for rules in (False, True):
             request = definition_dump_request(table=TABLE, rules=rules, seq=channel.sequences(1))
@@ -197,7 +210,7 @@ class KernelNetfilter:
                     return None
                 raise self._kernel_error(refusal, "read the table") from refusal
             parts.extend(replies)
-        return b"".join(parts) if parts else None
+        return b"".join([*flags, *parts]) if parts else None
 
     def _elements_of(self, channel: NetlinkChannel, name: str) -> list[tuple[str | int, ...]]:
         request = dump_request(table=TABLE, name=name, seq=channel.sequences(1))
@@ -272,6 +285,14 @@ class KernelNetfilter:
         if process.returncode:
             complaint = " / ".join(stderr.decode(errors="replace").strip().splitlines()[:_OUTPUT_LINES])
             raise BackendError(f"nft could not {what}: {complaint or f'exit {process.returncode}'}", target=TARGET)
+
+
+def _flags(reply: Reply) -> bytes:
+    """The table's flags, as the first bytes of its definition."""
+    try:
+        return table_flags(reply.payload).to_bytes(4, "big")
+    except WireFormatError as error:
+        raise BackendError(f"unreadable table: {error}", target=TARGET) from error
 
 
 def _definition_part(payload: Buffer, _context: None) -> bytes:

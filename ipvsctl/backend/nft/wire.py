@@ -50,7 +50,9 @@ __all__ = [
     "encode_fields",
     "plain_elements",
     "set_layout",
+    "table_flags",
     "table_flags_message",
+    "table_request",
     "walk_elements",
 ]
 
@@ -247,6 +249,27 @@ def table_flags_message(*, table: str, flags: int, seq: int, message_flags: int 
     body += attribute(_TABLE_FLAGS, _BE32.pack(flags))
     kind = (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWTABLE
     return message(kind, flags=NLM_F_REQUEST | message_flags, seq=seq, body=body)
+
+
+NFT_MSG_GETTABLE: Final = 1
+
+
+def table_request(*, table: str, seq: int, flags: int = 0) -> bytes:
+    """A GETTABLE of one inet table by name (not a dump: no other table is read)."""
+    body = _header(family=NFPROTO_INET) + attribute(_TABLE_NAME, table.encode() + b"\0")
+    return message((NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETTABLE, flags=NLM_F_REQUEST | flags, seq=seq, body=body)
+
+
+def table_flags(payload: Buffer) -> int:
+    """The NFTA_TABLE_FLAGS of a NEWTABLE reply's payload (its nfgenmsg, then attributes); 0 when absent."""
+    view = memoryview(payload)
+    for number, start, stop in iter_attributes(view, NFGENMSG_SIZE, len(view)):
+        if number == _TABLE_FLAGS:
+            if stop - start != _BE32.size:
+                raise WireFormatError(f"table flags of {stop - start} bytes, not {_BE32.size}")
+            flags: int = _BE32.unpack_from(view, start)[0]
+            return flags
+    return 0
 
 
 def dump_request(*, table: str, name: str, seq: int) -> bytes:
