@@ -8,8 +8,8 @@ there is created in two transactions, because ``nft`` parsing tens of thousands 
 its cost (1.9 s of 50,000 under the lab's emulation): ``nft -f`` writes the definition dormant (its chains
 off their hooks, so no packet meets them), then one netlink transaction adds every element and wakes the
 table. Until that commits the node behaves as without the table, as it did before; if it is refused, the
-dormant table is deleted again. A read compares the table's chains and rules, as the kernel dumps them,
-with the dump taken right after the handle's own rewrite: any difference means "not as defined".
+dormant table is deleted again. A read compares the table's flags, chains and rules, as the kernel gives
+them, with what it gave right after the handle's own write: any difference means "not as defined".
 
 Elements change with the Services and go over netlink in one nf_tables transaction per change
 (``wire.py``), without a process per change. The ``nft`` binary comes from Debian's ``nftables``
