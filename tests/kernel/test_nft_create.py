@@ -3,11 +3,9 @@ by one netlink transaction (``backend.nft.kernel``). Checked against the lab ker
 
 from __future__ import annotations
 
-import contextlib
 import ipaddress
 import json
-import shutil
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -16,8 +14,7 @@ from ipvsctl.backend.nft.kernel import KernelNetfilter
 from ipvsctl.errors import BackendError
 from ipvsctl.netfilter.elements import Element
 from ipvsctl.netfilter.ruleset import DEFAULT_MASQUERADE_BIT
-from tests.contract.conftest import HAS_IPVS, LAB_COMMAND
-from tests.kernel.netlab import Lab, Netns
+from tests.kernel.netlab import Netns
 
 pytestmark = pytest.mark.kernel
 
@@ -26,17 +23,8 @@ UNKNOWN_TABLE_FLAG = 1 << 31  # outside NFT_TABLE_F_MASK: the kernel refuses the
 
 
 @pytest.fixture
-def netns() -> Iterator[Netns]:
-    """A fresh network namespace in the lab, with no nftables table."""
-    if not HAS_IPVS or shutil.which("nft") is None:
-        pytest.skip(f"needs the kernel lab with nft: {LAB_COMMAND}")
-    with contextlib.ExitStack() as cleanup:
-        yield Lab(cleanup).netns("nft")
-
-
-@pytest.fixture
 async def table(netns: Netns) -> AsyncIterator[KernelNetfilter]:
-    """A KernelNetfilter handle on the namespace."""
+    """A KernelNetfilter handle on a fresh lab namespace (``netns``, tests/kernel/conftest.py): no table yet."""
     handle = KernelNetfilter(netns=netns.name, masquerade_bit=DEFAULT_MASQUERADE_BIT)
     yield handle
     await handle.close()
