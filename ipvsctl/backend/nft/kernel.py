@@ -194,22 +194,17 @@ class KernelNetfilter:
         The flags make a table left dormant (by hand, or by a process stopped between the two steps of a
         creation) read as changed: its chains are off their hooks, whatever they say.
         """
+        parts: list[bytes] = []
         try:
             flags = channel.request(lambda _, seq, extra: table_request(table=TABLE, seq=seq, flags=extra), _flags)
+            for rules in (False, True):
+                request = definition_dump_request(table=TABLE, rules=rules, seq=channel.sequences(1))
+                replies, _ = channel.dump(request, one=_definition_part, context=None)
+                parts.extend(replies)
         except KernelRefusalError as refusal:
             if refusal.errno in _DRIFT:
                 return None
             raise self._kernel_error(refusal, "read the table") from refusal
-        parts: list[bytes] = []
-        for rules in (False, True):
-            request = definition_dump_request(table=TABLE, rules=rules, seq=channel.sequences(1))
-            try:
-                replies, _ = channel.dump(request, one=_definition_part, context=None)
-            except KernelRefusalError as refusal:
-                if refusal.errno in _DRIFT:
-                    return None
-                raise self._kernel_error(refusal, "read the table") from refusal
-            parts.extend(replies)
         return b"".join([*flags, *parts]) if parts else None
 
     def _elements_of(self, channel: NetlinkChannel, name: str) -> list[tuple[str | int, ...]]:
