@@ -83,13 +83,22 @@ def request(flow: Flow, *, timeout: float = REQUEST_TIMEOUT, sequence: int = 0) 
 
 
 def _run_flow(
-    flow: Flow, *, count: int, interval: float, deadline: float, stop: threading.Event, into: list[Outcome]
+    flow: Flow,
+    *,
+    count: int,
+    interval: float,
+    deadline: float,
+    stop: threading.Event,
+    into: list[Outcome],
+    busy: dict[str, float],
 ) -> None:
     with flow.client.entered():
         for sequence in range(count):
             if stop.is_set() or time.monotonic() >= deadline:
                 return
+            busy[flow.name] = time.monotonic()
             into.append(request(flow, sequence=sequence))
+            busy.pop(flow.name, None)
             stop.wait(interval)
 
 
@@ -102,7 +111,9 @@ class Load:
         if not 1 <= count <= MAX_COUNT or not 0 < seconds <= MAX_SECONDS:
             raise ValueError(f"count within 1..{MAX_COUNT}, seconds within (0, {MAX_SECONDS}]")
         self._stop = threading.Event()
+        self._names = [flow.name for flow in flows]
         self._outcomes: list[Outcome] = []  # list.append is atomic: the flows share it
+        self._busy: dict[str, float] = {}  # flow → when its request in flight began (item assignment is atomic)
         deadline = time.monotonic() + seconds
         self._threads = [
             threading.Thread(
@@ -114,6 +125,7 @@ class Load:
                     "deadline": deadline,
                     "stop": self._stop,
                     "into": self._outcomes,
+                    "busy": self._busy,
                 },
                 name=f"load-{flow.name}",
                 daemon=True,
@@ -134,6 +146,42 @@ class Load:
     def outcomes(self) -> list[Outcome]:
         """The requests done so far."""
         return list(self._outcomes)
+
+    def wait_for(self, *, since: float, per_flow: int, timeout: float) -> list[Outcome]:
+        """Wait until every flow has finished `per_flow` requests started after `since` (monotonic s); those
+        requests. AssertionError past `timeout` or once a flow has ended short, naming the flows short and the
+        last request of each: a load that made no progress is a finding, never a pass by absence."""
+        give_up = time.monotonic() + timeout
+        while True:
+            after = [o for o in self.outcomes if o.started > since]
+            done = {name: sum(o.flow == name for o in after) for name in self._names}
+            short = sorted(name for name, n in done.items() if n < per_flow)
+            if not short:
+                return after
+            ended = not any(thread.is_alive() for thread in self._threads)
+            if ended or time.monotonic() > give_up:
+                raise AssertionError(
+                    f"flows {short} finished fewer than {per_flow} requests within {timeout:.0f} s"
+                    f"{' (the load had ended)' if ended else ''}; last of each: {self._last_of(short, since)}"
+                )
+            time.sleep(0.05)
+
+    def _last_of(self, names: Sequence[str], since: float) -> str:
+        outcomes, busy, now = self.outcomes, dict(self._busy), time.monotonic()
+        lasts = []
+        for name in names:
+            own = [o for o in outcomes if o.flow == name]
+            said = f"{name}: "
+            if name in busy:
+                said += f"in a request started {busy[name] - since:+.2f} s, {now - busy[name]:.2f} s ago; "
+            if own:
+                last = own[-1]
+                said += f"last finished started {last.started - since:+.2f} s, took {last.seconds:.2f} s, "
+                said += "ok" if last.ok else last.error
+            else:
+                said += "none finished"
+            lasts.append(said)
+        return "; ".join(lasts)
 
     def wait(self) -> list[Outcome]:
         """Wait for every flow to reach its count or time; the outcomes."""

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from tests.e2e.load import MAX_CONNECTS, Connect, connect_each_here
+from tests.e2e.load import MAX_CONNECTS, Connect, Flow, Load, connect_each_here
+from tests.kernel.netlab import Netns
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -41,6 +44,20 @@ def server_port() -> Iterator[int]:
     yield server.server_address[1]
     server.shutdown()
     server.server_close()
+
+
+class _Here(Netns):
+    """The test's own namespace: a flow from it sends from loopback without switching namespace."""
+
+    @contextlib.contextmanager
+    def entered(self) -> Iterator[None]:
+        """Stay where the thread is."""
+        yield
+
+
+def flow_to(name: str, port: int) -> Flow:
+    """A flow from this namespace to a loopback port."""
+    return Flow(name, _Here("here"), "127.0.0.1", port)
 
 
 def closed_port() -> int:
@@ -85,3 +102,37 @@ def test_more_connects_than_the_bound_are_refused_up_front() -> None:
     """The load is bounded: more than MAX_CONNECTS is a ValueError before anything is sent."""
     with pytest.raises(ValueError, match="at most"):
         connect_each_here([Connect("x", "127.0.0.1", "127.0.0.1", 1)] * (MAX_CONNECTS + 1))
+
+
+def test_wait_for_returns_the_requests_every_flow_finished_after_a_moment(server_port: int) -> None:
+    """Two flows: wait_for returns once each has finished 3 requests started after the moment, and only those."""
+    with Load([flow_to("a", server_port), flow_to("b", server_port)], interval=0.01, seconds=30) as load:
+        time.sleep(0.2)
+        since = time.monotonic()
+        after = load.wait_for(since=since, per_flow=3, timeout=10)
+    counts = {name: sum(o.flow == name for o in after) for name in ("a", "b")}
+    assert (min(counts.values()) >= 3, all(o.started > since and o.ok for o in after)) == (True, True)
+
+
+def test_wait_for_names_a_flow_stuck_in_its_request(server_port: int) -> None:
+    """A flow whose request is never answered fails wait_for by name, with how its last request began."""
+    with socket.socket() as mute:
+        mute.bind(("127.0.0.1", 0))
+        mute.listen(8)
+        stuck = flow_to("stuck", mute.getsockname()[1])
+        with Load([flow_to("moving", server_port), stuck], interval=0.01, seconds=30) as load:
+            time.sleep(0.2)
+            with pytest.raises(AssertionError) as raised:
+                load.wait_for(since=time.monotonic(), per_flow=2, timeout=0.5)
+            mute.close()  # resets the connection waiting in its backlog: the stuck request ends now
+    assert ("['stuck']" in str(raised.value), "stuck: in a request started -" in str(raised.value)) == (True, True)
+
+
+def test_wait_for_fails_at_once_when_the_load_has_ended() -> None:
+    """A load past its time cannot make progress: wait_for says so without waiting out its timeout."""
+    with Load([flow_to("short", closed_port())], interval=0.01, seconds=0.2) as load:
+        time.sleep(0.4)
+        started = time.monotonic()
+        with pytest.raises(AssertionError, match="the load had ended"):
+            load.wait_for(since=started, per_flow=1, timeout=30)
+    assert time.monotonic() - started < 5
