@@ -62,6 +62,7 @@ NFNL_SUBSYS_NFTABLES: Final = 10
 NFNL_MSG_BATCH_BEGIN: Final = 0x10
 NFNL_MSG_BATCH_END: Final = 0x11
 NFT_MSG_NEWTABLE: Final = 0
+NFT_MSG_GETTABLE: Final = 1
 NFT_TABLE_F_DORMANT: Final = 0x1
 NFT_MSG_NEWSETELEM: Final = 12
 NFT_MSG_GETSETELEM: Final = 13
@@ -240,24 +241,25 @@ _TABLE_NAME, _TABLE_FLAGS = 1, 2  # NFTA_TABLE_NAME, NFTA_TABLE_FLAGS
 _BE32 = struct.Struct("!I")
 
 
+def _table_named(table: str) -> bytes:
+    """The body that names one inet table: nfgenmsg, then NFTA_TABLE_NAME."""
+    return _header(family=NFPROTO_INET) + attribute(_TABLE_NAME, table.encode() + b"\0")
+
+
 def table_flags_message(*, table: str, flags: int, seq: int, message_flags: int = 0) -> bytes:
     """A NEWTABLE message that sets an existing inet table's flags (0 wakes a dormant table).
 
     Without NLM_F_CREATE or NLM_F_EXCL it is an update: the kernel changes the flags of the table there.
     """
-    body = _header(family=NFPROTO_INET) + attribute(_TABLE_NAME, table.encode() + b"\0")
-    body += attribute(_TABLE_FLAGS, _BE32.pack(flags))
+    body = _table_named(table) + attribute(_TABLE_FLAGS, _BE32.pack(flags))
     kind = (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWTABLE
     return message(kind, flags=NLM_F_REQUEST | message_flags, seq=seq, body=body)
 
 
-NFT_MSG_GETTABLE: Final = 1
-
-
 def table_request(*, table: str, seq: int, flags: int = 0) -> bytes:
     """A GETTABLE of one inet table by name (not a dump: no other table is read)."""
-    body = _header(family=NFPROTO_INET) + attribute(_TABLE_NAME, table.encode() + b"\0")
-    return message((NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETTABLE, flags=NLM_F_REQUEST | flags, seq=seq, body=body)
+    kind = (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETTABLE
+    return message(kind, flags=NLM_F_REQUEST | flags, seq=seq, body=_table_named(table))
 
 
 def table_flags(payload: Buffer) -> int:
