@@ -130,8 +130,8 @@ def test_destinations_read_again_reuse_their_model_objects() -> None:
     memo: dict[tuple[object, ...], DestValues] = {}
     again: dict[tuple[object, ...], DestValues] = {}
 
-    first = decode.many_dests(netlink_messages([payload]), message_type=0x1C, seq=5, key=key, memo={}, into=memo)
-    second = decode.many_dests(netlink_messages([payload]), message_type=0x1C, seq=5, key=key, memo=memo, into=again)
+    first = decode.many_dests(netlink_messages([payload]), message_type=0x1C, seq=5, memo={}, into=memo)
+    second = decode.many_dests(netlink_messages([payload]), message_type=0x1C, seq=5, memo=memo, into=again)
 
     assert first is not None
     assert second is not None

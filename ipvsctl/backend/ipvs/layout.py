@@ -35,7 +35,7 @@ from ipvsctl.backend.ipvs.attributes import (
     STATS_COUNTERS,
     Table,
 )
-from ipvsctl.backend.ipvs.codec import DEST_FIELDS, DecodedDest, DestValues, dest_from_fields
+from ipvsctl.backend.ipvs.codec import DEST_FIELDS, DecodedDest, DestValues, dest_from_wire
 from ipvsctl.backend.ipvs.wire import NUMBER_FORMATS, decode_dest_reply, decode_service_reply
 from ipvsctl.backend.netlink.message import (
     ADDRESS_SIZES,
@@ -46,7 +46,6 @@ from ipvsctl.backend.netlink.message import (
     Buffer,
     aligned,
 )
-from ipvsctl.model import ServiceKey
 
 __all__ = ["LayoutDecoder", "dest_decoder", "service_decoder"]
 
@@ -66,6 +65,7 @@ _VALUE_FORMATS = {kind: (code.lstrip("=<>"), struct.calcsize(code)) for kind, co
     FLAGS: ("I4x", 8)
 }
 _STATS = DEST_STATS_NESTS[-1]
+_new_tuple = tuple.__new__
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,7 +249,6 @@ class LayoutDecoder:
         *,
         message_type: int,
         seq: int,
-        key: ServiceKey,
         memo: Mapping[tuple[Any, ...], DestValues],
         into: dict[tuple[Any, ...], DestValues],
     ) -> list[DecodedDest] | None:
@@ -268,6 +267,7 @@ class LayoutDecoder:
         expected = (length, message_type, seq, *layout.expected)
         dests: list[DecodedDest] = []
         unpack = unpacker.unpack_from
+        counters = layout.counters
         for offset in range(0, len(data), length):  # not iter_unpack: making its iterator cost more (lab)
             raw = unpack(data, offset)
             if headers(raw) != expected:
@@ -275,15 +275,11 @@ class LayoutDecoder:
             values = fields(raw)
             known = memo.get(values) if memo else None
             if known is None:
-                family = values[2]
-                size = ADDRESS_SIZES.get(family)
-                if size is None:
+                known = dest_from_wire(values)
+                if known is None:
                     return None  # let the walk raise its precise error
-                port = values[1]
-                text = inet_ntop(family, values[0][:size])
-                known = dest_from_fields((text, ((port & 0xFF) << 8) | (port >> 8), *values[2:]), key=key)
             into[values] = known
-            dests.append(DecodedDest(*known, layout.counters(raw)))
+            dests.append(_new_tuple(DecodedDest, (*known, counters(raw))))  # DecodedDest(...) without its __new__
         return dests
 
     def _compiled(self, data: Buffer) -> tuple[int, struct.Struct, _Layout, _Getter] | None:

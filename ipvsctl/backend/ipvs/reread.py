@@ -214,7 +214,7 @@ class TableReader:
 
     def _dest_page(self, data: memoryview, seq: int, entry: DestDump) -> list[DecodedDest] | None:
         return self._decode_dest.many_dests(
-            data, message_type=self._family_id, seq=seq, key=entry.key, memo=entry.before, into=entry.seen
+            data, message_type=self._family_id, seq=seq, memo=entry.before, into=entry.seen
         )
 
     def _dest_one(self, payload: Buffer, entry: DestDump) -> DecodedDest:
