@@ -98,6 +98,39 @@ def test_a_buffer_of_replies_decodes_at_once_as_the_walk_decodes_each(
         assert batch is None
 
 
+@given(dest_pairs(), COUNTERS, st.tuples(*[st.integers(0, 2**31 - 1)] * 3))
+def test_a_buffer_of_destinations_decodes_to_what_the_walk_makes_of_each(
+    pair: tuple[ServiceKey, RealServer, RealServer], counters: tuple[int, ...], conns: tuple[int, int, int]
+) -> None:
+    """many_dests (the fast path of a read) gives each destination exactly as decode_dest makes it of the walk."""
+    key, one, two = pair
+    replies = [dest_reply(kernel_dest(real, key=key, conns=conns, counters=counters)) for real in (one, two)]
+    payloads = [bytes(our_payload(reply)) for reply in replies]
+    decode = dest_decoder()
+    decode(payloads[0])
+
+    dests = decode.many_dests(netlink_messages(payloads), message_type=0x1C, seq=5, memo={}, into={})
+
+    if len(payloads[0]) == len(payloads[1]):
+        assert dests == [decode_dest(decode_dest_reply(payload), key=key) for payload in payloads]
+    else:
+        assert dests is None
+
+
+def test_an_ipv4_address_inside_ipv6_reads_as_the_model_spells_it() -> None:
+    """A destination at ::ffff:192.0.2.1 (inet_ntop writes it dotted) comes out as ipaddress spells it."""
+    key = ServiceKey.fwmark(7, family=6)
+    payload = bytes(our_payload(dest_reply(kernel_dest(RealServer("::ffff:c000:201", 80), key=key))))
+    decode = dest_decoder()
+    decode(payload)
+
+    dests = decode.many_dests(netlink_messages([payload]), message_type=0x1C, seq=5, memo={}, into={})
+
+    assert dests is not None
+    assert dests[0].real.address == "::ffff:c000:201"
+    assert dests == [decode_dest(decode_dest_reply(payload), key=key)]
+
+
 def test_a_buffer_of_another_sequence_number_is_left_to_the_walk() -> None:
     """Replies to another request (sequence number) are not taken by the batch path."""
     key = ServiceKey.fwmark(7, family=4)
