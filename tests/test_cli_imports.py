@@ -11,12 +11,14 @@ import pytest
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 AGENT_LIBRARIES = ("structlog", "kubernetes_asyncio", "aiohttp", "prometheus_client", "pyroute2", "rich")
+# The app, not the entry point ``main``: a whole process would end as soon as ``diff`` is done (``cli.oneshot``),
+# before the modules could be listed.
 PROBE = """
 import json, sys
-from ipvsctl.cli import main
+from ipvsctl.cli import app
 sys.argv = ["ipvsctl", *json.loads(sys.argv[1])]
 try:
-    main()
+    app()
 except SystemExit:
     pass
 print(json.dumps(sorted({name.split(".")[0] for name in sys.modules})), file=sys.stderr)

@@ -8,7 +8,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from ipvsctl.cli.common import one_shot, run_async
+from ipvsctl.cli.common import run_async
+from ipvsctl.cli.oneshot import one_shot
 from ipvsctl.errors import UsageError
 
 

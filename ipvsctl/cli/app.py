@@ -22,6 +22,7 @@ from typer.core import TyperGroup
 
 from ipvsctl import __version__
 from ipvsctl.cli.coercion import use_fast_coercion
+from ipvsctl.cli.oneshot import whole_process
 from ipvsctl.errors import IpvsctlError
 from ipvsctl.printable import printable
 
@@ -112,5 +113,6 @@ def fail(error: IpvsctlError) -> NoReturn:
 
 
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point: this process is the one command (``cli.oneshot``)."""
+    whole_process()
     app()

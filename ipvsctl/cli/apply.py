@@ -41,11 +41,11 @@ from ipvsctl.cli.common import (
     desired_and_ownership,
     max_input_bytes,
     netfilter_plan,
-    one_shot,
     refusal_problems,
     run_async,
 )
 from ipvsctl.cli.live import TARGET, Format, NoSysctlOpt, OutputOpt
+from ipvsctl.cli.oneshot import one_shot
 from ipvsctl.errors import IpvsctlError
 from ipvsctl.options import (
     MASQUERADE_BIT_DEFAULT,

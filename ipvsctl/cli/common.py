@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import functools
-import gc
-from collections.abc import Callable, Coroutine, Mapping, Sequence
+from collections.abc import Coroutine, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated, Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
@@ -59,14 +57,12 @@ __all__ = [
     "naming",
     "netfilter_plan",
     "node_context",
-    "one_shot",
     "ownership_from_flags",
     "refusal_problems",
     "run_async",
 ]
 
 _T = TypeVar("_T")
-_P = ParamSpec("_P")
 
 ManifestsOpt = Annotated[
     list[str] | None,
@@ -222,27 +218,6 @@ MaxInputSizeOpt = Annotated[
         "a larger one is refused unread.",
     ),
 ]
-
-
-def one_shot(command: Callable[_P, _T]) -> Callable[_P, _T]:
-    """``command`` runs without cyclic garbage collection (the collector's state is restored afterwards).
-
-    A one-shot command (``diff``, ``apply``) builds a few hundred thousand objects (the desired table, the
-    kernel's, the plan), all of which live until it ends, and makes no garbage cycles worth finding: each
-    collection walked them all for nothing (1.6 s of a 19 s ``diff`` of 10,000 Services in the lab).
-    """
-
-    @functools.wraps(command)
-    def without_collections(*args: _P.args, **kwargs: _P.kwargs) -> _T:
-        enabled = gc.isenabled()
-        gc.disable()
-        try:
-            return command(*args, **kwargs)
-        finally:
-            if enabled:
-                gc.enable()
-
-    return without_collections
 
 
 def run_async(coroutine: Coroutine[Any, Any, _T]) -> _T:

@@ -39,10 +39,10 @@ from ipvsctl.cli.common import (
     desired_and_ownership,
     max_input_bytes,
     netfilter_plan,
-    one_shot,
     refusal_problems,
     run_async,
 )
+from ipvsctl.cli.oneshot import one_shot
 from ipvsctl.cli.saved import SavedElements, read_nftables, read_save
 from ipvsctl.errors import IpvsctlError, UsageError
 from ipvsctl.ipvsadm import render_restore
