@@ -5,14 +5,15 @@ from __future__ import annotations
 import struct
 from collections.abc import Mapping
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ipvsctl.backend.ipvs.codec import DestValues, decode_dest, decode_service
+from ipvsctl.backend.ipvs.codec import DestValues, decode_dest, decode_service, service_from_wire
 from ipvsctl.backend.ipvs.layout import dest_decoder, service_decoder
 from ipvsctl.backend.ipvs.reread import Memo
 from ipvsctl.backend.ipvs.wire import decode_dest_reply, decode_service_reply
-from ipvsctl.model import RealServer, ServiceKey, VirtualService
+from ipvsctl.model import Persistence, Protocol, RealServer, ServiceKey, VirtualService
 from tests.contract.test_ipvs_wire import dest_reply, kernel_dest, kernel_service, our_payload, service_reply
 from tests.strategies import real_servers, service_keys, virtual_services
 
@@ -48,6 +49,52 @@ def test_service_replies_decode_as_the_walk_decodes_them(one: VirtualService, tw
     for service in (one, two):
         payload = our_payload(service_reply(kernel_service(service)))
         assert decode(payload) == decode_service_reply(payload)
+
+
+@given(virtual_services(max_reals=0), virtual_services(max_reals=0))
+def test_a_buffer_of_services_decodes_to_what_decode_service_makes_of_the_walk(
+    one: VirtualService, two: VirtualService
+) -> None:
+    """many_keyed with service_from_wire (a read's service dump) gives each service it takes as decode_service
+    makes it of the walk, whatever its key, flags, persistence and names."""
+    payloads = [bytes(our_payload(service_reply(kernel_service(service)))) for service in (one, two)]
+    decode = service_decoder()
+    decode(payloads[0])
+
+    batch = decode.many_keyed(
+        netlink_messages(payloads), message_type=0x1C, seq=5, decode=decode_service, memo={}, into={},
+        from_wire=service_from_wire,
+    )  # fmt: skip
+
+    if batch is not None:  # else the buffer is left to the walk (another length or layout): the test above
+        assert [service for _, service in batch] == [decode_service(decode_service_reply(p)) for p in payloads]
+
+
+@pytest.mark.parametrize(
+    "service",
+    [
+        VirtualService(ServiceKey(Protocol.TCP, "198.51.100.7", 443), "wrr", Persistence(10800, 24)),
+        VirtualService(ServiceKey(Protocol.UDP, "2001:db8::7", 53), "sh", Persistence(60, 64), frozenset({"sh-port"})),
+        VirtualService(ServiceKey(Protocol.SCTP, "::ffff:c000:207", 9), "rr", one_packet=True),
+    ],
+    ids=["tcp-v4-persistent", "udp-v6-sched-flag", "sctp-v4-in-v6-one-packet"],
+)
+def test_the_usual_service_reply_is_read_from_its_fields_alone(service: VirtualService) -> None:
+    """A service of a protocol without a persistence engine takes the fast path (no mapping), read exactly."""
+    payload = bytes(our_payload(service_reply(kernel_service(service))))
+    decode = service_decoder()
+    decode(payload)
+
+    def no_mapping(_attributes: Mapping[str, object]) -> VirtualService | None:
+        raise AssertionError("decoded through the attribute mapping")
+
+    batch = decode.many_keyed(
+        netlink_messages([payload]), message_type=0x1C, seq=5, decode=no_mapping, memo={}, into={},
+        from_wire=service_from_wire,
+    )  # fmt: skip
+
+    assert batch is not None
+    assert [value for _, value in batch] == [service]
 
 
 def test_a_destination_layout_is_learnt_from_the_first_reply() -> None:

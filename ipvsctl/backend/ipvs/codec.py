@@ -73,6 +73,7 @@ __all__ = [
     "DEST_KEY_SENT",
     "DEST_SENT",
     "FWMARK_KEY_SENT",
+    "SERVICE_FIELDS",
     "SERVICE_KEY_SENT",
     "SETTINGS_SENT",
     "Attributes",
@@ -92,6 +93,7 @@ __all__ = [
     "record",
     "request_for",
     "service_dump_request",
+    "service_from_wire",
     "service_get_request",
     "service_key",
     "service_key_values",
@@ -130,6 +132,18 @@ DEST_FIELDS: tuple[str, ...] = (
 )
 """The attributes a destination's model values are made of, in ``dest_from_fields``'s order."""
 _DEST_DEFAULTS: tuple[object, ...] = ("", *(0,) * (len(DEST_FIELDS) - 1))  # when the kernel leaves one out
+SERVICE_FIELDS: tuple[str, ...] = (
+    "IPVS_SVC_ATTR_AF",
+    "IPVS_SVC_ATTR_PROTOCOL",
+    "IPVS_SVC_ATTR_ADDR",
+    "IPVS_SVC_ATTR_PORT",
+    "IPVS_SVC_ATTR_SCHED_NAME",
+    "IPVS_SVC_ATTR_FLAGS",
+    "IPVS_SVC_ATTR_TIMEOUT",
+    "IPVS_SVC_ATTR_NETMASK",
+)
+"""The attributes of the kernel's usual service reply (a protocol's, not a mark's; no persistence engine), in
+``service_from_wire``'s order: a learnt layout of exactly these hands their values over unconverted."""
 _STATS = DEST_STATS_NESTS[-1]
 _NO_SCHED_FLAGS: frozenset[str] = frozenset()
 _SCHED_FLAG_BITS = 0b111 << SCHED_FLAG_SHIFT  # IP_VS_SVC_F_SCHED1..3
@@ -338,7 +352,10 @@ def _canonical(address: str) -> str:
 
 
 def _prefix_of(netmask: str, *, family: int) -> int:
-    packed = socket.inet_aton(netmask)
+    return _prefix_of_packed(socket.inet_aton(netmask), family=family)
+
+
+def _prefix_of_packed(packed: bytes, *, family: int) -> int:
     if family == 6:
         prefix: int = struct.unpack("=I", packed)[0]
         return prefix
@@ -365,26 +382,44 @@ def decode_service(attributes: Mapping[str, Any]) -> VirtualService | None:
     key = service_key(attributes)
     if key is None:
         return None
-    family = key.family
     flags = attributes.get("IPVS_SVC_ATTR_FLAGS", 0)
     persistence = None
     if flags & FLAG_PERSISTENT:
-        netmask = _prefix_of(attributes.get("IPVS_SVC_ATTR_NETMASK", ""), family=family)
+        netmask = _prefix_of(attributes.get("IPVS_SVC_ATTR_NETMASK", ""), family=key.family)
         persistence = Persistence(timeout=attributes.get("IPVS_SVC_ATTR_TIMEOUT", 0), netmask=netmask)
     scheduler = attributes.get("IPVS_SVC_ATTR_SCHED_NAME", "")
+    return _service(key, scheduler, flags, persistence, attributes.get("IPVS_SVC_ATTR_PE_NAME", ""))
+
+
+def service_from_wire(values: tuple[Any, ...]) -> VirtualService | None:
+    """``decode_service``'s answer for a reply of exactly ``SERVICE_FIELDS``, from their values as a learnt layout
+    unpacks them (the address and netmask packed, the port in network order, the scheduler's name with its
+    padding), in fewer calls: a fresh read makes one per service. The family must be one with an address size
+    (the caller leaves any other to the walk, which names it)."""
+    family, protocol_number, packed, port, name, flags, timeout, netmask = values
+    protocol = _PROTOCOLS.get(protocol_number)
+    if protocol is None:
+        return None  # a protocol the model cannot hold: not ours to touch
+    address = socket.inet_ntop(family, packed[: ADDRESS_SIZES[family]])
+    if family != socket.AF_INET and "." in address:
+        address = _canonical(address)
+    key = ServiceKey(protocol, address, ((port & 0xFF) << 8) | (port >> 8))
+    persistence = None
+    if flags & FLAG_PERSISTENT:
+        persistence = Persistence(timeout, _prefix_of_packed(netmask, family=_VERSIONS[family]))
+    return _service(key, name.strip(b"\0").decode("utf-8", "replace"), flags, persistence, "")
+
+
+def _service(
+    key: ServiceKey, scheduler: str, flags: int, persistence: Persistence | None, pe_name: str
+) -> VirtualService:
+    """A read service from its decoded parts and its flags word."""
     sched_flags = _NO_SCHED_FLAGS
     if flags & _SCHED_FLAG_BITS:
         names = sched_flag_names(scheduler)
         sched_flags = frozenset(name for bit, name in enumerate(names) if flags & (1 << (SCHED_FLAG_SHIFT + bit)))
     # Positionally (VirtualService's field order): keywords cost a read of 10,000 services measurably.
-    return VirtualService(
-        key,
-        scheduler,
-        persistence,
-        sched_flags,
-        bool(flags & FLAG_ONEPACKET),
-        attributes.get("IPVS_SVC_ATTR_PE_NAME", ""),
-    )
+    return VirtualService(key, scheduler, persistence, sched_flags, bool(flags & FLAG_ONEPACKET), pe_name)
 
 
 def dest_from_fields(fields: tuple[Any, ...], *, key: ServiceKey) -> DestValues:

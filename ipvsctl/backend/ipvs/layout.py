@@ -35,7 +35,7 @@ from ipvsctl.backend.ipvs.attributes import (
     STATS_COUNTERS,
     Table,
 )
-from ipvsctl.backend.ipvs.codec import DEST_FIELDS, DecodedDest, DestValues, dest_from_wire
+from ipvsctl.backend.ipvs.codec import DEST_FIELDS, SERVICE_FIELDS, DecodedDest, DestValues, dest_from_wire
 from ipvsctl.backend.ipvs.wire import NUMBER_FORMATS, decode_dest_reply, decode_service_reply
 from ipvsctl.backend.netlink.message import (
     ADDRESS_SIZES,
@@ -81,6 +81,7 @@ class _Layout:
     stats: tuple[tuple[str, ...], Callable[[tuple[Any, ...]], tuple[Any, ...]]] | None
     counters: Callable[[tuple[Any, ...]], tuple[Any, ...]]  # STATS_COUNTERS for dest_fields (zeros if none)
     dest_fields: Callable[[tuple[Any, ...]], tuple[Any, ...]] | None = None  # DEST_FIELDS, when all are there
+    service_fields: Callable[[tuple[Any, ...]], tuple[Any, ...]] | None = None  # SERVICE_FIELDS, when just those
 
     def decode(self, payload: Buffer) -> dict[str, object] | None:
         """The reply's attributes, or None when its headers are not the learnt ones."""
@@ -205,8 +206,12 @@ class _Builder:
             counters = stats[1]
         if counters is not None and all(name in where for name in DEST_FIELDS):
             dest_fields = _getter([where[name] for name in DEST_FIELDS])
+        service_fields = None
+        if sorted(where) == sorted(SERVICE_FIELDS):  # the usual service reply: any other attribute, the mapping
+            service_fields = _getter([where[name] for name in SERVICE_FIELDS])
         return _Layout(
             dest_fields=dest_fields,
+            service_fields=service_fields,
             counters=counters or _no_counters,
             unpack=struct.Struct("=" + prefix + "".join(self.format)[1:]).unpack_from,
             headers=_getter([position + shift for position in self.header_positions]),
@@ -315,6 +320,7 @@ class LayoutDecoder:
         decode: Callable[[Mapping[str, object]], _V | None],
         memo: Mapping[tuple[Any, ...], _V],
         into: dict[tuple[Any, ...], _V],
+        from_wire: Callable[[tuple[Any, ...]], _V | None] | None = None,
     ) -> list[tuple[tuple[Any, ...], _V | None]] | None:
         """Every reply of a ``recv`` buffer at once, when the buffer is only replies of one learnt length (of
         ``message_type`` and ``seq``; None to walk it instead), as ``decode`` of its attributes, keyed by its
@@ -322,7 +328,8 @@ class LayoutDecoder:
 
         Memoised by those fields: a reply whose fields are in ``into`` (this decoding's values) or ``memo``
         (an earlier one's) is not decoded at all, and every value goes ``into``. Plain dicts, looked up
-        inline: a method call per reply cost more than the look-up under emulation (lab).
+        inline: a method call per reply cost more than the look-up under emulation (lab). With ``from_wire``
+        (``decode``'s answer from the values of ``SERVICE_FIELDS``), a layout of just those skips the mapping.
         """
         compiled = self._compiled(data)
         if compiled is None:
@@ -330,6 +337,7 @@ class LayoutDecoder:
         length, unpacker, layout, headers = compiled
         expected = (length, message_type, seq, *layout.expected)
         unpack = unpacker.unpack_from
+        wire_fields = layout.service_fields if from_wire is not None else None
         replies: list[tuple[tuple[Any, ...], _V | None]] = []
         for offset in range(0, len(data), length):
             raw = unpack(data, offset)
@@ -339,7 +347,12 @@ class LayoutDecoder:
             value = into.get(fields)
             if value is None:
                 value = memo.get(fields)
-                if value is None:
+                if value is None and wire_fields is not None and from_wire is not None:
+                    values = wire_fields(raw)
+                    if values[0] not in ADDRESS_SIZES:
+                        return None  # let the walk raise its precise error
+                    value = from_wire(values)
+                elif value is None:
                     attributes = layout.attributes_of(raw)
                     if attributes is None:
                         return None

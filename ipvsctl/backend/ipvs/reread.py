@@ -33,6 +33,7 @@ from ipvsctl.backend.ipvs.codec import (
     dest_dump_request,
     record,
     service_dump_request,
+    service_from_wire,
     service_get_request,
 )
 from ipvsctl.backend.ipvs.layout import dest_decoder, service_decoder
@@ -228,7 +229,13 @@ class TableReader:
             return known
         memo = self._services_seen
         decoded = self._decode_service.many_keyed(
-            data, message_type=self._family_id, seq=seq, decode=decode_service, memo=memo.previous, into=memo.current
+            data,
+            message_type=self._family_id,
+            seq=seq,
+            decode=decode_service,
+            memo=memo.previous,
+            into=memo.current,
+            from_wire=service_from_wire,
         )
         if decoded is not None:
             self._pages_seen.put(page, decoded)
