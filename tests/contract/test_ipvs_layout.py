@@ -13,6 +13,7 @@ from ipvsctl.backend.ipvs.codec import DestValues, decode_dest, decode_service, 
 from ipvsctl.backend.ipvs.layout import dest_decoder, service_decoder
 from ipvsctl.backend.ipvs.reread import Memo
 from ipvsctl.backend.ipvs.wire import decode_dest_reply, decode_service_reply
+from ipvsctl.backend.netlink.message import WireFormatError
 from ipvsctl.model import Persistence, Protocol, RealServer, ServiceKey, VirtualService
 from tests.contract.test_ipvs_wire import dest_reply, kernel_dest, kernel_service, our_payload, service_reply
 from tests.strategies import real_servers, service_keys, virtual_services
@@ -95,6 +96,27 @@ def test_the_usual_service_reply_is_read_from_its_fields_alone(service: VirtualS
 
     assert batch is not None
     assert [value for _, value in batch] == [service]
+
+
+def test_a_service_of_a_family_without_addresses_is_left_to_the_walk() -> None:
+    """A usual service reply whose family the model has no address size for: the fast path declines the buffer,
+    and the walk names what is wrong."""
+    service = VirtualService(ServiceKey(Protocol.TCP, "198.51.100.7", 443))
+    payload = bytes(our_payload(service_reply(kernel_service(service))))
+    decode = service_decoder()
+    decode(payload)
+    family = struct.pack("=HHH", 6, 1, 2)  # IPVS_SVC_ATTR_AF, AF_INET
+    assert payload.count(family) == 1
+    odd = payload.replace(family, struct.pack("=HHH", 6, 1, 99))
+
+    batch = decode.many_keyed(
+        netlink_messages([odd]), message_type=0x1C, seq=5, decode=decode_service, memo={}, into={},
+        from_wire=service_from_wire,
+    )  # fmt: skip
+
+    assert batch is None
+    with pytest.raises(WireFormatError, match="address family 99"):
+        decode_service_reply(odd)
 
 
 def test_a_destination_layout_is_learnt_from_the_first_reply() -> None:

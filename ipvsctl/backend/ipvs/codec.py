@@ -395,7 +395,7 @@ def service_from_wire(values: tuple[Any, ...]) -> VirtualService | None:
     """``decode_service``'s answer for a reply of exactly ``SERVICE_FIELDS``, from their values as a learnt layout
     unpacks them (the address and netmask packed, the port in network order, the scheduler's name with its
     padding), in fewer calls: a fresh read makes one per service. The family must be one with an address size
-    (the caller leaves any other to the walk, which names it)."""
+    and the address at least that long (the caller leaves any other to the walk, which names it)."""
     family, protocol_number, packed, port, name, flags, timeout, netmask = values
     protocol = _PROTOCOLS.get(protocol_number)
     if protocol is None:
@@ -438,7 +438,8 @@ def dest_from_fields(fields: tuple[Any, ...], *, key: ServiceKey) -> DestValues:
 
 def dest_from_wire(values: tuple[Any, ...]) -> DestValues | None:
     """A destination from its ``DEST_FIELDS`` as a learnt layout unpacks them: the address packed (padded to
-    16 bytes), the port in network order. None for a family without an address size: the walk names it.
+    16 bytes), the port in network order. None for a family without an address size, or an address too short
+    for its family: the walk names either.
 
     ``dest_from_fields``' answer for the same destination, in one call: a fresh read makes one per destination
     (30,000 at 10,000 Services), and under the lab's emulation each Python call of the three it took costs.
@@ -446,7 +447,7 @@ def dest_from_wire(values: tuple[Any, ...]) -> DestValues | None:
     """
     packed, port, family, forwarding, weight, upper, lower, active, inactive, persistent = values
     size = ADDRESS_SIZES.get(family)
-    if size is None:
+    if size is None or len(packed) < size:
         return None
     address = socket.inet_ntop(family, packed[:size])
     if family != socket.AF_INET and "." in address:

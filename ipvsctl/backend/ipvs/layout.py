@@ -348,8 +348,9 @@ class LayoutDecoder:
             if value is None:
                 value = memo.get(fields)
                 if value is None and wire_fields is not None and from_wire is not None:
-                    values = wire_fields(raw)
-                    if values[0] not in ADDRESS_SIZES:
+                    values = wire_fields(raw)  # SERVICE_FIELDS: the family first, the address third
+                    size = ADDRESS_SIZES.get(values[0])
+                    if size is None or len(values[2]) < size:
                         return None  # let the walk raise its precise error
                     value = from_wire(values)
                 elif value is None:
