@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import struct
 from collections.abc import Mapping
 
@@ -198,6 +199,28 @@ def test_an_ipv4_address_inside_ipv6_reads_as_the_model_spells_it() -> None:
     assert dests is not None
     assert dests[0].real.address == "::ffff:c000:201"
     assert dests == [decode_dest(decode_dest_reply(payload), key=key)]
+
+
+def test_a_destination_address_too_short_for_its_family_is_left_to_the_walk() -> None:
+    """A layout learnt from a 4-byte IPv4 address, then the same layout claiming IPv6: the fast path declines
+    the buffer (no ValueError from inet_ntop), and the walk names the short address."""
+    key = ServiceKey.fwmark(7, family=4)
+
+    def reply(family: int) -> bytes:
+        attributes = kernel_dest(RealServer("198.51.100.1", 80), key=key)
+        short = [("IPVS_DEST_ATTR_ADDR", bytes(4)) if name == "IPVS_DEST_ATTR_ADDR" else (name, value)
+                 for name, value in attributes]  # fmt: skip
+        return bytes(our_payload(dest_reply(
+            [(name, family) if name == "IPVS_DEST_ATTR_ADDR_FAMILY" else (name, value) for name, value in short]
+        )))  # fmt: skip
+
+    decode = dest_decoder()
+    decode(reply(socket.AF_INET))
+    odd = reply(socket.AF_INET6)
+
+    assert decode.many_dests(netlink_messages([odd]), message_type=0x1C, seq=5, memo={}, into={}) is None
+    with pytest.raises(WireFormatError, match="4 bytes in address family"):
+        decode_dest_reply(odd)
 
 
 def test_a_buffer_of_another_sequence_number_is_left_to_the_walk() -> None:
