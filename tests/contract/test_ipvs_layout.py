@@ -120,6 +120,26 @@ def test_a_service_of_a_family_without_addresses_is_left_to_the_walk() -> None:
         decode_service_reply(odd)
 
 
+def test_a_service_of_a_protocol_the_model_cannot_hold_is_left_to_the_walk() -> None:
+    """A usual service reply of another protocol: the fast path declines the buffer, and decode_service of the
+    walk leaves the service out (None), as a read skips it."""
+    service = VirtualService(ServiceKey(Protocol.TCP, "198.51.100.7", 443))
+    payload = bytes(our_payload(service_reply(kernel_service(service))))
+    decode = service_decoder()
+    decode(payload)
+    protocol = struct.pack("=HHH", 6, 2, 6)  # IPVS_SVC_ATTR_PROTOCOL, IPPROTO_TCP
+    assert payload.count(protocol) == 1
+    other = payload.replace(protocol, struct.pack("=HHH", 6, 2, 33))  # IPPROTO_DCCP
+
+    batch = decode.many_keyed(
+        netlink_messages([other]), message_type=0x1C, seq=5, decode=decode_service, memo={}, into={},
+        from_wire=service_from_wire,
+    )  # fmt: skip
+
+    assert batch is None
+    assert decode_service(decode_service_reply(other)) is None
+
+
 def test_a_destination_layout_is_learnt_from_the_first_reply() -> None:
     """After one reply, its length has a usable layout."""
     key = ServiceKey.fwmark(7, family=4)

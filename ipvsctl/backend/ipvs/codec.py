@@ -394,13 +394,15 @@ def decode_service(attributes: Mapping[str, Any]) -> VirtualService | None:
 def service_from_wire(values: tuple[Any, ...]) -> VirtualService | None:
     """``decode_service``'s answer for a reply of exactly ``SERVICE_FIELDS``, from their values as a learnt layout
     unpacks them (the address and netmask packed, the port in network order, the scheduler's name with its
-    padding), in fewer calls: a fresh read makes one per service. The family must be one with an address size
-    and the address at least that long (the caller leaves any other to the walk, which names it)."""
+    padding), in fewer calls: a fresh read makes one per service. None for what it leaves to the walk, as
+    ``dest_from_wire`` does: a family without an address size or an address too short for it (the walk names
+    them), and a protocol the model cannot hold (``decode_service`` leaves it out)."""
     family, protocol_number, packed, port, name, flags, timeout, netmask = values
+    size = ADDRESS_SIZES.get(family)
     protocol = _PROTOCOLS.get(protocol_number)
-    if protocol is None:
-        return None  # a protocol the model cannot hold: not ours to touch
-    address = socket.inet_ntop(family, packed[: ADDRESS_SIZES[family]])
+    if size is None or len(packed) < size or protocol is None:
+        return None
+    address = socket.inet_ntop(family, packed[:size])
     if family != socket.AF_INET and "." in address:
         address = _canonical(address)
     key = ServiceKey(protocol, address, ((port & 0xFF) << 8) | (port >> 8))

@@ -329,7 +329,8 @@ class LayoutDecoder:
         Memoised by those fields: a reply whose fields are in ``into`` (this decoding's values) or ``memo``
         (an earlier one's) is not decoded at all, and every value goes ``into``. Plain dicts, looked up
         inline: a method call per reply cost more than the look-up under emulation (lab). With ``from_wire``
-        (``decode``'s answer from the values of ``SERVICE_FIELDS``), a layout of just those skips the mapping.
+        (``decode``'s answer from the values of ``SERVICE_FIELDS``, or None to leave the buffer to the walk), a
+        layout of just those skips the mapping.
         """
         compiled = self._compiled(data)
         if compiled is None:
@@ -348,11 +349,9 @@ class LayoutDecoder:
             if value is None:
                 value = memo.get(fields)
                 if value is None and wire_fields is not None and from_wire is not None:
-                    values = wire_fields(raw)  # SERVICE_FIELDS: the family first, the address third
-                    size = ADDRESS_SIZES.get(values[0])
-                    if size is None or len(values[2]) < size:
-                        return None  # let the walk raise its precise error
-                    value = from_wire(values)
+                    value = from_wire(wire_fields(raw))
+                    if value is None:
+                        return None  # not the fast path's to decide: the walk decodes the buffer
                 elif value is None:
                     attributes = layout.attributes_of(raw)
                     if attributes is None:
