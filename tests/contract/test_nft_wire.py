@@ -161,6 +161,17 @@ def test_the_fast_decode_equals_the_walk_on_damaged_bytes(reply: tuple[str, byte
         assert decode_elements(damaged, name) == walked
 
 
+@pytest.mark.parametrize("size", [13, 3, 17])
+def test_a_key_of_the_wrong_length_is_refused_before_it_is_read(size: int) -> None:
+    """An IPv6 set's element whose key is shorter or longer than an address: a WireFormatError naming the
+    length, from the walk and the struct alike (a short key once reached inet_ntop's ValueError)."""
+    element = attribute(1, attribute(1, attribute(1, bytes(size))))
+    payload = reply_of(element)
+    for decode in (walk_elements, decode_elements):
+        with pytest.raises(WireFormatError, match=f"a key of {size} bytes"):
+            decode(payload, "vips6")
+
+
 @pytest.mark.parametrize(
     ("name", "value"),
     [

@@ -421,9 +421,12 @@ def _element_value(
 
 
 def _parts(key: bytes, fields: Sequence[Field], family: int) -> list[str | int]:
+    size = 16 if family == 6 else 4
+    expected = sum(size if field == "addr" else 4 for field in fields)
+    if expected != len(key):  # before any field is read: a short key would fail in inet_ntop or struct instead
+        raise WireFormatError(f"a key of {len(key)} bytes for fields {fields} ({expected} expected)")
     parts: list[str | int] = []
     offset = 0
-    size = 16 if family == 6 else 4
     for field in fields:
         if field == "addr":
             parts.append(inet_ntop(_family(family), key[offset : offset + size]))
@@ -434,8 +437,6 @@ def _parts(key: bytes, fields: Sequence[Field], family: int) -> list[str | int]:
         else:
             parts.append(struct.unpack_from("!H", key, offset)[0])
             offset += 4
-    if offset != len(key):
-        raise WireFormatError(f"a key of {len(key)} bytes for fields {fields} ({offset} expected)")
     return parts
 
 
